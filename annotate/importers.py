@@ -1,0 +1,497 @@
+"""Read items and labels from CSV, JSONL and Parquet into validated records.
+
+Pure module: files in, records or an ImportProblem (every bad row, with file, line and field) out.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from annotate.errors import ImportProblem
+
+ITEM_FIELDS = ("id", "prompt", "conversation", "response", "model", "source", "category", "group")
+LABEL_COLUMNS = ("item_id", "annotator", "field", "value")
+MAX_FIELD_BYTES = 50 * 1024 * 1024
+Progress = Callable[[int], None]
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+class Turn(BaseModel):
+    """One turn of a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(pattern=r"^(user|assistant|system)$")
+    content: str
+
+
+class ItemRecord(BaseModel):
+    """A validated item, ready for the store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str = Field(min_length=1, max_length=500)
+    prompt: str | None = None
+    conversation: list[Turn] | None = None
+    response: str = Field(min_length=1)
+    model: str | None = Field(default=None, max_length=500)
+    source: str | None = Field(default=None, max_length=500)
+    category: str | None = Field(default=None, max_length=500)
+    group_id: str | None = Field(default=None, max_length=500)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    line: int = 0
+
+    @field_validator("response")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("is empty")
+        return v
+
+    def content_hash(self) -> str:
+        """sha256 over everything that makes the item what it is (not its line number)."""
+        body = {
+            "prompt": self.prompt,
+            "conversation": [t.model_dump() for t in self.conversation]
+            if self.conversation
+            else None,
+            "response": self.response,
+            "model": self.model,
+            "source": self.source,
+            "category": self.category,
+            "group": self.group_id,
+            "meta": self.meta,
+        }
+        canon = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class ColumnMap:
+    """How file columns become item fields: renames, constants, columns to drop."""
+
+    columns: dict[str, str] = field(default_factory=dict)  # item field -> file column
+    constants: dict[str, str] = field(default_factory=dict)  # item field -> fixed value
+    drop: set[str] = field(default_factory=set)
+
+    @classmethod
+    def build(
+        cls,
+        pairs: list[str] | None = None,
+        sets: list[str] | None = None,
+        mapping_file: Path | None = None,
+    ) -> ColumnMap:
+        """From `--column FIELD=COLUMN`, `--set FIELD=VALUE` and an optional YAML/JSON file."""
+        cmap = cls()
+        if mapping_file is not None:
+            data = _read_mapping_file(mapping_file)
+            unknown = set(data) - {"columns", "constants", "drop"}
+            if unknown:
+                raise ImportProblem(
+                    [
+                        f"{mapping_file}: unknown key(s) {', '.join(sorted(unknown))}; "
+                        "expected columns, constants, drop"
+                    ]
+                )
+            cmap.columns.update({str(k): str(v) for k, v in (data.get("columns") or {}).items()})
+            cmap.constants.update(
+                {str(k): str(v) for k, v in (data.get("constants") or {}).items()}
+            )
+            cmap.drop.update(str(c) for c in data.get("drop") or [])
+        for flag, target in (("--column", cmap.columns), ("--set", cmap.constants)):
+            for pair in (pairs if flag == "--column" else sets) or []:
+                name, sep, value = pair.partition("=")
+                if not sep or not name.strip() or not value.strip():
+                    raise ImportProblem([f"{flag} `{pair}`: expected FIELD=VALUE"])
+                target[name.strip()] = value.strip()
+        bad = (set(cmap.columns) | set(cmap.constants)) - set(ITEM_FIELDS)
+        if bad:
+            raise ImportProblem(
+                [
+                    f"Unknown item field(s) {', '.join(sorted(bad))}; "
+                    f"expected one of {', '.join(ITEM_FIELDS)}"
+                ]
+            )
+        return cmap
+
+
+def _read_mapping_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except FileNotFoundError:
+        raise ImportProblem([f"{path}: file does not exist"]) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ImportProblem([f"{path}: cannot read mapping: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise ImportProblem([f"{path}: expected a mapping at the top level"])
+    return data
+
+
+# -- reading rows ----------------------------------------------------------------------------
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ImportProblem(
+            [
+                f"{path}:{line}: bad encoding: byte 0x{raw[exc.start]:02x} is not UTF-8 "
+                "(save the file as UTF-8)"
+            ]
+        ) from None
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield `(line, row)` from a CSV, JSONL or Parquet file; ImportProblem on unreadable input."""
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise ImportProblem([f"{path}: file does not exist"])
+    if suffix == ".parquet":
+        yield from _parquet_rows(path)
+        return
+    if suffix not in {".csv", ".jsonl", ".ndjson", ".tsv"}:
+        raise ImportProblem(
+            [f"{path}: unsupported file type `{suffix}`; expected .csv, .tsv, .jsonl or .parquet"]
+        )
+    text = _decode(path, path.read_bytes())
+    if suffix in {".jsonl", ".ndjson"}:
+        yield from _jsonl_rows(path, text)
+    else:
+        yield from _csv_rows(path, text, delimiter="\t" if suffix == ".tsv" else ",")
+
+
+def _csv_rows(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportProblem([f"{path}: the file is empty"]) from None
+    except csv.Error as exc:
+        raise ImportProblem([f"{path}:1: malformed CSV header: {exc}"]) from None
+    header = [h.strip() for h in header]
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise ImportProblem([f"{path}:1: column(s) {', '.join(dupes)} appear more than once"])
+    start = reader.line_num + 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportProblem([f"{path}:{start}: malformed CSV: {exc}"]) from None
+        line = start
+        start = reader.line_num + 1
+        if not values or all(not v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            raise ImportProblem(
+                [
+                    f"{path}:{line}: expected {len(header)} columns as in the header, "
+                    f"found {len(values)}"
+                ]
+            )
+        yield line, dict(zip(header, values, strict=True))
+
+
+def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    problems: list[str] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}: malformed JSON: {exc.msg} at column {exc.colno}")
+            continue
+        except RecursionError:
+            problems.append(f"{path}:{number}: JSON nested too deeply")
+            continue
+        if not isinstance(obj, dict):
+            problems.append(f"{path}:{number}: expected a JSON object, found {type(obj).__name__}")
+            continue
+        rows.append((number, obj))
+    if problems:
+        raise ImportProblem(problems)
+    yield from rows
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a broken file
+        raise ImportProblem([f"{path}: not a readable Parquet file: {exc}"]) from None
+    yield from enumerate(table.to_pylist(), start=1)
+
+
+# -- items -------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN from Parquet/pandas
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _check_text(where: str, name: str, value: str | None, problems: list[str]) -> None:
+    if value is None:
+        return
+    if "\x00" in value:
+        problems.append(f"{where}: field `{name}`: contains a NUL character")
+    elif len(value) > MAX_FIELD_BYTES:
+        problems.append(f"{where}: field `{name}`: longer than {MAX_FIELD_BYTES} characters")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def parse_items(
+    path: Path, cmap: ColumnMap | None = None, progress: Progress | None = None
+) -> list[ItemRecord]:
+    """Every item of `path`, validated; ImportProblem listing each bad row otherwise."""
+    cmap = cmap or ColumnMap()
+    records: list[ItemRecord] = []
+    problems: list[str] = []
+    seen: dict[str, tuple[int, str]] = {}
+    resolved: dict[str, str] | None = None
+    for n, (line, row) in enumerate(read_rows(path), start=1):
+        if resolved is None:
+            resolved = _resolve_columns(path, list(row), cmap)
+        where = f"{path}:{line}"
+        rec = _item_from_row(where, row, resolved, cmap, problems)
+        if rec is not None:
+            rec.line = line
+            digest = rec.content_hash()
+            prior = seen.get(rec.external_id)
+            if prior is not None and prior[1] != digest:
+                problems.append(
+                    f"{where}: field `id`: `{rec.external_id}` already appears on line "
+                    f"{prior[0]} with different content"
+                )
+            elif prior is None:
+                seen[rec.external_id] = (line, digest)
+                records.append(rec)
+        if progress is not None and n % 1000 == 0:
+            progress(1000)
+    if resolved is None:
+        raise ImportProblem([f"{path}: no rows to import"])
+    if problems:
+        raise ImportProblem(problems)
+    return records
+
+
+def _resolve_columns(path: Path, header: list[str], cmap: ColumnMap) -> dict[str, str]:
+    """Item field -> file column, checking that what is needed is there."""
+    resolved: dict[str, str] = {}
+    problems = []
+    for fld in ITEM_FIELDS:
+        col = cmap.columns.get(fld)
+        if col is not None:
+            if col not in header:
+                problems.append(
+                    f"{path}: column `{col}` (mapped to `{fld}`) is missing; "
+                    f"the file has {', '.join(header)}"
+                )
+            resolved[fld] = col
+        elif fld in header and fld not in cmap.constants and fld not in cmap.drop:
+            resolved[fld] = fld
+    if "response" not in resolved and "response" not in cmap.constants:
+        problems.append(
+            f"{path}: missing column `response` (map another with --column response=COLUMN); "
+            f"the file has {', '.join(header)}"
+        )
+    if "prompt" not in resolved and "conversation" not in resolved:
+        problems.append(
+            f"{path}: missing column `prompt` or `conversation` (map with --column prompt=COLUMN)"
+            f"; the file has {', '.join(header)}"
+        )
+    if problems:
+        raise ImportProblem(problems)
+    return resolved
+
+
+def _item_from_row(
+    where: str,
+    row: Mapping[str, Any],
+    resolved: dict[str, str],
+    cmap: ColumnMap,
+    problems: list[str],
+) -> ItemRecord | None:
+    values: dict[str, Any] = {f: cmap.constants[f] for f in cmap.constants}
+    for fld, col in resolved.items():
+        values[fld] = row.get(col)
+    used = set(resolved.values()) | cmap.drop
+    meta = {str(k): _jsonable(v) for k, v in row.items() if k not in used}
+    before = len(problems)
+    texts = {f: _text(values.get(f)) for f in ITEM_FIELDS if f != "conversation"}
+    for name, text in texts.items():
+        _check_text(where, name, text, problems)
+    conversation = None
+    raw_conv = values.get("conversation")
+    if isinstance(raw_conv, str) and raw_conv.strip():
+        try:
+            raw_conv = json.loads(raw_conv)
+        except (json.JSONDecodeError, RecursionError):
+            problems.append(f"{where}: field `conversation`: not valid JSON")
+            raw_conv = None
+    if raw_conv not in (None, "") and not (isinstance(raw_conv, float) and raw_conv != raw_conv):
+        if not isinstance(raw_conv, list) or not raw_conv:
+            problems.append(
+                f"{where}: field `conversation`: expected a non-empty list of {{role, content}}"
+            )
+        else:
+            conversation = raw_conv
+            for turn in raw_conv:
+                if isinstance(turn, dict):
+                    _check_text(where, "conversation", _text(turn.get("content")), problems)
+    prompt = texts["prompt"]
+    if conversation is None and (prompt is None or not prompt.strip()):
+        problems.append(f"{where}: field `prompt`: is empty")
+    if texts["response"] is None or not texts["response"].strip():
+        problems.append(f"{where}: field `response`: is empty")
+    ext_id = texts["id"]
+    if ext_id is not None and not ext_id.strip():
+        problems.append(f"{where}: field `id`: is empty")
+    if len(problems) > before:
+        return None
+    try:
+        rec = ItemRecord(
+            external_id=(ext_id or "").strip() or "pending",
+            prompt=prompt if prompt and prompt.strip() else None,
+            conversation=conversation,  # type: ignore[arg-type]
+            response=texts["response"] or "",
+            model=texts["model"],
+            source=texts["source"],
+            category=texts["category"],
+            group_id=texts["group"],
+            meta=meta,
+        )
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{where}: field `{loc}`: {err['msg']}")
+        return None
+    if ext_id is None:
+        # No id column: derive a stable id from the content so that re-imports match up.
+        rec.external_id = "h-" + rec.content_hash()[:16]
+    return rec
+
+
+# -- labels ------------------------------------------------------------------------------------
+
+
+@dataclass
+class LabelRow:
+    """One `item_id, annotator, field, value` row, after value mapping."""
+
+    line: int
+    item_id: str
+    annotator: str
+    field: str
+    value: str
+
+
+def read_value_mapping(path: Path | None) -> dict[str, dict[str, str]]:
+    """`{field: {from: to}}` from a YAML or JSON file (empty without a file)."""
+    if path is None:
+        return {}
+    data = _read_mapping_file(path)
+    out: dict[str, dict[str, str]] = {}
+    for fld, table in data.items():
+        if not isinstance(table, dict):
+            raise ImportProblem([f"{path}: `{fld}` must map values to values"])
+        out[str(fld)] = {str(k): str(v) for k, v in table.items()}
+    return out
+
+
+def parse_label_rows(
+    path: Path,
+    values: Mapping[str, Mapping[str, str]] | None = None,
+    wide: Mapping[str, str] | None = None,
+    wide_field: str | None = None,
+    id_column: str = "item_id",
+) -> list[LabelRow]:
+    """Label rows from a long file, or from a wide one (`wide`: column -> annotator name).
+
+    In wide form every listed column holds one annotator's value of `wide_field`, and the
+    item id comes from `id_column`. Values are translated through `values` per field.
+    """
+    values = values or {}
+    out: list[LabelRow] = []
+    problems: list[str] = []
+    checked = False
+    for line, row in read_rows(path):
+        where = f"{path}:{line}"
+        if not checked:
+            need = [id_column, *wide] if wide else list(LABEL_COLUMNS)
+            missing = [c for c in need if c not in row]
+            if missing:
+                raise ImportProblem(
+                    [
+                        f"{path}: missing column(s) {', '.join(missing)}; "
+                        f"the file has {', '.join(map(str, row))}"
+                    ]
+                )
+            checked = True
+        if wide:
+            assert wide_field is not None
+            item_id = _text(row.get(id_column)) or ""
+            cells = [(name, wide_field, _text(row.get(col))) for col, name in wide.items()]
+        else:
+            item_id = _text(row.get("item_id")) or ""
+            cells = [
+                (
+                    _text(row.get("annotator")) or "",
+                    _text(row.get("field")) or "",
+                    _text(row.get("value")),
+                )
+            ]
+        if not item_id.strip():
+            problems.append(f"{where}: field `{id_column if wide else 'item_id'}`: is empty")
+            continue
+        for annotator, fld, value in cells:
+            if not annotator.strip():
+                problems.append(f"{where}: field `annotator`: is empty")
+                continue
+            if not fld.strip():
+                problems.append(f"{where}: field `field`: is empty")
+                continue
+            # An empty cell is kept: for a multi-choice field it is the empty selection
+            # ("nothing wrong"), a label in its own right; the store skips it for other fields.
+            value = (value or "").strip()
+            value = values.get(fld, {}).get(value, value)
+            out.append(LabelRow(line, item_id.strip(), annotator.strip(), fld.strip(), value))
+    if not checked:
+        raise ImportProblem([f"{path}: no rows to import"])
+    if problems:
+        raise ImportProblem(problems)
+    return out

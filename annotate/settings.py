@@ -1,0 +1,56 @@
+"""Settings, read from `ANNOTATE_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of the tool; CLI flags fall back to these."""
+
+    model_config = SettingsConfigDict(env_prefix="ANNOTATE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///annotate.db",
+        description="SQLAlchemy URL: sqlite:///path.db (default) or postgresql+psycopg://...",
+    )
+    schemas_dir: Path = Field(
+        default=PROJECT_ROOT / "schemas",
+        description="Folder holding the shipped label schema files (refusal-v1.yaml, ...).",
+    )
+    seed_dir: Path = Field(
+        default=PROJECT_ROOT / "seed_prompts",
+        description="Folder of the starter items that `annotate demo` loads.",
+    )
+    exports_dir: Path = Field(
+        default=Path("exports"), description="Where gold releases are written."
+    )
+    lease_minutes: float = Field(
+        default=30.0, gt=0, description="How long a claimed item stays reserved for its annotator."
+    )
+    secret_key: str = Field(
+        default="",
+        description="Key signing session cookies; generated and kept in the database if empty.",
+    )
+    session_hours: float = Field(default=12.0, gt=0, description="Sign-in cookie lifetime.")
+    sqlite_busy_timeout_ms: int = Field(
+        default=30_000, ge=0, description="How long SQLite waits for a lock before failing."
+    )
+    pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins per user allowed within the lockout window."
+    )
+    login_window_minutes: float = Field(
+        default=15.0, gt=0, description="Window over which failed sign-ins are counted."
+    )
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, with explicit overrides (None values ignored)."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]
