@@ -386,6 +386,8 @@ def users_list(as_json: JsonOpt = False, dbu: DbOpt = None) -> None:
     _table(rows, empty="no users yet: annotate users add NAME --role annotator")
 
 
+# The seed files carry the author's expected labels; annotators must not see them (blind labeling).
+SEED_HINTS = {"behaviour", "expected_right_action", "expected_intent", "expected_epistemic_status"}
 DEMO_USERS = (
     ("alice", "annotator"),
     ("bob", "annotator"),
@@ -418,7 +420,7 @@ def load_demo(settings: Settings) -> dict[str, str]:
             if not files:
                 raise AnnotateError(f"No seed prompts (*.jsonl) in {settings.seed_dir}")
             for path in files:
-                records = importers.parse_items(path, importers.ColumnMap(drop={"prompt_id"}))
+                records = importers.parse_items(path, importers.ColumnMap(drop=SEED_HINTS))
                 store.import_items(
                     session=session,
                     actor=actor,
@@ -497,5 +499,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from annotate.errors import ImportProblem
 
@@ -52,6 +52,7 @@ class ItemRecord(BaseModel):
     group_id: str | None = Field(default=None, max_length=500)
     meta: dict[str, Any] = Field(default_factory=dict)
     line: int = 0
+    _digest: str | None = PrivateAttr(default=None)
 
     @field_validator("response")
     @classmethod
@@ -62,6 +63,11 @@ class ItemRecord(BaseModel):
 
     def content_hash(self) -> str:
         """sha256 over everything that makes the item what it is (not its line number)."""
+        if self._digest is None:
+            self._digest = self._compute_hash()
+        return self._digest
+
+    def _compute_hash(self) -> str:
         body = {
             "prompt": self.prompt,
             "conversation": [t.model_dump() for t in self.conversation]
@@ -357,13 +363,20 @@ def _item_from_row(
         _check_text(where, name, text, problems)
     conversation = None
     raw_conv = values.get("conversation")
-    if isinstance(raw_conv, str) and raw_conv.strip():
+    if isinstance(raw_conv, float) and raw_conv != raw_conv:
+        raw_conv = None
+    has_conv = (
+        raw_conv is not None
+        and raw_conv != ""
+        and not (isinstance(raw_conv, str) and not raw_conv.strip())
+    )
+    if has_conv and isinstance(raw_conv, str):
         try:
             raw_conv = json.loads(raw_conv)
         except (json.JSONDecodeError, RecursionError):
             problems.append(f"{where}: field `conversation`: not valid JSON")
             raw_conv = None
-    if raw_conv not in (None, "") and not (isinstance(raw_conv, float) and raw_conv != raw_conv):
+    if has_conv and raw_conv is not None:
         if not isinstance(raw_conv, list) or not raw_conv:
             problems.append(
                 f"{where}: field `conversation`: expected a non-empty list of {{role, content}}"
@@ -374,7 +387,7 @@ def _item_from_row(
                 if isinstance(turn, dict):
                     _check_text(where, "conversation", _text(turn.get("content")), problems)
     prompt = texts["prompt"]
-    if conversation is None and (prompt is None or not prompt.strip()):
+    if not has_conv and (prompt is None or not prompt.strip()):
         problems.append(f"{where}: field `prompt`: is empty")
     if texts["response"] is None or not texts["response"].strip():
         problems.append(f"{where}: field `response`: is empty")

@@ -365,6 +365,12 @@ class LabelImportResult(BaseModel):
     users_created: list[str]
 
 
+def _show(value: str, limit: int = 60) -> str:
+    """A value short enough to quote in an error message."""
+    flat = " ".join(value.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def import_labels(
     *,
     session: Session,
@@ -411,8 +417,8 @@ def import_labels(
             bad = [v for v in value if v not in spec.values]
             if bad:
                 problems.append(
-                    f"{where}: field `value`: `{bad[0]}` is not an allowed {row.field} value "
-                    f"({', '.join(spec.values)})"
+                    f"{where}: field `value`: `{_show(bad[0])}` is not an allowed "
+                    f"{row.field} value ({', '.join(spec.values)})"
                 )
                 continue
             value = sorted(set(value), key=spec.values.index)
@@ -420,7 +426,7 @@ def import_labels(
             continue
         elif spec.kind == "single" and row.value not in spec.values:
             problems.append(
-                f"{where}: field `value`: `{row.value}` is not an allowed {row.field} value "
+                f"{where}: field `value`: `{_show(row.value)}` is not an allowed {row.field} value "
                 f"({', '.join(spec.values)}); map it with --values"
             )
             continue
