@@ -43,3 +43,7 @@ class ValidationProblem(AnnotateError):
 
 class StorageUnavailable(AnnotateError):
     """The database cannot be reached right now; the operation can be retried."""
+
+
+class AgreementInputError(AnnotateError, ValueError):
+    """Labels handed to the agreement functions do not fit their domain or shape."""

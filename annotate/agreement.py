@@ -1,0 +1,904 @@
+"""Inter-annotator agreement: Krippendorff's alpha and the figures built on it.
+
+Pure functions over annotators x units label matrices (rows are annotators, columns are units;
+None or NaN marks a missing label). No database, no I/O, nothing runs at import.
+
+Point estimates go through the ``krippendorff`` package, fed value counts (units x values)
+rather than the raw matrix. Where the package cannot scale (its coincidence step allocates
+units x values x values, which rules out MASI over hundreds of distinct sets) and for bootstrap
+intervals, an equivalent numpy computation on per-unit coincidences is used; the tests hold
+it equal to the package to 1e-9.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeAlias
+
+import krippendorff
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, SerializerFunctionWrapHandler, model_serializer
+
+Level: TypeAlias = Literal["nominal", "ordinal", "interval", "ratio"]
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+IntArray: TypeAlias = npt.NDArray[np.int64]
+# A level of measurement, or a square distance matrix over the labels (zero diagonal).
+Metric: TypeAlias = Level | FloatArray
+# annotators x units; a DataFrame, a NumPy array or a list of lists.
+LabelMatrix: TypeAlias = pd.DataFrame | npt.NDArray[Any] | Sequence[Sequence[Any]]
+
+_LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
+# The package materialises units x values x values arrays several times over; past this many
+# cells (64 MiB of float64 each) the numpy path, which never does, takes over.
+_PACKAGE_MAX_CELLS = 1 << 23
+# Up to this many values a dense units x values count matrix is cheap; beyond it (MASI over
+# many distinct sets) work is done per annotator pair or per value instead.
+_DENSE_MAX_VALUES = 32
+# Resamples are drawn in blocks so that the (resamples x units) weight matrix stays ~32 MiB.
+_BLOCK_CELLS = 1 << 22
+
+
+# --- distances -------------------------------------------------------------------------------
+
+
+def band_distance(credit: npt.ArrayLike) -> FloatArray:
+    """Distance ``1 - credit`` for a tolerance-band credit matrix.
+
+    ``credit`` is square over the action labels, symmetric, with 1 on the diagonal and values
+    in [0, 1]. Raises ValueError otherwise.
+    """
+    matrix = np.asarray(credit, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"Credit matrix must be square, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)) or matrix.min() < 0 or matrix.max() > 1:
+        raise ValueError("Credit matrix values must lie in [0, 1]")
+    if not np.allclose(np.diag(matrix), 1.0):
+        raise ValueError(f"Credit matrix diagonal must be 1, got {np.diag(matrix).tolist()}")
+    if not np.allclose(matrix, matrix.T):
+        raise ValueError("Credit matrix must be symmetric")
+    distance: FloatArray = 1.0 - (matrix + matrix.T) / 2
+    np.fill_diagonal(distance, 0.0)
+    return distance
+
+
+def masi_distance(a: AbstractSet[Any], b: AbstractSet[Any]) -> float:
+    """MASI distance between two label sets (Passonneau 2006), in [0, 1].
+
+    ``1 - jaccard * m`` with m = 1 for equal sets, 0.67 when one is a subset of the other,
+    0.33 when they overlap otherwise, 0 when disjoint. Two empty sets ("the response is fine"
+    twice) are at distance 0; an empty and a non-empty set at distance 1.
+    """
+    if not a and not b:
+        return 0.0
+    shared = len(a & b)
+    jaccard = shared / len(a | b)
+    if a == b:
+        monotonicity = 1.0
+    elif a <= b or b <= a:
+        monotonicity = 0.67
+    elif shared:
+        monotonicity = 0.33
+    else:
+        monotonicity = 0.0
+    return 1.0 - jaccard * monotonicity
+
+
+def masi_distance_matrix(sets: Sequence[AbstractSet[Any]]) -> FloatArray:
+    """Square matrix of pairwise MASI distances over ``sets``, in their order."""
+    size = len(sets)
+    matrix = np.zeros((size, size), dtype=np.float64)
+    for i in range(size):
+        for j in range(i + 1, size):
+            matrix[i, j] = matrix[j, i] = masi_distance(sets[i], sets[j])
+    return matrix
+
+
+def _ordinal_distances(marginals: FloatArray) -> FloatArray:
+    """Krippendorff's ordinal metric for each row of marginals: (batch, V) -> (batch, V, V)."""
+    n_values = marginals.shape[-1]
+    cumulative = np.concatenate(
+        [np.zeros(marginals.shape[:-1] + (1,)), np.cumsum(marginals, axis=-1)], axis=-1
+    )
+    i, j = np.meshgrid(np.arange(n_values), np.arange(n_values), indexing="ij")
+    low, high = np.minimum(i, j), np.maximum(i, j)
+    between = cumulative[..., high + 1] - cumulative[..., low]
+    result: FloatArray = (between - (marginals[..., i] + marginals[..., j]) / 2) ** 2
+    return result
+
+
+def _check_distance_matrix(matrix: npt.ArrayLike, n_values: int) -> FloatArray:
+    dist = np.asarray(matrix, dtype=np.float64)
+    if dist.shape != (n_values, n_values):
+        raise ValueError(
+            f"Distance matrix must be {n_values}x{n_values} to match the labels, got {dist.shape}"
+        )
+    if not np.all(np.isfinite(dist)) or dist.min() < 0:
+        raise ValueError("Distance matrix values must be finite and non-negative")
+    if not np.allclose(np.diag(dist), 0.0) or not np.allclose(dist, dist.T):
+        raise ValueError("Distance matrix must be symmetric with a zero diagonal")
+    return dist
+
+
+def _distance(
+    metric: Metric, n_values: int, values: FloatArray, marginals: FloatArray
+) -> FloatArray:
+    """Distance matrix over value indices; ``marginals`` only matter for the ordinal metric."""
+    if isinstance(metric, np.ndarray):
+        return _check_distance_matrix(metric, n_values)
+    if metric == "nominal":
+        return 1.0 - np.eye(n_values)
+    if metric == "ordinal":
+        return _ordinal_distances(marginals)
+    diff = values[:, None] - values[None, :]
+    if metric == "interval":
+        interval: FloatArray = diff**2
+        return interval
+    total = values[:, None] + values[None, :]
+    ratio = np.divide(diff, total, out=np.zeros_like(diff), where=total != 0)
+    squared: FloatArray = ratio**2
+    return squared
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def _as_object_matrix(data: LabelMatrix) -> npt.NDArray[np.object_]:
+    if isinstance(data, pd.DataFrame):
+        matrix = data.to_numpy(dtype=object)
+    else:
+        matrix = np.asarray(data, dtype=object)
+    if matrix.ndim != 2:
+        raise ValueError(f"Label data must be 2-D (annotators x units), got shape {matrix.shape}")
+    return matrix
+
+
+def _sort_key(value: object) -> tuple[Any, ...]:
+    if isinstance(value, AbstractSet):
+        return (len(value), sorted(str(item) for item in value))
+    return (type(value).__name__, str(value))
+
+
+def _sorted_distinct(values: Sequence[Hashable]) -> list[Hashable]:
+    try:
+        return sorted(values)  # type: ignore[type-var]
+    except TypeError:
+        # Sets and mixed types have no total order; any stable one will do for nominal data.
+        return sorted(values, key=_sort_key)
+
+
+def encode_labels(
+    data: LabelMatrix, labels: Sequence[Hashable] | None = None
+) -> tuple[IntArray, list[Hashable]]:
+    """Map an annotators x units label matrix to integer codes over a value domain.
+
+    Returns ``(codes, domain)``: codes has the shape of ``data`` with -1 where the label is
+    missing (None or NaN), else the index of the label in ``domain``. ``domain`` is ``labels``
+    when given (pass it, so a label absent from this batch does not shift the others), else the
+    distinct values present, sorted. Raises ValueError for a value outside ``labels``.
+    """
+    matrix = _as_object_matrix(data)
+    try:
+        flat_codes, uniques = pd.factorize(matrix.ravel())
+    except TypeError as error:
+        raise ValueError(f"Labels must be hashable (use frozenset for sets): {error}") from None
+    domain = list(labels) if labels is not None else _sorted_distinct(list(uniques))
+    index = {label: i for i, label in enumerate(domain)}
+    if len(index) != len(domain):
+        raise ValueError(f"Labels contain duplicates: {domain!r}")
+    # Slot -1 of the mapping catches factorize's -1 for missing values.
+    mapping = np.full(len(uniques) + 1, -1, dtype=np.int64)
+    for position, value in enumerate(uniques):
+        code = index.get(value)
+        if code is None:
+            known = ", ".join(str(label) for label in domain)
+            raise ValueError(f"Label `{value}` is not one of {known}")
+        mapping[position] = code
+    return mapping[flat_codes].reshape(matrix.shape), domain
+
+
+def value_counts_from_codes(codes: npt.ArrayLike, n_values: int) -> IntArray:
+    """Units x values matrix counting how many annotators gave each value to each unit.
+
+    ``codes`` is annotators x units with -1 for missing (as from ``encode_labels``). This is the
+    ``value_counts`` input of ``krippendorff.alpha``.
+    """
+    code_matrix = np.asarray(codes, dtype=np.int64)
+    if code_matrix.ndim != 2:
+        raise ValueError(f"Codes must be 2-D (annotators x units), got shape {code_matrix.shape}")
+    if code_matrix.size and code_matrix.max() >= n_values:
+        raise ValueError(f"Code {int(code_matrix.max())} is out of range for {n_values} values")
+    n_units = code_matrix.shape[1]
+    present = code_matrix >= 0
+    units = np.broadcast_to(np.arange(n_units), code_matrix.shape)[present]
+    flat = np.bincount(units * n_values + code_matrix[present], minlength=n_units * n_values)
+    return flat.reshape(n_units, n_values)
+
+
+def _resolve_domain(
+    data: LabelMatrix,
+    level: Metric,
+    labels: Sequence[Hashable] | None,
+    value_domain: Sequence[float] | npt.ArrayLike | None,
+) -> tuple[IntArray, list[Hashable], FloatArray]:
+    """Encode ``data`` and work out the numeric value of each label for interval/ratio."""
+    if not isinstance(level, np.ndarray) and level not in _LEVELS:
+        raise ValueError(f"Unknown level {level!r}: expected one of {_LEVELS} or a matrix")
+    if labels is None and value_domain is not None:
+        labels = list(np.asarray(value_domain).tolist())
+    codes, domain = encode_labels(data, labels)
+    if isinstance(level, np.ndarray):
+        _check_distance_matrix(level, len(domain))
+    numeric = all(
+        isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in domain
+    )
+    if isinstance(level, str) and level in ("interval", "ratio"):
+        source = value_domain if value_domain is not None else (domain if numeric else None)
+        if source is None:
+            raise ValueError(f"Level {level!r} needs numeric labels or a numeric value_domain")
+        values = np.asarray(source, dtype=np.float64)
+        if values.shape != (len(domain),):
+            raise ValueError(f"value_domain must have one value per label ({len(domain)})")
+    else:
+        if isinstance(level, str) and level == "ordinal" and labels is None and not numeric:
+            raise ValueError("Level 'ordinal' over non-numeric labels needs `labels` in order")
+        values = np.arange(len(domain), dtype=np.float64)
+    return codes, domain, values
+
+
+# --- the computation -------------------------------------------------------------------------
+
+
+def _unit_pair_sums(
+    codes: IntArray, n_values: int, dist: FloatArray, *, dense: bool | None = None
+) -> FloatArray:
+    """Per unit, the summed distance over ordered pairs of distinct annotators' labels."""
+    if dense is None:
+        dense = n_values <= _DENSE_MAX_VALUES
+    if dense:
+        counts = value_counts_from_codes(codes, n_values).astype(np.float64)
+        # c^T D c also pairs each label with itself; the diagonal term takes that back out.
+        dense_sums: FloatArray = ((counts @ dist) * counts).sum(axis=1) - counts @ np.diag(dist)
+        return dense_sums
+    present = codes >= 0
+    # Sorting pushes missing labels (coded n_values) to the bottom of each column, so only the
+    # first `depth` rows can hold labels; the padded zero row and column make them cost nothing.
+    ordered = np.sort(np.where(present, codes, n_values), axis=0)
+    depth = int(present.sum(axis=0).max(initial=0))
+    padded = np.pad(dist, ((0, 1), (0, 1)))
+    sums = np.zeros(codes.shape[1], dtype=np.float64)
+    for i in range(depth):
+        for j in range(i + 1, depth):
+            sums += padded[ordered[i], ordered[j]]
+    result: FloatArray = 2.0 * sums
+    return result
+
+
+def _alpha_from_parts(observed: float, marginals: FloatArray, dist: FloatArray) -> float:
+    """``1 - D_o / D_e`` with both sides multiplied through by n (the pairable value count)."""
+    total = float(marginals.sum())
+    if total < 2:
+        return math.nan
+    expected = float(marginals @ dist @ marginals) / (total - 1)
+    if not expected > 0:
+        return math.nan
+    return 1.0 - observed / expected
+
+
+def _numpy_alpha(codes: IntArray, n_values: int, metric: Metric, values: FloatArray) -> float:
+    """Alpha from codes without the package; equals it to rounding (see the tests)."""
+    labelled = (codes >= 0).sum(axis=0)
+    pairable = labelled >= 2
+    if n_values < 2 or not pairable.any():
+        return math.nan
+    sub = codes[:, pairable]
+    marginals = np.bincount(sub[sub >= 0], minlength=n_values).astype(np.float64)
+    dist = _distance(metric, n_values, values, marginals)
+    sums = _unit_pair_sums(sub, n_values, dist)
+    return _alpha_from_parts(float((sums / (labelled[pairable] - 1)).sum()), marginals, dist)
+
+
+def _package_metric(metric: Metric, n_values: int) -> Any:
+    if not isinstance(metric, np.ndarray):
+        return metric
+    dist = _check_distance_matrix(metric, n_values)
+
+    def lookup(v1: Any, v2: Any, i1: IntArray, i2: IntArray, n_v: Any, dtype: Any = None) -> Any:
+        return dist[i1, i2]
+
+    return lookup
+
+
+def alpha_from_counts(
+    counts: npt.ArrayLike,
+    level: Metric = "nominal",
+    value_domain: Sequence[float] | npt.ArrayLike | None = None,
+) -> float:
+    """Krippendorff's alpha from a units x values count matrix (the scalable entry point).
+
+    ``level`` is "nominal", "ordinal" (values in column order), "interval", "ratio" or a
+    symmetric zero-diagonal distance matrix over the columns. ``value_domain`` gives the numeric
+    value of each column for interval/ratio (default 0..V-1). Returns NaN when alpha is
+    undefined: fewer than two values, no unit with two labels, or no variation.
+    """
+    count_matrix = np.asarray(counts)
+    if count_matrix.ndim != 2:
+        raise ValueError(f"Counts must be 2-D (units x values), got shape {count_matrix.shape}")
+    n_units, n_values = count_matrix.shape
+    values = (
+        np.arange(n_values, dtype=np.float64)
+        if value_domain is None
+        else np.asarray(value_domain, dtype=np.float64)
+    )
+    if values.shape != (n_values,):
+        raise ValueError(f"value_domain must have one value per column ({n_values})")
+    if isinstance(level, np.ndarray):
+        _check_distance_matrix(level, n_values)
+    labelled = count_matrix.sum(axis=1)
+    if n_values < 2 or not (labelled >= 2).any():
+        return math.nan
+    if n_units * n_values * n_values > _PACKAGE_MAX_CELLS:
+        pairable = count_matrix[labelled >= 2].astype(np.float64)
+        marginals = pairable.sum(axis=0)
+        dist = _distance(level, n_values, values, marginals)
+        sums = ((pairable @ dist) * pairable).sum(axis=1) - pairable @ np.diag(dist)
+        observed = float((sums / (labelled[labelled >= 2] - 1)).sum())
+        return _alpha_from_parts(observed, marginals, dist)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = float(
+            krippendorff.alpha(
+                value_counts=count_matrix,
+                value_domain=values,
+                level_of_measurement=_package_metric(level, n_values),
+            )
+        )
+    return result if math.isfinite(result) else math.nan
+
+
+def alpha(
+    data: LabelMatrix,
+    level: Metric = "nominal",
+    labels: Sequence[Hashable] | None = None,
+    value_domain: Sequence[float] | npt.ArrayLike | None = None,
+) -> float:
+    """Krippendorff's alpha for an annotators x units label matrix.
+
+    Values may be strings, numbers or frozensets; None or NaN is missing. ``labels`` is the
+    value domain in order (required for "ordinal" over strings, and always advisable so a label
+    absent from this batch does not change the result). ``level`` is "nominal", "ordinal",
+    "interval", "ratio" or a distance matrix over ``labels`` (e.g. ``band_distance(credit)``).
+    ``value_domain`` gives numeric values per label for interval/ratio; alone it also serves as
+    ``labels``. Returns NaN when alpha is undefined (no variation, or no unit with two labels).
+    """
+    codes, domain, values = _resolve_domain(data, level, labels, value_domain)
+    return _point_alpha(codes, len(domain), level, values)
+
+
+def _point_alpha(codes: IntArray, n_values: int, metric: Metric, values: FloatArray) -> float:
+    """The package on value counts while its units x V x V temporaries stay small, else numpy."""
+    if codes.shape[1] * n_values * n_values <= _PACKAGE_MAX_CELLS:
+        return alpha_from_counts(value_counts_from_codes(codes, n_values), metric, values)
+    return _numpy_alpha(codes, n_values, metric, values)
+
+
+def coincidence_matrix(data: LabelMatrix, labels: Sequence[Hashable] | None = None) -> FloatArray:
+    """Krippendorff's values x values coincidence matrix (pairable units only), over ``labels``.
+
+    Its row sums are the pairable value counts n_c; entry (c, k) counts ordered label pairs
+    (c, k) from distinct annotators within a unit, each unit weighted 1 / (labels - 1).
+    """
+    codes, domain = encode_labels(data, labels)
+    counts = value_counts_from_codes(codes, len(domain)).astype(np.float64)
+    labelled = counts.sum(axis=1)
+    weights = np.divide(1.0, labelled - 1, out=np.zeros_like(labelled), where=labelled >= 2)
+    weighted = counts * weights[:, None]
+    result: FloatArray = weighted.T @ counts - np.diag(weighted.sum(axis=0))
+    return result
+
+
+# --- sets ------------------------------------------------------------------------------------
+
+
+def _encode_sets(
+    sets_matrix: LabelMatrix, categories: Sequence[str] | None
+) -> tuple[IntArray, list[frozenset[Any]]]:
+    codes, domain = encode_labels(sets_matrix)
+    known = None if categories is None else set(categories)
+    distinct: list[frozenset[Any]] = []
+    for value in domain:
+        if not isinstance(value, AbstractSet):
+            raise ValueError(f"Failure categories must be frozensets or None, got {value!r}")
+        if known is not None and not value <= known:
+            unknown = ", ".join(sorted(str(item) for item in value - known))
+            raise ValueError(f"Unknown failure categories: {unknown}")
+        distinct.append(frozenset(value))
+    return codes, distinct
+
+
+def _membership_codes(codes: IntArray, distinct: Sequence[frozenset[Any]], item: str) -> IntArray:
+    """Binary codes (1 ticked, 0 not, -1 missing) for one category from set codes."""
+    member = np.array([item in s for s in distinct] + [False], dtype=np.int64)
+    return np.where(codes >= 0, member[codes], -1)
+
+
+def category_alphas(sets_matrix: LabelMatrix, categories: Sequence[str]) -> dict[str, float]:
+    """Binary (ticked or not) nominal alpha per category, from an annotators x units set matrix.
+
+    Cells are frozensets of category names or None (missing). An empty set is a label ("the
+    response is fine"): every category counts as not ticked there. NaN for a category with no
+    variation (never, or always, ticked).
+    """
+    codes, distinct = _encode_sets(sets_matrix, categories)
+    return {
+        item: alpha_from_counts(
+            value_counts_from_codes(_membership_codes(codes, distinct, item), 2), "nominal"
+        )
+        for item in categories
+    }
+
+
+def masi_alpha(sets_matrix: LabelMatrix, categories: Sequence[str] | None = None) -> float:
+    """Alpha over whole label sets under MASI distance, empty sets included as labels.
+
+    Each distinct set present becomes one value; distances between values are
+    ``masi_distance``. ``categories``, when given, validates the set members.
+    """
+    codes, distinct = _encode_sets(sets_matrix, categories)
+    if len(distinct) < 2:
+        return math.nan
+    dist = masi_distance_matrix(distinct)
+    return _point_alpha(codes, len(distinct), dist, np.arange(len(distinct), dtype=np.float64))
+
+
+# --- bootstrap -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Resamplable:
+    """Per-unit pieces from which alpha of any weighted resample of units is a weighted sum."""
+
+    n_values: int
+    observed: FloatArray | None  # units: pair distance sums / (labels - 1); fixed metrics only
+    counts: FloatArray | None  # units x values, pairable units only (zero rows otherwise)
+    sparse: list[tuple[IntArray, FloatArray]] | None  # per value: (units, counts) when V is large
+    dist: FloatArray | None  # None for ordinal, whose distances move with the marginals
+    coincidences: FloatArray | None  # units x V*V, ordinal only
+
+
+def _resamplable(
+    codes: IntArray, n_values: int, metric: Metric, values: FloatArray
+) -> _Resamplable:
+    labelled = (codes >= 0).sum(axis=0)
+    pair_codes = np.where(labelled >= 2, codes, -1)
+    weights = np.divide(1.0, labelled - 1.0, out=np.zeros(labelled.shape), where=labelled >= 2)
+    ordinal = isinstance(metric, str) and metric == "ordinal"
+    if ordinal and n_values > _DENSE_MAX_VALUES:
+        raise ValueError(f"Ordinal bootstrap supports up to {_DENSE_MAX_VALUES} values")
+    dense = n_values <= _DENSE_MAX_VALUES
+    counts = value_counts_from_codes(pair_codes, n_values).astype(np.float64) if dense else None
+    sparse = None if dense else _sparse_counts(pair_codes, n_values)
+    if ordinal:
+        assert counts is not None
+        per_unit = counts[:, :, None] * counts[:, None, :]
+        per_unit -= counts[:, :, None] * np.eye(n_values)
+        per_unit *= weights[:, None, None]
+        return _Resamplable(n_values, None, counts, None, None, per_unit.reshape(len(weights), -1))
+    marginals = np.bincount(pair_codes[pair_codes >= 0], minlength=n_values).astype(np.float64)
+    dist = _distance(metric, n_values, values, marginals)
+    observed = _unit_pair_sums(pair_codes, n_values, dist) * weights
+    return _Resamplable(n_values, observed, counts, sparse, dist, None)
+
+
+def _sparse_counts(codes: IntArray, n_values: int) -> list[tuple[IntArray, FloatArray]]:
+    present = codes >= 0
+    units = np.broadcast_to(np.arange(codes.shape[1]), codes.shape)[present]
+    keys, key_counts = np.unique(units * n_values + codes[present], return_counts=True)
+    by_value = keys % n_values
+    return [
+        (keys[by_value == v] // n_values, key_counts[by_value == v].astype(np.float64))
+        for v in range(n_values)
+    ]
+
+
+def _resampled_alphas(item: _Resamplable, weights: FloatArray) -> FloatArray:
+    """Alpha for each row of a (resamples x units) multiplicity matrix."""
+    if item.coincidences is not None:
+        coincidences = (weights @ item.coincidences).reshape(-1, item.n_values, item.n_values)
+        marginals = coincidences.sum(axis=2)
+        dist = _ordinal_distances(marginals)
+        observed = (coincidences * dist).sum(axis=(1, 2))
+        spread = np.einsum("bv,bvw,bw->b", marginals, dist, marginals)
+    else:
+        assert item.dist is not None and item.observed is not None
+        if item.counts is not None:
+            marginals = weights @ item.counts
+        else:
+            assert item.sparse is not None
+            marginals = np.empty((weights.shape[0], item.n_values))
+            for value, (units, unit_counts) in enumerate(item.sparse):
+                marginals[:, value] = weights[:, units] @ unit_counts
+        observed = weights @ item.observed
+        spread = ((marginals @ item.dist) * marginals).sum(axis=1)
+    total = marginals.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = spread / (total - 1)
+        result: FloatArray = np.where(
+            (total >= 2) & (expected > 0), 1 - observed / expected, np.nan
+        )
+    return result
+
+
+def _multiplicities(rng: np.random.Generator, n_units: int, rows: int) -> FloatArray:
+    """(rows x units) counts of how often each unit is drawn in each resample of n_units."""
+    draws = rng.integers(0, n_units, size=(rows, n_units))
+    draws += (np.arange(rows) * n_units)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=rows * n_units)
+    return counts.reshape(rows, n_units).astype(np.float64)
+
+
+def _percentile_ci(alphas: FloatArray, confidence: float) -> tuple[float, float] | None:
+    defined = alphas[np.isfinite(alphas)]
+    if defined.size == 0:
+        return None
+    tail = (1.0 - confidence) / 2
+    low, high = np.quantile(defined, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _bootstrap_cis(
+    items: Sequence[_Resamplable], n_units: int, n_resamples: int, confidence: float, seed: int
+) -> list[tuple[float, float] | None]:
+    """Percentile intervals for several fields from one shared set of unit resamples."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples <= 0 or n_units == 0 or not items:
+        return [None] * len(items)
+    rng = np.random.default_rng(seed)
+    block = max(1, _BLOCK_CELLS // n_units)
+    alphas = np.empty((len(items), n_resamples))
+    for start in range(0, n_resamples, block):
+        weights = _multiplicities(rng, n_units, min(block, n_resamples - start))
+        for row, item in enumerate(items):
+            alphas[row, start : start + weights.shape[0]] = _resampled_alphas(item, weights)
+    return [_percentile_ci(row, confidence) for row in alphas]
+
+
+def _nan_to_none(value: object) -> object:
+    if isinstance(value, float | np.floating) and not math.isfinite(float(value)):
+        return None
+    return value
+
+
+# alpha is None where undefined, so the JSON never carries NaN.
+OptionalAlpha = Annotated[float | None, BeforeValidator(_nan_to_none)]
+
+
+class AlphaEstimate(BaseModel):
+    """An alpha with its bootstrap interval; None where undefined or not computed."""
+
+    alpha: OptionalAlpha
+    ci: tuple[float, float] | None = None
+    n_units: int = 0
+
+
+def bootstrap_alpha(
+    data: LabelMatrix,
+    level: Metric = "nominal",
+    labels: Sequence[Hashable] | None = None,
+    value_domain: Sequence[float] | npt.ArrayLike | None = None,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> AlphaEstimate:
+    """Alpha with a percentile bootstrap interval over units (seeded, vectorised).
+
+    Units (columns) are drawn with replacement, all of them per resample; resamples where alpha
+    is undefined (e.g. one value only) are dropped before taking percentiles. ``n_units`` is
+    the number of pairable units (two or more labels). Arguments otherwise as ``alpha``.
+    """
+    codes, domain, values = _resolve_domain(data, level, labels, value_domain)
+    point = _point_alpha(codes, len(domain), level, values)
+    item = _resamplable(codes, len(domain), level, values)
+    (ci,) = _bootstrap_cis([item], codes.shape[1], n_resamples, confidence, seed)
+    return AlphaEstimate(alpha=point, ci=ci, n_units=int(((codes >= 0).sum(axis=0) >= 2).sum()))
+
+
+# --- per item and per annotator --------------------------------------------------------------
+
+
+def disagreement_scores(
+    data: LabelMatrix,
+    distance: Metric = "nominal",
+    labels: Sequence[Hashable] | None = None,
+    value_domain: Sequence[float] | npt.ArrayLike | None = None,
+) -> FloatArray:
+    """Per unit, the mean distance between two different annotators' labels.
+
+    0 when the labels are unanimous or fewer than two; up to 1 for nominal and band distances
+    (pass ``band_distance(credit)`` for right_action so near-misses score low). Sort descending
+    to order an adjudication queue.
+    """
+    codes, domain, values = _resolve_domain(data, distance, labels, value_domain)
+    labelled = (codes >= 0).sum(axis=0)
+    pairable = np.where(labelled >= 2, codes, -1)
+    marginals = np.bincount(pairable[pairable >= 0], minlength=len(domain)).astype(np.float64)
+    dist = _distance(distance, len(domain), values, marginals)
+    sums = _unit_pair_sums(codes, len(domain), dist)
+    pairs = (labelled * (labelled - 1)).astype(np.float64)
+    scores: FloatArray = np.divide(sums, pairs, out=np.zeros_like(sums), where=pairs > 0)
+    return scores
+
+
+def _annotator_names(
+    data: LabelMatrix, annotators: Sequence[Hashable] | None, count: int
+) -> list[Hashable]:
+    if annotators is not None:
+        names = list(annotators)
+    elif isinstance(data, pd.DataFrame):
+        names = list(data.index)
+    else:
+        names = list(range(count))
+    if len(names) != count:
+        raise ValueError(f"Got {len(names)} annotator names for {count} rows of labels")
+    return names
+
+
+def pairwise_kappa(
+    data: LabelMatrix,
+    labels: Sequence[Hashable] | None = None,
+    annotators: Sequence[Hashable] | None = None,
+) -> pd.DataFrame:
+    """Cohen's kappa between every two annotators over the units both labeled.
+
+    Square DataFrame indexed both ways by annotator (``annotators``, the DataFrame's index, or
+    row numbers). NaN where a pair shares no unit or chance agreement is 1 (one label only).
+    """
+    codes, domain = encode_labels(data, labels)
+    n_values = len(domain)
+    count = codes.shape[0]
+    kappas = np.full((count, count), np.nan)
+    for i in range(count):
+        for j in range(i, count):
+            both = (codes[i] >= 0) & (codes[j] >= 0)
+            shared = int(both.sum())
+            if shared == 0:
+                continue
+            first, second = codes[i, both], codes[j, both]
+            observed = float((first == second).mean())
+            chance = float(
+                np.bincount(first, minlength=n_values) @ np.bincount(second, minlength=n_values)
+            ) / (shared * shared)
+            if chance < 1:
+                kappas[i, j] = kappas[j, i] = (observed - chance) / (1 - chance)
+    names = _annotator_names(data, annotators, count)
+    return pd.DataFrame(kappas, index=names, columns=names)
+
+
+def annotator_report(
+    data: LabelMatrix,
+    labels: Sequence[Hashable] | None = None,
+    *,
+    level: Metric = "nominal",
+    annotators: Sequence[Hashable] | None = None,
+    gold: Sequence[Hashable | None] | npt.ArrayLike | None = None,
+    durations: npt.ArrayLike | None = None,
+) -> pd.DataFrame:
+    """One row per annotator for one field: volume, label mix, agreement, pace.
+
+    Columns: ``n_labeled``; ``tvd``, the total variation distance (0 same mix, 1 disjoint)
+    between the annotator's label distribution and the whole batch's; ``alpha_without``,
+    alpha of the batch with this annotator's row removed, and ``alpha_delta`` = alpha of all
+    minus that (leave-one-out: positive when the annotator raises agreement, negative when
+    they lower it; NaN where either alpha is undefined). With ``gold`` (one label or None per
+    unit): ``n_gold``, units labeled by both, and ``gold_agreement``, the mean credit against
+    gold (exact-match rate, or 1 - distance when ``level`` is a distance matrix). With
+    ``durations`` (annotators x units seconds, NaN missing): ``seconds_per_item``, the median.
+    """
+    codes, domain, values = _resolve_domain(data, level, labels, None)
+    count, n_units = codes.shape
+    n_values = len(domain)
+    names = _annotator_names(data, annotators, count)
+    present = codes >= 0
+    overall = np.bincount(codes[present], minlength=n_values).astype(np.float64)
+    overall_share = overall / max(overall.sum(), 1.0)
+    everyone = _numpy_alpha(codes, n_values, level, values)
+    report: dict[str, list[float]] = {"n_labeled": [], "tvd": [], "alpha_without": []}
+    for row in range(count):
+        own = np.bincount(codes[row][present[row]], minlength=n_values).astype(np.float64)
+        report["n_labeled"].append(float(own.sum()))
+        share = own / own.sum() if own.sum() else np.zeros(n_values)
+        report["tvd"].append(
+            0.5 * float(np.abs(share - overall_share).sum()) if own.sum() else math.nan
+        )
+        others = np.delete(codes, row, axis=0)
+        report["alpha_without"].append(_numpy_alpha(others, n_values, level, values))
+    frame = pd.DataFrame(report, index=pd.Index(names, name="annotator"))
+    frame["n_labeled"] = frame["n_labeled"].astype(int)
+    frame["alpha_delta"] = everyone - frame["alpha_without"]
+    if gold is not None:
+        gold_codes, _ = encode_labels([list(np.asarray(gold, dtype=object))], domain)
+        if gold_codes.shape[1] != n_units:
+            raise ValueError(f"Gold has {gold_codes.shape[1]} units, labels have {n_units}")
+        credit = (
+            1.0 - _check_distance_matrix(level, n_values)
+            if isinstance(level, np.ndarray)
+            else np.eye(n_values)
+        )
+        both = present & (gold_codes >= 0)
+        frame["n_gold"] = both.sum(axis=1)
+        frame["gold_agreement"] = [
+            float(credit[codes[r, both[r]], gold_codes[0, both[r]]].mean())
+            if both[r].any()
+            else math.nan
+            for r in range(count)
+        ]
+    if durations is not None:
+        seconds = np.asarray(durations, dtype=np.float64)
+        if seconds.shape != codes.shape:
+            raise ValueError(f"Durations shape {seconds.shape} differs from labels {codes.shape}")
+        frame["seconds_per_item"] = [
+            float(np.median(r[np.isfinite(r)])) if np.isfinite(r).any() else math.nan
+            for r in seconds
+        ]
+    return frame
+
+
+# --- the campaign summary --------------------------------------------------------------------
+
+
+class FieldAgreement(AlphaEstimate):
+    """Agreement on one single-choice field; banded/ordinal keys only where they apply."""
+
+    banded_alpha: OptionalAlpha = None
+    banded_ci: tuple[float, float] | None = None
+    ordinal_alpha: OptionalAlpha = None
+    ordinal_ci: tuple[float, float] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_extras(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("banded_alpha", "banded_ci", "ordinal_alpha", "ordinal_ci"):
+            if key not in self.model_fields_set:
+                data.pop(key, None)
+        return data
+
+
+class CategoryAgreement(BaseModel):
+    """Binary alpha for one failure category."""
+
+    alpha: OptionalAlpha
+    ci: tuple[float, float] | None = None
+
+
+class FailureCategoryAgreement(BaseModel):
+    """Per-category binary alphas and the MASI alpha over whole sets."""
+
+    per_category: dict[str, CategoryAgreement]
+    masi_alpha: OptionalAlpha
+    masi_ci: tuple[float, float] | None = None
+    n_units: int
+
+
+class AgreementSummary(BaseModel):
+    """Agreement for a batch of items: per field, and for failure categories."""
+
+    fields: dict[str, FieldAgreement]
+    failure_categories: FailureCategoryAgreement | None = None
+
+
+def summarize(
+    fields: Mapping[str, LabelMatrix],
+    labels: Mapping[str, Sequence[str]],
+    *,
+    credit: Mapping[str, npt.ArrayLike] | None = None,
+    ordinal: Sequence[str] = (),
+    failure_categories: LabelMatrix | None = None,
+    categories: Sequence[str] = (),
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> AgreementSummary:
+    """Agreement summary for one batch: alpha, CI and pairable units per field, and more.
+
+    ``fields`` maps each single-choice field to an annotators x units object array of str or
+    None, all over the same units in the same order; ``labels`` gives each field's labels (in
+    order for ordinal fields). ``credit`` maps a field to its credit matrix over its labels and
+    adds ``banded_alpha`` under ``band_distance``; each field in ``ordinal`` gets
+    ``ordinal_alpha``. ``failure_categories`` is annotators x units of frozenset or None over
+    ``categories``. Every interval comes from one shared, seeded set of unit resamples
+    (see ``bootstrap_alpha``); ``n_resamples=0`` skips the bootstrap. ``n_units`` counts units
+    with two or more labels. Alphas that are undefined are None. Typical call::
+
+        summarize(
+            {"right_action": ra, "intent": it, ...}, schema_labels,
+            credit={"right_action": credit_matrix}, ordinal=["intent"],
+            failure_categories=fc, categories=schema_categories,
+        )
+    """
+    credit = credit or {}
+    unknown = (set(credit) | set(ordinal)) - set(fields)
+    if unknown:
+        raise ValueError(f"credit/ordinal name fields that were not given: {sorted(unknown)}")
+    widths = {name: _as_object_matrix(data).shape[1] for name, data in fields.items()}
+    if failure_categories is not None:
+        if not categories:
+            raise ValueError("failure_categories was given without the list of categories")
+        widths["failure_categories"] = _as_object_matrix(failure_categories).shape[1]
+    if len(set(widths.values())) > 1:
+        raise ValueError(f"All fields must cover the same units, got unit counts {widths}")
+    n_units = next(iter(widths.values()), 0)
+    resamplable: list[_Resamplable] = []
+    targets: list[tuple[str, str, str]] = []  # (field, where the interval goes, which key)
+
+    def estimate(
+        codes: IntArray, n_values: int, metric: Metric, target: tuple[str, str, str]
+    ) -> float:
+        positions = np.arange(n_values, dtype=np.float64)
+        if n_resamples > 0:
+            resamplable.append(_resamplable(codes, n_values, metric, positions))
+            targets.append(target)
+        return _point_alpha(codes, n_values, metric, positions)
+
+    field_values: dict[str, dict[str, Any]] = {}
+    for name, data in fields.items():
+        if name not in labels:
+            raise ValueError(f"No labels given for field {name!r}")
+        codes, domain = encode_labels(data, labels[name])
+        entry: dict[str, Any] = {
+            "alpha": estimate(codes, len(domain), "nominal", (name, "field", "ci")),
+            "n_units": int(((codes >= 0).sum(axis=0) >= 2).sum()),
+        }
+        if name in credit:
+            dist = band_distance(credit[name])
+            entry["banded_alpha"] = estimate(codes, len(domain), dist, (name, "field", "banded_ci"))
+        if name in ordinal:
+            entry["ordinal_alpha"] = estimate(
+                codes, len(domain), "ordinal", (name, "field", "ordinal_ci")
+            )
+        field_values[name] = entry
+
+    failure: dict[str, Any] | None = None
+    if failure_categories is not None:
+        set_codes, distinct = _encode_sets(failure_categories, categories)
+        per_category: dict[str, dict[str, Any]] = {}
+        for item in categories:
+            binary = _membership_codes(set_codes, distinct, item)
+            per_category[item] = {"alpha": estimate(binary, 2, "nominal", (item, "category", "ci"))}
+        masi = math.nan
+        if len(distinct) >= 2:
+            masi = estimate(
+                set_codes, len(distinct), masi_distance_matrix(distinct), ("", "masi", "masi_ci")
+            )
+        failure = {
+            "per_category": per_category,
+            "masi_alpha": masi,
+            "n_units": int(((set_codes >= 0).sum(axis=0) >= 2).sum()),
+        }
+
+    for (name, where, key), ci in zip(
+        targets, _bootstrap_cis(resamplable, n_units, n_resamples, confidence, seed), strict=True
+    ):
+        if where == "field":
+            field_values[name][key] = ci
+        elif where == "category":
+            assert failure is not None
+            failure["per_category"][name][key] = ci
+        else:
+            assert failure is not None
+            failure[key] = ci
+    return AgreementSummary(
+        fields={name: FieldAgreement(**entry) for name, entry in field_values.items()},
+        failure_categories=None
+        if failure is None
+        else FailureCategoryAgreement(
+            per_category={k: CategoryAgreement(**v) for k, v in failure["per_category"].items()},
+            masi_alpha=failure["masi_alpha"],
+            masi_ci=failure.get("masi_ci"),
+            n_units=failure["n_units"],
+        ),
+    )
