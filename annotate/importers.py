@@ -260,12 +260,34 @@ def _text(value: Any) -> str | None:
 
 
 def _check_text(where: str, name: str, value: str | None, problems: list[str]) -> None:
+    # PostgreSQL cannot store NUL in text, and a lone surrogate (possible through a JSON
+    # \ud800 escape) is not encodable at all: reject both here rather than mid-insert.
     if value is None:
         return
     if "\x00" in value:
         problems.append(f"{where}: field `{name}`: contains a NUL character")
     elif len(value) > MAX_FIELD_BYTES:
         problems.append(f"{where}: field `{name}`: longer than {MAX_FIELD_BYTES} characters")
+    else:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            problems.append(
+                f"{where}: field `{name}`: contains an unpaired surrogate "
+                f"(\\u{ord(value[exc.start]):04x}) at character {exc.start}"
+            )
+
+
+def _check_meta(where: str, name: str, value: Any, problems: list[str]) -> None:
+    if isinstance(value, str):
+        _check_text(where, name, value, problems)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(where, name, str(k), problems)
+            _check_meta(where, f"{name}.{k}", v, problems)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_meta(where, f"{name}.{i}", v, problems)
 
 
 def _jsonable(value: Any) -> Any:
@@ -358,6 +380,8 @@ def _item_from_row(
     used = set(resolved.values()) | cmap.drop
     meta = {str(k): _jsonable(v) for k, v in row.items() if k not in used}
     before = len(problems)
+    for key, value in meta.items():
+        _check_meta(where, key, value, problems)
     texts = {f: _text(values.get(f)) for f in ITEM_FIELDS if f != "conversation"}
     for name, text in texts.items():
         _check_text(where, name, text, problems)
