@@ -1,7 +1,9 @@
-"""Inter-annotator agreement: Krippendorff's alpha and the figures built on it.
+"""Inter-annotator agreement core: Krippendorff's alpha, its distances, bootstrap intervals.
 
 Pure functions over annotators x units label matrices (rows are annotators, columns are units;
-None or NaN marks a missing label). No database, no I/O, nothing runs at import.
+None or NaN marks a missing label). No database, no I/O, nothing runs at import. The figures
+built on top (per annotator, pairwise kappa, the campaign summary) are in
+``annotate.agreement_report``. Bad input raises ``AgreementInputError`` (a ValueError).
 
 Point estimates go through the ``krippendorff`` package, fed value counts (units x values)
 rather than the raw matrix. Where the package cannot scale (its coincidence step allocates
@@ -13,7 +15,7 @@ it equal to the package to 1e-9.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeAlias
@@ -22,7 +24,9 @@ import krippendorff
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, BeforeValidator
+
+from annotate.errors import AgreementInputError
 
 Level: TypeAlias = Literal["nominal", "ordinal", "interval", "ratio"]
 FloatArray: TypeAlias = npt.NDArray[np.float64]
@@ -50,17 +54,27 @@ def band_distance(credit: npt.ArrayLike) -> FloatArray:
     """Distance ``1 - credit`` for a tolerance-band credit matrix.
 
     ``credit`` is square over the action labels, symmetric, with 1 on the diagonal and values
-    in [0, 1]. Raises ValueError otherwise.
+    in [0, 1]. Raises AgreementInputError otherwise.
+
+    Alpha under this distance ("banded alpha") is NOT always at least the nominal alpha, even
+    with non-negative credits. With k_o the mean credit over the observed disagreeing pairs
+    (off-diagonal coincidences) and k_e the mean credit over the chance-expected ones
+    (n_c n_k, c != k), exactly ``1 - banded = (1 - nominal) (1 - k_o) / (1 - k_e)``: banded
+    alpha is above nominal when annotators' misses are nearer misses than chance pairs would
+    be (k_o > k_e), below it when they are farther (k_o < k_e), and equal to it under a
+    constant off-diagonal credit.
     """
     matrix = np.asarray(credit, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"Credit matrix must be square, got shape {matrix.shape}")
+        raise AgreementInputError(f"Credit matrix must be square, got shape {matrix.shape}")
     if not np.all(np.isfinite(matrix)) or matrix.min() < 0 or matrix.max() > 1:
-        raise ValueError("Credit matrix values must lie in [0, 1]")
+        raise AgreementInputError("Credit matrix values must lie in [0, 1]")
     if not np.allclose(np.diag(matrix), 1.0):
-        raise ValueError(f"Credit matrix diagonal must be 1, got {np.diag(matrix).tolist()}")
+        raise AgreementInputError(
+            f"Credit matrix diagonal must be 1, got {np.diag(matrix).tolist()}"
+        )
     if not np.allclose(matrix, matrix.T):
-        raise ValueError("Credit matrix must be symmetric")
+        raise AgreementInputError("Credit matrix must be symmetric")
     distance: FloatArray = 1.0 - (matrix + matrix.T) / 2
     np.fill_diagonal(distance, 0.0)
     return distance
@@ -114,13 +128,13 @@ def _ordinal_distances(marginals: FloatArray) -> FloatArray:
 def _check_distance_matrix(matrix: npt.ArrayLike, n_values: int) -> FloatArray:
     dist = np.asarray(matrix, dtype=np.float64)
     if dist.shape != (n_values, n_values):
-        raise ValueError(
+        raise AgreementInputError(
             f"Distance matrix must be {n_values}x{n_values} to match the labels, got {dist.shape}"
         )
     if not np.all(np.isfinite(dist)) or dist.min() < 0:
-        raise ValueError("Distance matrix values must be finite and non-negative")
+        raise AgreementInputError("Distance matrix values must be finite and non-negative")
     if not np.allclose(np.diag(dist), 0.0) or not np.allclose(dist, dist.T):
-        raise ValueError("Distance matrix must be symmetric with a zero diagonal")
+        raise AgreementInputError("Distance matrix must be symmetric with a zero diagonal")
     return dist
 
 
@@ -153,7 +167,9 @@ def _as_object_matrix(data: LabelMatrix) -> npt.NDArray[np.object_]:
     else:
         matrix = np.asarray(data, dtype=object)
     if matrix.ndim != 2:
-        raise ValueError(f"Label data must be 2-D (annotators x units), got shape {matrix.shape}")
+        raise AgreementInputError(
+            f"Label data must be 2-D (annotators x units), got shape {matrix.shape}"
+        )
     return matrix
 
 
@@ -179,24 +195,26 @@ def encode_labels(
     Returns ``(codes, domain)``: codes has the shape of ``data`` with -1 where the label is
     missing (None or NaN), else the index of the label in ``domain``. ``domain`` is ``labels``
     when given (pass it, so a label absent from this batch does not shift the others), else the
-    distinct values present, sorted. Raises ValueError for a value outside ``labels``.
+    distinct values present, sorted. Raises AgreementInputError for a value outside ``labels``.
     """
     matrix = _as_object_matrix(data)
     try:
         flat_codes, uniques = pd.factorize(matrix.ravel())
     except TypeError as error:
-        raise ValueError(f"Labels must be hashable (use frozenset for sets): {error}") from None
+        raise AgreementInputError(
+            f"Labels must be hashable (use frozenset for sets): {error}"
+        ) from None
     domain = list(labels) if labels is not None else _sorted_distinct(list(uniques))
     index = {label: i for i, label in enumerate(domain)}
     if len(index) != len(domain):
-        raise ValueError(f"Labels contain duplicates: {domain!r}")
+        raise AgreementInputError(f"Labels contain duplicates: {domain!r}")
     # Slot -1 of the mapping catches factorize's -1 for missing values.
     mapping = np.full(len(uniques) + 1, -1, dtype=np.int64)
     for position, value in enumerate(uniques):
         code = index.get(value)
         if code is None:
             known = ", ".join(str(label) for label in domain)
-            raise ValueError(f"Label `{value}` is not one of {known}")
+            raise AgreementInputError(f"Label `{value}` is not one of {known}")
         mapping[position] = code
     return mapping[flat_codes].reshape(matrix.shape), domain
 
@@ -209,9 +227,13 @@ def value_counts_from_codes(codes: npt.ArrayLike, n_values: int) -> IntArray:
     """
     code_matrix = np.asarray(codes, dtype=np.int64)
     if code_matrix.ndim != 2:
-        raise ValueError(f"Codes must be 2-D (annotators x units), got shape {code_matrix.shape}")
+        raise AgreementInputError(
+            f"Codes must be 2-D (annotators x units), got shape {code_matrix.shape}"
+        )
     if code_matrix.size and code_matrix.max() >= n_values:
-        raise ValueError(f"Code {int(code_matrix.max())} is out of range for {n_values} values")
+        raise AgreementInputError(
+            f"Code {int(code_matrix.max())} is out of range for {n_values} values"
+        )
     n_units = code_matrix.shape[1]
     present = code_matrix >= 0
     units = np.broadcast_to(np.arange(n_units), code_matrix.shape)[present]
@@ -227,7 +249,7 @@ def _resolve_domain(
 ) -> tuple[IntArray, list[Hashable], FloatArray]:
     """Encode ``data`` and work out the numeric value of each label for interval/ratio."""
     if not isinstance(level, np.ndarray) and level not in _LEVELS:
-        raise ValueError(f"Unknown level {level!r}: expected one of {_LEVELS} or a matrix")
+        raise AgreementInputError(f"Unknown level {level!r}: expected one of {_LEVELS} or a matrix")
     if labels is None and value_domain is not None:
         labels = list(np.asarray(value_domain).tolist())
     codes, domain = encode_labels(data, labels)
@@ -239,13 +261,17 @@ def _resolve_domain(
     if isinstance(level, str) and level in ("interval", "ratio"):
         source = value_domain if value_domain is not None else (domain if numeric else None)
         if source is None:
-            raise ValueError(f"Level {level!r} needs numeric labels or a numeric value_domain")
+            raise AgreementInputError(
+                f"Level {level!r} needs numeric labels or a numeric value_domain"
+            )
         values = np.asarray(source, dtype=np.float64)
         if values.shape != (len(domain),):
-            raise ValueError(f"value_domain must have one value per label ({len(domain)})")
+            raise AgreementInputError(f"value_domain must have one value per label ({len(domain)})")
     else:
         if isinstance(level, str) and level == "ordinal" and labels is None and not numeric:
-            raise ValueError("Level 'ordinal' over non-numeric labels needs `labels` in order")
+            raise AgreementInputError(
+                "Level 'ordinal' over non-numeric labels needs `labels` in order"
+            )
         values = np.arange(len(domain), dtype=np.float64)
     return codes, domain, values
 
@@ -327,7 +353,9 @@ def alpha_from_counts(
     """
     count_matrix = np.asarray(counts)
     if count_matrix.ndim != 2:
-        raise ValueError(f"Counts must be 2-D (units x values), got shape {count_matrix.shape}")
+        raise AgreementInputError(
+            f"Counts must be 2-D (units x values), got shape {count_matrix.shape}"
+        )
     n_units, n_values = count_matrix.shape
     values = (
         np.arange(n_values, dtype=np.float64)
@@ -335,7 +363,7 @@ def alpha_from_counts(
         else np.asarray(value_domain, dtype=np.float64)
     )
     if values.shape != (n_values,):
-        raise ValueError(f"value_domain must have one value per column ({n_values})")
+        raise AgreementInputError(f"value_domain must have one value per column ({n_values})")
     if isinstance(level, np.ndarray):
         _check_distance_matrix(level, n_values)
     labelled = count_matrix.sum(axis=1)
@@ -411,10 +439,12 @@ def _encode_sets(
     distinct: list[frozenset[Any]] = []
     for value in domain:
         if not isinstance(value, AbstractSet):
-            raise ValueError(f"Failure categories must be frozensets or None, got {value!r}")
+            raise AgreementInputError(
+                f"Failure categories must be frozensets or None, got {value!r}"
+            )
         if known is not None and not value <= known:
             unknown = ", ".join(sorted(str(item) for item in value - known))
-            raise ValueError(f"Unknown failure categories: {unknown}")
+            raise AgreementInputError(f"Unknown failure categories: {unknown}")
         distinct.append(frozenset(value))
     return codes, distinct
 
@@ -477,7 +507,7 @@ def _resamplable(
     weights = np.divide(1.0, labelled - 1.0, out=np.zeros(labelled.shape), where=labelled >= 2)
     ordinal = isinstance(metric, str) and metric == "ordinal"
     if ordinal and n_values > _DENSE_MAX_VALUES:
-        raise ValueError(f"Ordinal bootstrap supports up to {_DENSE_MAX_VALUES} values")
+        raise AgreementInputError(f"Ordinal bootstrap supports up to {_DENSE_MAX_VALUES} values")
     dense = n_values <= _DENSE_MAX_VALUES
     counts = value_counts_from_codes(pair_codes, n_values).astype(np.float64) if dense else None
     sparse = None if dense else _sparse_counts(pair_codes, n_values)
@@ -486,7 +516,8 @@ def _resamplable(
         per_unit = counts[:, :, None] * counts[:, None, :]
         per_unit -= counts[:, :, None] * np.eye(n_values)
         per_unit *= weights[:, None, None]
-        return _Resamplable(n_values, None, counts, None, None, per_unit.reshape(len(weights), -1))
+        flat = per_unit.reshape(len(weights), n_values * n_values)  # -1 fails on 0 units
+        return _Resamplable(n_values, None, counts, None, None, flat)
     marginals = np.bincount(pair_codes[pair_codes >= 0], minlength=n_values).astype(np.float64)
     dist = _distance(metric, n_values, values, marginals)
     observed = _unit_pair_sums(pair_codes, n_values, dist) * weights
@@ -554,7 +585,7 @@ def _bootstrap_cis(
 ) -> list[tuple[float, float] | None]:
     """Percentile intervals for several fields from one shared set of unit resamples."""
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise AgreementInputError(f"confidence must be in (0, 1), got {confidence}")
     if n_resamples <= 0 or n_units == 0 or not items:
         return [None] * len(items)
     rng = np.random.default_rng(seed)
@@ -632,273 +663,3 @@ def disagreement_scores(
     pairs = (labelled * (labelled - 1)).astype(np.float64)
     scores: FloatArray = np.divide(sums, pairs, out=np.zeros_like(sums), where=pairs > 0)
     return scores
-
-
-def _annotator_names(
-    data: LabelMatrix, annotators: Sequence[Hashable] | None, count: int
-) -> list[Hashable]:
-    if annotators is not None:
-        names = list(annotators)
-    elif isinstance(data, pd.DataFrame):
-        names = list(data.index)
-    else:
-        names = list(range(count))
-    if len(names) != count:
-        raise ValueError(f"Got {len(names)} annotator names for {count} rows of labels")
-    return names
-
-
-def pairwise_kappa(
-    data: LabelMatrix,
-    labels: Sequence[Hashable] | None = None,
-    annotators: Sequence[Hashable] | None = None,
-) -> pd.DataFrame:
-    """Cohen's kappa between every two annotators over the units both labeled.
-
-    Square DataFrame indexed both ways by annotator (``annotators``, the DataFrame's index, or
-    row numbers). NaN where a pair shares no unit or chance agreement is 1 (one label only).
-    """
-    codes, domain = encode_labels(data, labels)
-    n_values = len(domain)
-    count = codes.shape[0]
-    kappas = np.full((count, count), np.nan)
-    for i in range(count):
-        for j in range(i, count):
-            both = (codes[i] >= 0) & (codes[j] >= 0)
-            shared = int(both.sum())
-            if shared == 0:
-                continue
-            first, second = codes[i, both], codes[j, both]
-            observed = float((first == second).mean())
-            chance = float(
-                np.bincount(first, minlength=n_values) @ np.bincount(second, minlength=n_values)
-            ) / (shared * shared)
-            if chance < 1:
-                kappas[i, j] = kappas[j, i] = (observed - chance) / (1 - chance)
-    names = _annotator_names(data, annotators, count)
-    return pd.DataFrame(kappas, index=names, columns=names)
-
-
-def annotator_report(
-    data: LabelMatrix,
-    labels: Sequence[Hashable] | None = None,
-    *,
-    level: Metric = "nominal",
-    annotators: Sequence[Hashable] | None = None,
-    gold: Sequence[Hashable | None] | npt.ArrayLike | None = None,
-    durations: npt.ArrayLike | None = None,
-) -> pd.DataFrame:
-    """One row per annotator for one field: volume, label mix, agreement, pace.
-
-    Columns: ``n_labeled``; ``tvd``, the total variation distance (0 same mix, 1 disjoint)
-    between the annotator's label distribution and the whole batch's; ``alpha_without``,
-    alpha of the batch with this annotator's row removed, and ``alpha_delta`` = alpha of all
-    minus that (leave-one-out: positive when the annotator raises agreement, negative when
-    they lower it; NaN where either alpha is undefined). With ``gold`` (one label or None per
-    unit): ``n_gold``, units labeled by both, and ``gold_agreement``, the mean credit against
-    gold (exact-match rate, or 1 - distance when ``level`` is a distance matrix). With
-    ``durations`` (annotators x units seconds, NaN missing): ``seconds_per_item``, the median.
-    """
-    codes, domain, values = _resolve_domain(data, level, labels, None)
-    count, n_units = codes.shape
-    n_values = len(domain)
-    names = _annotator_names(data, annotators, count)
-    present = codes >= 0
-    overall = np.bincount(codes[present], minlength=n_values).astype(np.float64)
-    overall_share = overall / max(overall.sum(), 1.0)
-    everyone = _numpy_alpha(codes, n_values, level, values)
-    report: dict[str, list[float]] = {"n_labeled": [], "tvd": [], "alpha_without": []}
-    for row in range(count):
-        own = np.bincount(codes[row][present[row]], minlength=n_values).astype(np.float64)
-        report["n_labeled"].append(float(own.sum()))
-        share = own / own.sum() if own.sum() else np.zeros(n_values)
-        report["tvd"].append(
-            0.5 * float(np.abs(share - overall_share).sum()) if own.sum() else math.nan
-        )
-        others = np.delete(codes, row, axis=0)
-        report["alpha_without"].append(_numpy_alpha(others, n_values, level, values))
-    frame = pd.DataFrame(report, index=pd.Index(names, name="annotator"))
-    frame["n_labeled"] = frame["n_labeled"].astype(int)
-    frame["alpha_delta"] = everyone - frame["alpha_without"]
-    if gold is not None:
-        gold_codes, _ = encode_labels([list(np.asarray(gold, dtype=object))], domain)
-        if gold_codes.shape[1] != n_units:
-            raise ValueError(f"Gold has {gold_codes.shape[1]} units, labels have {n_units}")
-        credit = (
-            1.0 - _check_distance_matrix(level, n_values)
-            if isinstance(level, np.ndarray)
-            else np.eye(n_values)
-        )
-        both = present & (gold_codes >= 0)
-        frame["n_gold"] = both.sum(axis=1)
-        frame["gold_agreement"] = [
-            float(credit[codes[r, both[r]], gold_codes[0, both[r]]].mean())
-            if both[r].any()
-            else math.nan
-            for r in range(count)
-        ]
-    if durations is not None:
-        seconds = np.asarray(durations, dtype=np.float64)
-        if seconds.shape != codes.shape:
-            raise ValueError(f"Durations shape {seconds.shape} differs from labels {codes.shape}")
-        frame["seconds_per_item"] = [
-            float(np.median(r[np.isfinite(r)])) if np.isfinite(r).any() else math.nan
-            for r in seconds
-        ]
-    return frame
-
-
-# --- the campaign summary --------------------------------------------------------------------
-
-
-class FieldAgreement(AlphaEstimate):
-    """Agreement on one single-choice field; banded/ordinal keys only where they apply."""
-
-    banded_alpha: OptionalAlpha = None
-    banded_ci: tuple[float, float] | None = None
-    ordinal_alpha: OptionalAlpha = None
-    ordinal_ci: tuple[float, float] | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_extras(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for key in ("banded_alpha", "banded_ci", "ordinal_alpha", "ordinal_ci"):
-            if key not in self.model_fields_set:
-                data.pop(key, None)
-        return data
-
-
-class CategoryAgreement(BaseModel):
-    """Binary alpha for one failure category."""
-
-    alpha: OptionalAlpha
-    ci: tuple[float, float] | None = None
-
-
-class FailureCategoryAgreement(BaseModel):
-    """Per-category binary alphas and the MASI alpha over whole sets."""
-
-    per_category: dict[str, CategoryAgreement]
-    masi_alpha: OptionalAlpha
-    masi_ci: tuple[float, float] | None = None
-    n_units: int
-
-
-class AgreementSummary(BaseModel):
-    """Agreement for a batch of items: per field, and for failure categories."""
-
-    fields: dict[str, FieldAgreement]
-    failure_categories: FailureCategoryAgreement | None = None
-
-
-def summarize(
-    fields: Mapping[str, LabelMatrix],
-    labels: Mapping[str, Sequence[str]],
-    *,
-    credit: Mapping[str, npt.ArrayLike] | None = None,
-    ordinal: Sequence[str] = (),
-    failure_categories: LabelMatrix | None = None,
-    categories: Sequence[str] = (),
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> AgreementSummary:
-    """Agreement summary for one batch: alpha, CI and pairable units per field, and more.
-
-    ``fields`` maps each single-choice field to an annotators x units object array of str or
-    None, all over the same units in the same order; ``labels`` gives each field's labels (in
-    order for ordinal fields). ``credit`` maps a field to its credit matrix over its labels and
-    adds ``banded_alpha`` under ``band_distance``; each field in ``ordinal`` gets
-    ``ordinal_alpha``. ``failure_categories`` is annotators x units of frozenset or None over
-    ``categories``. Every interval comes from one shared, seeded set of unit resamples
-    (see ``bootstrap_alpha``); ``n_resamples=0`` skips the bootstrap. ``n_units`` counts units
-    with two or more labels. Alphas that are undefined are None. Typical call::
-
-        summarize(
-            {"right_action": ra, "intent": it, ...}, schema_labels,
-            credit={"right_action": credit_matrix}, ordinal=["intent"],
-            failure_categories=fc, categories=schema_categories,
-        )
-    """
-    credit = credit or {}
-    unknown = (set(credit) | set(ordinal)) - set(fields)
-    if unknown:
-        raise ValueError(f"credit/ordinal name fields that were not given: {sorted(unknown)}")
-    widths = {name: _as_object_matrix(data).shape[1] for name, data in fields.items()}
-    if failure_categories is not None:
-        if not categories:
-            raise ValueError("failure_categories was given without the list of categories")
-        widths["failure_categories"] = _as_object_matrix(failure_categories).shape[1]
-    if len(set(widths.values())) > 1:
-        raise ValueError(f"All fields must cover the same units, got unit counts {widths}")
-    n_units = next(iter(widths.values()), 0)
-    resamplable: list[_Resamplable] = []
-    targets: list[tuple[str, str, str]] = []  # (field, where the interval goes, which key)
-
-    def estimate(
-        codes: IntArray, n_values: int, metric: Metric, target: tuple[str, str, str]
-    ) -> float:
-        positions = np.arange(n_values, dtype=np.float64)
-        if n_resamples > 0:
-            resamplable.append(_resamplable(codes, n_values, metric, positions))
-            targets.append(target)
-        return _point_alpha(codes, n_values, metric, positions)
-
-    field_values: dict[str, dict[str, Any]] = {}
-    for name, data in fields.items():
-        if name not in labels:
-            raise ValueError(f"No labels given for field {name!r}")
-        codes, domain = encode_labels(data, labels[name])
-        entry: dict[str, Any] = {
-            "alpha": estimate(codes, len(domain), "nominal", (name, "field", "ci")),
-            "n_units": int(((codes >= 0).sum(axis=0) >= 2).sum()),
-        }
-        if name in credit:
-            dist = band_distance(credit[name])
-            entry["banded_alpha"] = estimate(codes, len(domain), dist, (name, "field", "banded_ci"))
-        if name in ordinal:
-            entry["ordinal_alpha"] = estimate(
-                codes, len(domain), "ordinal", (name, "field", "ordinal_ci")
-            )
-        field_values[name] = entry
-
-    failure: dict[str, Any] | None = None
-    if failure_categories is not None:
-        set_codes, distinct = _encode_sets(failure_categories, categories)
-        per_category: dict[str, dict[str, Any]] = {}
-        for item in categories:
-            binary = _membership_codes(set_codes, distinct, item)
-            per_category[item] = {"alpha": estimate(binary, 2, "nominal", (item, "category", "ci"))}
-        masi = math.nan
-        if len(distinct) >= 2:
-            masi = estimate(
-                set_codes, len(distinct), masi_distance_matrix(distinct), ("", "masi", "masi_ci")
-            )
-        failure = {
-            "per_category": per_category,
-            "masi_alpha": masi,
-            "n_units": int(((set_codes >= 0).sum(axis=0) >= 2).sum()),
-        }
-
-    for (name, where, key), ci in zip(
-        targets, _bootstrap_cis(resamplable, n_units, n_resamples, confidence, seed), strict=True
-    ):
-        if where == "field":
-            field_values[name][key] = ci
-        elif where == "category":
-            assert failure is not None
-            failure["per_category"][name][key] = ci
-        else:
-            assert failure is not None
-            failure[key] = ci
-    return AgreementSummary(
-        fields={name: FieldAgreement(**entry) for name, entry in field_values.items()},
-        failure_categories=None
-        if failure is None
-        else FailureCategoryAgreement(
-            per_category={k: CategoryAgreement(**v) for k, v in failure["per_category"].items()},
-            masi_alpha=failure["masi_alpha"],
-            masi_ci=failure.get("masi_ci"),
-            n_units=failure["n_units"],
-        ),
-    )

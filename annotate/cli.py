@@ -492,6 +492,318 @@ def serve(
     serve_app(settings, port=port, address=address)
 
 
+# -- releases and scoring ----------------------------------------------------------------------
+# The release and scoring modules pull in pandas, pyarrow and matplotlib: imported in the
+# commands that need them, so that every other command starts fast.
+
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Folder holding the releases; defaults to $ANNOTATE_EXPORTS_DIR or exports/."
+    ),
+]
+
+
+@app.command("release")
+@handle_errors
+def release_cmd(
+    campaign: CampaignOpt,
+    out_dir: OutOpt = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            help="KEY=VALUE inclusion rule (repeatable): min_annotations=K (default: the "
+            "campaign's overlap), accept=unanimous|majority, split_credit=0.5.",
+        ),
+    ] = None,
+    license_id: Annotated[
+        str, typer.Option("--license", help="License id written into the dataset card.")
+    ] = "other",
+    as_json: JsonOpt = False,
+    dbu: DbOpt = None,
+) -> None:
+    """Publish the campaign's gold set as the next immutable release, OUT/NAME/vN.
+
+    Prints the release's path last (with --json: one JSON object whose `path` is the path).
+    """
+    from annotate.release import create_release
+    from annotate.selection import InclusionPolicy
+
+    rules = InclusionPolicy.from_pairs(policy or [])
+    with _session(dbu) as (settings, session):
+        target = store.get_campaign(session=session, name=campaign)
+        result = create_release(
+            session=session,
+            actor=system_actor(),
+            campaign=target,
+            out_dir=out_dir or settings.exports_dir,
+            policy=rules,
+            license=license_id,
+        )
+    if as_json:
+        out.print(store.dumps(result.model_dump(mode="json")), markup=False)
+        return
+    out.print(
+        f"release v{result.version} of {result.dataset}: {result.gold} gold items "
+        f"({result.adjudicated} adjudicated), {result.held_back} held back (see manifest.json)",
+        markup=False,
+    )
+    if result.diff is not None:
+        d = result.diff
+        out.print(
+            f"since v{result.parent_version}: {d.added} added, {d.removed} removed, "
+            f"{d.changed} changed, {d.unchanged} unchanged",
+            markup=False,
+        )
+    out.print(result.path, markup=False)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else store.dumps(value)
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@app.command("diff")
+@handle_errors
+def diff_cmd(
+    name: Annotated[str, typer.Argument(help="Dataset (campaign) name.")],
+    old: Annotated[str, typer.Argument(help="The earlier release, e.g. v1.")],
+    new: Annotated[str, typer.Argument(help="The later release, e.g. v2.")],
+    out_dir: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Items added, removed and changed (field, old and new value) between two releases."""
+    from annotate.release import diff_releases
+
+    result = diff_releases(
+        out_dir=out_dir or _settings(None).exports_dir, dataset=name, old=old, new=new
+    )
+    if as_json:
+        out.print(store.dumps(result.model_dump(mode="json")), markup=False)
+        return
+    s = result.summary
+    out.print(
+        f"{name} {result.old} -> {result.new}: {s.added} added, {s.removed} removed, "
+        f"{s.changed} changed, {s.unchanged} unchanged",
+        markup=False,
+    )
+    rows: list[dict[str, Any]] = [
+        {"id": i, "change": "added", "old": "", "new": ""} for i in result.added
+    ]
+    rows += [{"id": i, "change": "removed", "old": "", "new": ""} for i in result.removed]
+    for item in result.changed:
+        for ch in item.changes:
+            old_value, new_value = ch.old, ch.new
+            if ch.band_changes is not None:
+                old_value = {a: o for a, (o, _) in ch.band_changes.items()}
+                new_value = {a: n for a, (_, n) in ch.band_changes.items()}
+            rows.append(
+                {
+                    "id": item.id,
+                    "change": ch.field,
+                    "old": _short(old_value),
+                    "new": _short(new_value),
+                }
+            )
+    if rows:
+        _table(rows, empty="")
+
+
+def _rate(value: float | None, ci: Any = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+@app.command("score")
+@handle_errors
+def score_cmd(
+    gold: Annotated[Path, typer.Option("--gold", help="Release folder, e.g. exports/NAME/v2.")],
+    predictions: Annotated[
+        list[str],
+        typer.Option(
+            "--predictions",
+            help="FILE or NAME=FILE of {id, action} records, JSONL/CSV/Parquet (repeatable); "
+            "the model is named by the file stem or NAME.",
+        ),
+    ],
+    as_json: JsonOpt = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write the helpfulness/safety trade-off plot (PNG) here."),
+    ] = None,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            "--judge",
+            help="The files are a judge's labels of the gold responses' observed action: also "
+            "report the judge's agreement with the human gold.",
+        ),
+    ] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Leave out bad lines (still listed on stderr) instead of refusing to score.",
+        ),
+    ] = False,
+    id_column: Annotated[str, typer.Option(help="Column holding the item id.")] = "id",
+    action_column: Annotated[
+        str, typer.Option(help="Column holding the action (e.g. gpt4_label).")
+    ] = "action",
+    values: Annotated[
+        Path | None,
+        typer.Option(help="YAML/JSON value mapping (`action:` or `observed_action:` table)."),
+    ] = None,
+    resamples: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the intervals (0: none).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    by_group: Annotated[
+        bool, typer.Option("--by-group", help="Also break the rates down per group of variants.")
+    ] = False,
+) -> None:
+    """Score models' actions against a gold release: banded score, refusal errors, breakdowns."""
+    from annotate.predictions import score_release
+    from annotate.scoring import tradeoff_plot
+
+    if resamples < 0:
+        raise AnnotateError(f"--resamples must be 0 or more, got {resamples}")
+    report = score_release(
+        gold,
+        predictions,
+        judge=judge,
+        skip_invalid=skip_invalid,
+        id_column=id_column,
+        action_column=action_column,
+        values=importers.read_value_mapping(values),
+        n_resamples=resamples,
+        seed=seed,
+        by_group=by_group,
+    )
+    for name, result in report.models.items():
+        if result.skipped:
+            err.print(
+                f"warning: {name}: {len(result.skipped)} invalid lines left out:", markup=False
+            )
+            for problem in result.skipped:
+                err.print(f"  {problem}", markup=False)
+        if result.n_missing:
+            err.print(
+                f"warning: {name}: {result.n_missing} of {report.n_gold} gold items have no "
+                "prediction and are not scored",
+                markup=False,
+            )
+    if plot is not None:
+        tradeoff_plot(report, plot)
+        err.print(f"trade-off plot written to {plot}", markup=False)
+    if as_json:
+        out.print(store.dumps(report.model_dump(mode="json", exclude_none=False)), markup=False)
+        return
+    out.print(f"{report.gold}: {report.n_gold} gold items", markup=False)
+    # Models side by side as columns: easier to compare than one wide row per model.
+    metrics = [
+        ("items scored", "n"),
+        ("banded score", "banded_score"),
+        ("accuracy", "accuracy"),
+        ("false-positive refusal", "false_positive_refusal_rate"),
+        ("false-negative refusal", "false_negative_refusal_rate"),
+        ("overconfidence", "overconfidence_rate"),
+        ("helpfulness (benign)", "helpfulness"),
+        ("safety (harmful)", "safety"),
+        ("group consistency", "group_consistency"),
+    ]
+    rows = []
+    for label_text, key in metrics:
+        row: dict[str, Any] = {"metric": label_text}
+        for name, r in report.models.items():
+            value = getattr(r, key)
+            row[name] = str(value) if key == "n" else _rate(value, r.ci.get(key))
+        rows.append(row)
+    _table(rows, empty="")
+    for name, r in report.models.items():
+        j = r.judge_alignment
+        if j is None:
+            continue
+        out.print(
+            f"judge {name} vs human observed action: n={j.n}, agreement {_rate(j.agreement)}, "
+            f"alpha {_rate(j.alpha, j.alpha_ci)}",
+            markup=False,
+        )
+        _table(
+            [
+                {"human \\ judge": g, **{k: str(v) for k, v in row.items()}}
+                for g, row in j.confusion.items()
+            ],
+            empty="",
+        )
+
+
+# -- agreement ---------------------------------------------------------------------------------
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@app.command("agreement")
+@handle_errors
+def agreement_cmd(
+    campaign: CampaignOpt,
+    as_json: JsonOpt = False,
+    bootstrap: Annotated[
+        int,
+        typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals; 0: none."),
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    dbu: DbOpt = None,
+) -> None:
+    """Krippendorff's alpha per field, banded and per failure category; judges apart."""
+    from annotate.reports import campaign_report, summary_rows
+
+    with _session(dbu) as (_s, session):
+        target = store.get_campaign(session=session, name=campaign)
+        report = campaign_report(
+            session=session,
+            actor=system_actor(),
+            campaign=target,
+            n_resamples=bootstrap,
+            seed=seed,
+        )
+    if as_json:
+        out.print(store.dumps(report.to_json_dict()), markup=False)
+        return
+    out.print(
+        f"{report.campaign}: {report.n_items} items, {report.complete_items} with "
+        f"{report.overlap}+ labels, {report.n_annotators} human annotators",
+        markup=False,
+    )
+    _table(
+        [
+            {
+                "measure": r["measure"],
+                "alpha": _num(r["alpha"]),
+                "95% interval": f"{_num(r['ci_low'])} to {_num(r['ci_high'])}"
+                if r["ci_low"] is not None
+                else "-",
+                "units": r["n_units"],
+                "reading": r["reading"],
+            }
+            for r in summary_rows(report)
+        ],
+        empty="no labels yet",
+    )
+    for judge, figures in report.machine_annotators.items():
+        for name, f in figures.fields.items():
+            share = "-" if f.agreement is None else f"{f.agreement:.0%}"
+            out.print(
+                f"judge {judge}: {name} matches the human majority on {share} of {f.n_items}",
+                markup=False,
+            )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

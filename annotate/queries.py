@@ -59,7 +59,7 @@ class LabelTable:
         a_index = {a: i for i, a in enumerate(annotators)}
         u_index = {u: i for i, u in enumerate(units)}
         out = np.full((len(annotators), len(units)), None, dtype=object)
-        rows = frame["annotator"].map(a_index).to_numpy()
+        rows = frame["annotator"].map(a_index).to_numpy(dtype=np.int64)  # int even when empty
         cols = frame["item_id"].map(u_index)
         keep = cols.notna().to_numpy()
         values = frame[field_name].to_numpy()

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, insert
+from sqlalchemy import func, insert, or_
 from sqlmodel import Session, col, select
 
 from annotate.auth import check_role, hash_password, require_role
@@ -22,6 +22,7 @@ from annotate.errors import (
     Conflict,
     ImportProblem,
     NotFound,
+    PermissionDenied,
     ValidationProblem,
 )
 from annotate.importers import ItemRecord, LabelRow
@@ -32,6 +33,7 @@ from annotate.models import (
     CampaignMember,
     Item,
     LabelSchemaRecord,
+    Release,
     User,
     utcnow,
 )
@@ -594,3 +596,180 @@ def campaign_status(*, session: Session, actor: User, campaign: Campaign) -> Cam
 def dumps(obj: Any) -> str:
     """Compact JSON for CLI output."""
     return json.dumps(obj, ensure_ascii=False, sort_keys=False)
+
+
+# -- releases ----------------------------------------------------------------------------------
+
+
+def add_release(
+    *,
+    session: Session,
+    campaign: Campaign,
+    version: int,
+    path: str,
+    manifest_sha256: str,
+    summary: dict[str, Any],
+    created_by: int | None,
+) -> Release:
+    """Record a release written to `path` (release.create_release checks the role and writes)."""
+    if session.exec(
+        select(Release).where(Release.campaign_id == campaign.id, Release.version == version)
+    ).first():
+        raise Conflict(f"Release v{version} of `{campaign.name}` is already recorded")
+    row = Release(
+        campaign_id=campaign.id,  # type: ignore[arg-type]
+        version=version,
+        path=path,
+        manifest_sha256=manifest_sha256,
+        summary=summary,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_release_rows(*, session: Session, campaign: Campaign) -> list[tuple[Release, str | None]]:
+    """`campaign`'s recorded releases, oldest first, each with its creator's name."""
+    rows = session.exec(
+        select(Release, User.name)
+        .join(User, col(User.id) == Release.created_by, isouter=True)
+        .where(Release.campaign_id == campaign.id)
+        .order_by(col(Release.version))
+    ).all()
+    return [(release, name) for release, name in rows]
+
+
+# -- an annotator's own work (My work) ---------------------------------------------------------
+
+
+def list_own_annotations(
+    *,
+    session: Session,
+    user: User,
+    campaign: Campaign,
+    offset: int = 0,
+    limit: int = 20,
+    search: str = "",
+) -> tuple[list[tuple[Annotation, Item]], int]:
+    """`user`'s own annotations in `campaign`, newest change first, and how many there are.
+
+    Only ever the caller's own labels: labeling is blind. `search` matches item ids and
+    prompts (case-insensitive substring).
+    """
+    require_role(user, "annotator", "see their own labels")
+    where: list[Any] = [Annotation.campaign_id == campaign.id, Annotation.user_id == user.id]
+    if search.strip():
+        pattern = f"%{search.strip().lower()}%"
+        where.append(
+            or_(
+                func.lower(Item.external_id).like(pattern),
+                func.lower(func.coalesce(Item.prompt, "")).like(pattern),
+            )
+        )
+    total = session.exec(
+        select(func.count())
+        .select_from(Annotation)
+        .join(Item, col(Item.id) == Annotation.item_id)
+        .where(*where)
+    ).one()
+    rows = session.exec(
+        select(Annotation, Item)
+        .join(Item, col(Item.id) == Annotation.item_id)
+        .where(*where)
+        .order_by(col(Annotation.updated_at).desc(), col(Annotation.id).desc())
+        .offset(max(0, offset))
+        .limit(max(1, min(limit, 200)))
+    ).all()
+    return [(a, i) for a, i in rows], int(total)
+
+
+def get_own_annotation(
+    *, session: Session, user: User, annotation_id: int
+) -> tuple[Annotation, Item]:
+    """One of `user`'s own annotations with its item; PermissionDenied for anyone else's."""
+    require_role(user, "annotator", "see their own labels")
+    annotation = session.get(Annotation, annotation_id)
+    if annotation is None:
+        raise NotFound(f"No annotation {annotation_id}")
+    if annotation.user_id != user.id:
+        raise PermissionDenied(f"Annotation {annotation_id} is another annotator's")
+    item = session.get(Item, annotation.item_id)
+    assert item is not None
+    return annotation, item
+
+
+def own_history(*, session: Session, user: User, annotation_id: int) -> list[AnnotationHistory]:
+    """Every saved version of one of `user`'s own annotations, oldest first."""
+    get_own_annotation(session=session, user=user, annotation_id=annotation_id)
+    return list(
+        session.exec(
+            select(AnnotationHistory)
+            .where(AnnotationHistory.annotation_id == annotation_id)
+            .order_by(col(AnnotationHistory.changed_at), col(AnnotationHistory.id))
+        ).all()
+    )
+
+
+# -- user and campaign administration ----------------------------------------------------------
+
+
+def set_role(*, session: Session, actor: User, name: str, role: str) -> User:
+    """Give `name` the role `role`; admins only, and not to themselves (no self-demotion)."""
+    require_role(actor, "admin", "change roles")
+    check_role(role)
+    user = get_user(session=session, name=name)
+    if user.id == actor.id and role != user.role:
+        raise Conflict("You cannot change your own role; ask another admin")
+    if user.is_machine:
+        raise Conflict(f"`{name}` is an automatic judge and has no role to change")
+    user.role = role
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_active(*, session: Session, actor: User, name: str, active: bool) -> User:
+    """Allow or stop `name` signing in (their labels stay); admins only, never themselves."""
+    require_role(actor, "admin", "activate or deactivate users")
+    user = get_user(session=session, name=name)
+    if user.id == actor.id and not active:
+        raise Conflict("You cannot deactivate yourself; ask another admin")
+    user.active = active
+    session.add(user)
+    session.flush()
+    return user
+
+
+def campaign_members(*, session: Session, actor: User, campaign: Campaign) -> list[str]:
+    """Names of the annotators `campaign` is restricted to (empty when open); leads and admins."""
+    require_role(actor, "lead", "see campaign members")
+    return list(
+        session.exec(
+            select(User.name)
+            .join(CampaignMember, col(CampaignMember.user_id) == User.id)
+            .where(CampaignMember.campaign_id == campaign.id)
+            .order_by(col(User.name))
+        ).all()
+    )
+
+
+def update_campaign(
+    *,
+    session: Session,
+    actor: User,
+    campaign: Campaign,
+    guidelines: str | None = None,
+    overlap: int | None = None,
+) -> Campaign:
+    """Change `campaign`'s guidelines or overlap k; admins only. Labels already made stay."""
+    require_role(actor, "admin", "change campaigns")
+    if overlap is not None:
+        if overlap < 1:
+            raise ValidationProblem(f"Overlap must be at least 1, got {overlap}")
+        campaign.overlap = overlap
+    if guidelines is not None:
+        campaign.guidelines = guidelines
+    session.add(campaign)
+    session.flush()
+    return campaign

@@ -19,6 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from annotate import agreement as ag
+from annotate import agreement_report as rep
+from annotate.errors import AgreementInputError
 
 ACTIONS = [
     "answer",
@@ -330,7 +332,7 @@ def test_masi_alpha_is_one_when_everyone_agrees_even_on_mostly_empty_sets() -> N
     units = [FINE] * 20 + [frozenset({"over_refusal"}), frozenset({"overconfidence", "x"})]
     data = [units, units, units]
     assert ag.masi_alpha(data) == 1.0
-    with pytest.raises(ValueError, match="Unknown failure categories"):
+    with pytest.raises(AgreementInputError, match="Unknown failure categories"):
         ag.masi_alpha(data, CATEGORIES)
 
 
@@ -492,11 +494,11 @@ def test_banded_alpha_can_be_below_nominal() -> None:
 def test_band_distance_is_one_minus_credit_and_checks_its_input() -> None:
     credit = make_credit()
     np.testing.assert_allclose(ag.band_distance(credit), 1 - credit)
-    with pytest.raises(ValueError, match="symmetric"):
+    with pytest.raises(AgreementInputError, match="symmetric"):
         ag.band_distance(np.array([[1, 0.5], [0.2, 1]]))
-    with pytest.raises(ValueError, match="diagonal must be 1"):
+    with pytest.raises(AgreementInputError, match="diagonal must be 1"):
         ag.band_distance(np.array([[0.9, 0.5], [0.5, 1]]))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(AgreementInputError, match=r"\[0, 1\]"):
         ag.band_distance(np.array([[1, 1.5], [1.5, 1]]))
 
 
@@ -514,7 +516,7 @@ def test_disagreement_scores_under_band_and_nominal_distance() -> None:
 
 
 def test_pairwise_kappa_on_the_binary_reference_example() -> None:
-    kappa = ag.pairwise_kappa(K2011_A, [0, 1], annotators=["A", "B"])
+    kappa = rep.pairwise_kappa(K2011_A, [0, 1], annotators=["A", "B"])
     # p_o = 6/10, p_e = .2 * .4 + .8 * .6 = .56, kappa = .04 / .44.
     assert cell(kappa, "A", "B") == pytest.approx(1 / 11)
     assert cell(kappa, "B", "A") == cell(kappa, "A", "B")
@@ -525,7 +527,7 @@ def test_pairwise_kappa_is_nan_without_shared_units() -> None:
     frame = pd.DataFrame(
         [["answer", "refuse", None, None], [None, None, "answer", "refuse"]], index=["u1", "u2"]
     )
-    kappa = ag.pairwise_kappa(frame, ACTIONS)
+    kappa = rep.pairwise_kappa(frame, ACTIONS)
     assert list(kappa.index) == ["u1", "u2"]
     assert math.isnan(cell(kappa, "u1", "u2"))
 
@@ -543,7 +545,7 @@ def test_annotator_report_flags_the_odd_one_out() -> None:
     durations = np.full((4, 24), 10.0)
     durations[3] = 2.0
     durations[2, ::3] = np.nan
-    report = ag.annotator_report(
+    report = rep.annotator_report(
         data,
         ACTIONS,
         level=ag.band_distance(make_credit()),
@@ -603,7 +605,7 @@ def small_campaign(seed: int = 0, n_units: int = 60) -> dict[str, Any]:
 
 def test_summary_shape_values_and_json() -> None:
     campaign = small_campaign()
-    summary = ag.summarize(
+    summary = rep.summarize(
         campaign["fields"],
         campaign["labels"],
         credit={"right_action": make_credit()},
@@ -632,12 +634,12 @@ def test_summary_shape_values_and_json() -> None:
     )
     assert failure["per_category"]["unsafe_compliance"] == {"alpha": None, "ci": None}
     assert failure["masi_alpha"] == pytest.approx(ag.masi_alpha(campaign["sets"], CATEGORIES))
-    assert ag.AgreementSummary.model_validate(payload) == summary
+    assert rep.AgreementSummary.model_validate(payload) == summary
 
 
 def test_summary_without_bootstrap_or_variation_stays_json_safe() -> None:
     fields = {"confidence": np.array([["high", "high"], ["high", None]], dtype=object)}
-    summary = ag.summarize(fields, {"confidence": ["low", "medium", "high"]}, n_resamples=0)
+    summary = rep.summarize(fields, {"confidence": ["low", "medium", "high"]}, n_resamples=0)
     payload = no_nan(summary.model_dump_json())
     assert payload == {
         "fields": {"confidence": {"alpha": None, "ci": None, "n_units": 1}},
@@ -645,19 +647,38 @@ def test_summary_without_bootstrap_or_variation_stays_json_safe() -> None:
     }
 
 
+def test_summary_over_no_units_is_undefined_not_a_crash() -> None:
+    empty = np.full((0, 0), None, dtype=object)
+    summary = rep.summarize(
+        {"right_action": empty, "intent": empty},
+        {"right_action": ACTIONS, "intent": INTENTS},
+        credit={"right_action": make_credit()},
+        ordinal=["intent"],
+        failure_categories=empty,
+        categories=CATEGORIES,
+        n_resamples=20,
+    )
+    assert summary.fields["intent"].ordinal_alpha is None
+    assert summary.fields["right_action"].banded_alpha is None
+    assert summary.failure_categories is not None
+    assert summary.failure_categories.masi_alpha is None
+
+
 def test_summary_names_the_bad_value() -> None:
     fields = {"intent": np.array([["benign", "evil"]], dtype=object)}
-    with pytest.raises(ValueError, match="Label `evil` is not one of benign, ambiguous, harmful"):
-        ag.summarize(fields, {"intent": INTENTS})
-    with pytest.raises(ValueError, match="same units"):
-        ag.summarize(
+    with pytest.raises(
+        AgreementInputError, match="Label `evil` is not one of benign, ambiguous, harmful"
+    ):
+        rep.summarize(fields, {"intent": INTENTS})
+    with pytest.raises(AgreementInputError, match="same units"):
+        rep.summarize(
             {"intent": np.array([["benign"]], dtype=object)},
             {"intent": INTENTS},
             failure_categories=np.array([[FINE, FINE]], dtype=object),
             categories=CATEGORIES,
         )
-    with pytest.raises(ValueError, match="without the list of categories"):
-        ag.summarize(
+    with pytest.raises(AgreementInputError, match="without the list of categories"):
+        rep.summarize(
             {"intent": np.array([["benign"]], dtype=object)},
             {"intent": INTENTS},
             failure_categories=np.array([[FINE]], dtype=object),
@@ -676,7 +697,7 @@ def test_summary_names_the_bad_value() -> None:
     ],
 )
 def test_bad_input_is_named(data: Any, kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(AgreementInputError, match=message):
         ag.alpha(data, **kwargs)
 
 

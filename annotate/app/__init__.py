@@ -1,0 +1,1 @@
+"""The Streamlit app: entry point, server, pages, widgets (context.py: the page contract)."""

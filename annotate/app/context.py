@@ -1,0 +1,156 @@
+"""What every page gets: the page contract, and who is signed in.
+
+The page contract: a page module in `annotate.app.pages` exposes
+
+    def render(ctx: AppContext) -> None
+
+and does nothing at import time. `main.py` decides which pages a role sees, but hiding a page
+is not authorization: every core function a page calls checks the role itself. Pages parse
+input, call core functions inside `ctx.session()`, and show errors from `annotate.errors` with
+`show_error` (through `ctx.guard()`), never a traceback.
+
+A page reaches another with `ctx.go("adjudicate", item="xs-017")`, which switches to the
+registered page of that name with the given query parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from annotate import db, sessions
+from annotate.errors import AnnotateError, AuthError
+from annotate.models import User
+from annotate.settings import Settings, get_settings
+
+LOG = logging.getLogger("annotate.app")
+
+# AppTest cannot send cookies (Streamlit 1.67 takes st.context.cookies from the browser's
+# connection only), so tests put a signed token here; it is checked exactly like the cookie.
+# Browsers cannot write session state, and a token is worthless without the signing key.
+SESSION_TOKEN_KEY = "annotate.session_token"
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """The signed-in user and the handles a page needs."""
+
+    settings: Settings
+    engine: Engine
+    user: User
+    pages: Mapping[str, Any] = field(default_factory=dict)
+
+    def session(self, *, immediate: bool = False) -> AbstractContextManager[Session]:
+        """A committed-on-success session (immediate=True: SQLite write lock up front)."""
+        return db.session_scope(self.engine, immediate=immediate)
+
+    def guard(self) -> AbstractContextManager[None]:
+        """Show an AnnotateError raised inside the block with st.error instead of a traceback."""
+        return guard()
+
+    def go(self, page: str, **query: str) -> None:
+        """Switch to the registered page `page` (e.g. "adjudicate") with query parameters."""
+        target = self.pages.get(page)
+        if target is None:
+            st.error(f"There is no `{page}` page for your role")
+            return
+        st.switch_page(target, query_params=query or None)
+
+
+def show_error(exc: AnnotateError) -> None:
+    """A domain error as the person who caused it should read it."""
+    st.error(str(exc), icon=":material/error:")
+
+
+@contextmanager
+def guard() -> Iterator[None]:
+    """Catch AnnotateError (shown with st.error); anything else is a bug and propagates."""
+    try:
+        yield
+    except AnnotateError as exc:
+        show_error(exc)
+
+
+# -- resources ---------------------------------------------------------------------------------
+
+
+def _env_snapshot() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ANNOTATE_")))
+
+
+@st.cache_resource(show_spinner=False)
+def _settings_for(env: tuple[tuple[str, str], ...]) -> Settings:
+    return get_settings()
+
+
+def load_settings() -> Settings:
+    """The settings from ANNOTATE_* variables (the server exports its own before starting)."""
+    return _settings_for(_env_snapshot())
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(url: str, busy_timeout_ms: int, pool_size: int) -> Engine:
+    return db.make_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
+
+
+def get_engine(settings: Settings) -> Engine:
+    """One engine per database URL for the whole server process."""
+    return _engine_for(settings.database_url, settings.sqlite_busy_timeout_ms, settings.pool_size)
+
+
+@st.cache_resource(show_spinner=False)
+def _key_for(url: str, busy_timeout_ms: int, pool_size: int) -> str:
+    return sessions.signing_key(
+        engine=_engine_for(url, busy_timeout_ms, pool_size),
+        settings=Settings(database_url=url, secret_key=""),
+    )
+
+
+def signing_key(settings: Settings) -> str:
+    """The session-cookie signing key (Settings.secret_key, else the stored one)."""
+    if settings.secret_key:
+        return settings.secret_key
+    return _key_for(settings.database_url, settings.sqlite_busy_timeout_ms, settings.pool_size)
+
+
+# -- who is signed in --------------------------------------------------------------------------
+
+
+def oidc_configured() -> bool:
+    """Whether `[auth]` is configured in Streamlit's secrets (then st.login is offered)."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:
+        return False
+
+
+def current_user(settings: Settings, engine: Engine) -> tuple[User | None, str | None]:
+    """The signed-in user, or None and why not (None, None: nobody tried to sign in).
+
+    Sources, in order: the session cookie set by the sign-in page; a token in session state
+    (tests); an OIDC identity from `st.login` when OIDC is configured.
+    """
+    token = st.context.cookies.get(sessions.COOKIE_NAME) or st.session_state.get(SESSION_TOKEN_KEY)
+    try:
+        with db.session_scope(engine) as s:
+            if token:
+                user = sessions.read_token(
+                    session=s,
+                    key=signing_key(settings),
+                    token=str(token),
+                    max_age_s=settings.session_hours * 3600,
+                )
+                return user, None
+            if oidc_configured() and st.user.is_logged_in:
+                return sessions.user_for_identity(session=s, identity=st.user.to_dict()), None
+    except AuthError as exc:
+        return None, str(exc)
+    return None, None

@@ -1,0 +1,147 @@
+"""The app's only entry point: who is signed in, and which pages their role sees.
+
+Run by `annotate serve` (see server.py), never imported for its side effects: Streamlit runs
+this file as `__main__` on every rerun.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from annotate import sessions
+from annotate.app import context
+from annotate.app.render import plain
+from annotate.auth import has_role
+from annotate.errors import AnnotateError
+from annotate.models import User
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """A page: what it is called, who may open it, and where its code is."""
+
+    name: str
+    title: str
+    icon: str
+    section: str
+    role: str
+    module: str = ""  # defaults to `name`
+    function: str = "render"
+    hidden: bool = False
+
+    @property
+    def module_name(self) -> str:
+        """The module under annotate.app.pages holding the page."""
+        return self.module or self.name
+
+
+PAGES = (
+    PageSpec("label", "Label", ":material/edit_note:", "Labeling", "annotator"),
+    PageSpec("my_work", "My work", ":material/history:", "Labeling", "annotator"),
+    PageSpec("review", "Review", ":material/rate_review:", "Lead", "lead"),
+    PageSpec("dashboard", "Dashboard", ":material/monitoring:", "Lead", "lead"),
+    PageSpec("adjudicate", "Adjudicate", ":material/gavel:", "Lead", "lead", hidden=True),
+    PageSpec("users", "Users", ":material/group:", "Admin", "admin", "admin", "render_users"),
+    PageSpec(
+        "campaigns", "Campaigns", ":material/folder:", "Admin", "admin", "admin", "render_campaigns"
+    ),
+)
+
+
+def page_exists(module: str) -> bool:
+    """Whether `annotate.app.pages.<module>` is installed (the lead pages may not be yet)."""
+    return importlib.util.find_spec(f"annotate.app.pages.{module}") is not None
+
+
+def pages_for(user: User) -> list[PageSpec]:
+    """The pages `user`'s role sees, in navigation order, leaving out pages not written yet."""
+    return [p for p in PAGES if has_role(user, p.role) and page_exists(p.module_name)]
+
+
+def _runner(spec: PageSpec, ctx_ref: list[context.AppContext]) -> Callable[[], None]:
+    def run() -> None:
+        module = importlib.import_module(f"annotate.app.pages.{spec.module_name}")
+        with context.guard():
+            getattr(module, spec.function)(ctx_ref[0])
+
+    run.__name__ = f"page_{spec.name}"
+    return run
+
+
+def navigation(ctx: context.AppContext, specs: list[PageSpec]) -> Any:
+    """st.navigation over `specs`, grouped by section; registers the pages in `ctx.pages`."""
+    ref = [ctx]
+    sections: dict[str, list[Any]] = {}
+    registered: dict[str, Any] = {}
+    for i, spec in enumerate(specs):
+        page = st.Page(
+            _runner(spec, ref),
+            title=spec.title,
+            icon=spec.icon,
+            url_path=spec.name,
+            default=i == 0,
+            visibility="hidden" if spec.hidden else "visible",
+        )
+        registered[spec.name] = page
+        sections.setdefault(spec.section, []).append(page)
+    ref[0] = context.AppContext(
+        settings=ctx.settings, engine=ctx.engine, user=ctx.user, pages=registered
+    )
+    return st.navigation(sections, position="top")
+
+
+def sign_in_gate(why: str | None) -> None:
+    """What someone who is not signed in sees (the server normally redirects them first)."""
+    st.title("annotate")
+    if why:
+        st.warning(why, icon=":material/lock:")
+    st.write("Sign in to label.")
+    with st.container(horizontal=True):
+        if st.button("Sign in with a password", type="primary", key="go-signin"):
+            # st.logout() sends the browser to /auth/logout, which our server answers by
+            # dropping any stale cookie and showing the sign-in page.
+            st.logout()
+        if context.oidc_configured() and st.button("Sign in with single sign-on", key="sso"):
+            st.login()
+
+
+def account(ctx: context.AppContext) -> None:
+    """The sidebar's account box: who you are, and sign out."""
+    with st.sidebar:
+        st.caption(f"Signed in as {plain(ctx.user.name)} · {ctx.user.role}")
+        if st.button("Sign out", key="signout", icon=":material/logout:"):
+            with context.guard(), ctx.session() as s:
+                sessions.sign_out(session=s, user=ctx.user)
+            # Public API that sends the browser to /auth/logout; the server clears our cookie
+            # there too (see server.py), then shows the sign-in page.
+            st.logout()
+            st.stop()
+
+
+def main() -> None:
+    """Run one script pass: resolve the user, then the page they asked for."""
+    st.set_page_config(page_title="annotate", page_icon=":material/label:", layout="wide")
+    settings = context.load_settings()
+    engine = context.get_engine(settings)
+    try:
+        user, why = context.current_user(settings, engine)
+    except AnnotateError as exc:
+        context.show_error(exc)
+        return
+    if user is None:
+        sign_in_gate(why)
+        return
+    ctx = context.AppContext(settings=settings, engine=engine, user=user)
+    nav = navigation(ctx, pages_for(user))
+    account(ctx)
+    nav.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The app pages; each module exposes `render(ctx: AppContext) -> None`."""

@@ -1,0 +1,296 @@
+"""Admin: users (add, role, sign-in, password) and campaigns (create, members, import, progress).
+
+Every action goes through a core function that checks the admin role itself.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from annotate import assign, importers, store
+from annotate.app.context import AppContext, show_error
+from annotate.errors import AnnotateError, ImportProblem
+from annotate.models import ROLES, Campaign
+from annotate.schema import resolve_schema
+
+IMPORT_TYPES = ["csv", "tsv", "jsonl", "parquet"]
+
+
+def render(ctx: AppContext) -> None:
+    """Both admin sections, in tabs (the navigation shows them as two pages)."""
+    users, campaigns = st.tabs(["Users", "Campaigns"])
+    with users:
+        render_users(ctx)
+    with campaigns:
+        render_campaigns(ctx)
+
+
+# -- users -------------------------------------------------------------------------------------
+
+
+def render_users(ctx: AppContext) -> None:
+    """List users, add one, change a role, allow or stop sign-in, set a password."""
+    with ctx.session() as s:
+        users = store.list_users(session=s, actor=ctx.user)
+    st.dataframe(
+        [
+            {
+                "name": u.name,
+                "role": u.role,
+                "can sign in": bool(u.password_hash) and u.active and not u.is_machine,
+                "active": u.active,
+                "automatic judge": u.is_machine,
+                "since": u.created_at.strftime("%Y-%m-%d"),
+            }
+            for u in users
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    left, right = st.columns(2, gap="large")
+    with left, st.form("add-user", clear_on_submit=True):
+        st.subheader("Add a user")
+        name = st.text_input("User name")
+        role = st.selectbox("Role", ROLES)
+        password = st.text_input("Password", type="password", help="At least 8 characters")
+        if st.form_submit_button("Add user", type="primary"):
+            try:
+                with ctx.session() as s:
+                    store.add_user(
+                        session=s, actor=ctx.user, name=name, role=role, password=password
+                    )
+            except AnnotateError as exc:
+                show_error(exc)
+            else:
+                st.toast(f"Added {name.strip()} ({role})")
+                st.rerun()
+    with right:
+        st.subheader("Change a user")
+        people = [u.name for u in users if not u.is_machine]
+        if not people:
+            return
+        who = st.selectbox("User", people, key="admin-user")
+        target = next(u for u in users if u.name == who)
+        with st.form("change-user"):
+            role = st.selectbox("Role", ROLES, index=ROLES.index(target.role))
+            active = st.toggle("May sign in", value=target.active)
+            password = st.text_input("New password (leave empty to keep)", type="password")
+            if st.form_submit_button("Save"):
+                try:
+                    with ctx.session() as s:
+                        if role != target.role:
+                            store.set_role(session=s, actor=ctx.user, name=who, role=role)
+                        if active != target.active:
+                            store.set_active(session=s, actor=ctx.user, name=who, active=active)
+                        if password:
+                            store.set_password(
+                                session=s, actor=ctx.user, name=who, password=password
+                            )
+                except AnnotateError as exc:
+                    show_error(exc)
+                else:
+                    st.toast(f"Saved {who}")
+                    st.rerun()
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+
+def render_campaigns(ctx: AppContext) -> None:
+    """Progress of every campaign, then create one, or manage the one selected."""
+    with ctx.session() as s:
+        campaigns = store.list_campaigns(session=s, actor=ctx.user)
+        status = [
+            store.campaign_status(session=s, actor=ctx.user, campaign=c).model_dump()
+            for c in campaigns
+        ]
+    if status:
+        st.dataframe(
+            [
+                {
+                    "campaign": row["campaign"],
+                    "schema": row["schema_id"],
+                    "k": row["overlap"],
+                    "items": row["items"],
+                    "complete": row["complete_items"],
+                    "progress": row["complete_items"] / row["items"] if row["items"] else 0.0,
+                    "labels": row["annotations"],
+                    "annotators": row["annotators"],
+                    "flagged": row["flagged"],
+                }
+                for row in status
+            ],
+            column_config={
+                "progress": st.column_config.ProgressColumn(
+                    "progress", min_value=0.0, max_value=1.0, format="percent"
+                )
+            },
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.info("No campaigns yet: create the first one below.")
+    create, manage = st.tabs(["Create a campaign", "Manage a campaign"])
+    with create:
+        _create_form(ctx)
+    with manage:
+        if campaigns:
+            names = [c.name for c in campaigns]
+            chosen = st.selectbox("Campaign", names, key="admin-campaign")
+            _manage(ctx, campaigns[names.index(chosen)])
+
+
+def _schema_ids(directory: Path) -> list[str]:
+    found = sorted(p.stem for p in directory.glob("*") if p.suffix in {".yaml", ".yml", ".json"})
+    return [s for s in found if not s.endswith(".schema")] or ["refusal-v1"]
+
+
+def _annotator_names(ctx: AppContext) -> list[str]:
+    with ctx.session() as s:
+        return [
+            u.name
+            for u in store.list_users(session=s, actor=ctx.user)
+            if not u.is_machine and u.active
+        ]
+
+
+def _create_form(ctx: AppContext) -> None:
+    with st.form("create-campaign"):
+        name = st.text_input("Name", help="Letters, digits, dashes; no `/`")
+        schema_id = st.selectbox("Label schema", _schema_ids(ctx.settings.schemas_dir))
+        overlap = st.number_input("Annotators per item (k)", min_value=1, max_value=50, value=2)
+        guidelines = st.text_area("Guidelines (markdown)", height=160)
+        members = st.multiselect(
+            "Restrict to these annotators (empty: open to every annotator)",
+            _annotator_names(ctx),
+        )
+        seed = st.text_input("Seed of the item order (empty: random)")
+        if not st.form_submit_button("Create campaign", type="primary"):
+            return
+    try:
+        seed_value = int(seed) if seed.strip() else None
+    except ValueError:
+        st.error(f"Seed `{seed}` is not a whole number")
+        return
+    try:
+        schema = resolve_schema(schema_id, ctx.settings.schemas_dir)
+        with ctx.session() as s:
+            campaign = store.create_campaign(
+                session=s,
+                actor=ctx.user,
+                name=name,
+                schema=schema,
+                overlap=int(overlap),
+                guidelines=guidelines,
+                members=members,
+                seed=seed_value,
+            )
+    except AnnotateError as exc:
+        show_error(exc)
+        return
+    st.toast(f"Created campaign {campaign.name}")
+    st.rerun()
+
+
+def _manage(ctx: AppContext, campaign: Campaign) -> None:
+    with ctx.session() as s:
+        members = store.campaign_members(session=s, actor=ctx.user, campaign=campaign)
+    st.subheader("Import items")
+    _import_form(ctx, campaign)
+    st.subheader("Settings")
+    with st.form(f"settings-{campaign.id}"):
+        overlap = st.number_input(
+            "Annotators per item (k)", min_value=1, max_value=50, value=campaign.overlap
+        )
+        guidelines = st.text_area("Guidelines (markdown)", value=campaign.guidelines, height=160)
+        chosen = st.multiselect(
+            "Restricted to (empty: open to every annotator)",
+            sorted(set(_annotator_names(ctx)) | set(members)),
+            default=members,
+        )
+        if st.form_submit_button("Save settings"):
+            try:
+                with ctx.session() as s:
+                    fresh = store.get_campaign(session=s, name=campaign.name)
+                    store.update_campaign(
+                        session=s,
+                        actor=ctx.user,
+                        campaign=fresh,
+                        guidelines=guidelines,
+                        overlap=int(overlap),
+                    )
+                    if sorted(chosen) != members:
+                        store.set_members(session=s, actor=ctx.user, campaign=fresh, members=chosen)
+            except AnnotateError as exc:
+                show_error(exc)
+            else:
+                st.toast(f"Saved {campaign.name}")
+                st.rerun()
+    if campaign.guidelines.strip():
+        with st.expander("Guidelines as annotators see them"):
+            st.markdown(campaign.guidelines)
+    st.subheader("Leases")
+    if st.button("Release lapsed leases", key=f"expire-{campaign.id}"):
+        try:
+            with ctx.session() as s:
+                n = assign.expire_leases(session=s, actor=ctx.user, campaign=campaign)
+        except AnnotateError as exc:
+            show_error(exc)
+        else:
+            st.toast(f"{n} lapsed leases marked expired")
+
+
+def _import_form(ctx: AppContext, campaign: Campaign) -> None:
+    with st.form(f"import-{campaign.id}", clear_on_submit=True):
+        upload = st.file_uploader("Items file", type=IMPORT_TYPES)
+        columns = st.text_area(
+            "Column mapping (optional), one FIELD=COLUMN per line",
+            placeholder="prompt=question\nresponse=answer",
+            height=80,
+        )
+        constants = st.text_area(
+            "Fixed values (optional), one FIELD=VALUE per line",
+            placeholder="model=model-a",
+            height=68,
+        )
+        if not st.form_submit_button("Import", type="primary"):
+            return
+    if upload is None:
+        st.error("Choose a file to import")
+        return
+    filename = Path(upload.name).name
+    with tempfile.TemporaryDirectory(prefix="annotate-upload-") as tmp:
+        path = Path(tmp) / filename
+        path.write_bytes(upload.getvalue())
+        try:
+            cmap = importers.ColumnMap.build(_lines(columns), _lines(constants), None)
+            records = importers.parse_items(path, cmap)
+            with ctx.session() as s:
+                result = store.import_items(
+                    session=s,
+                    actor=ctx.user,
+                    campaign=campaign,
+                    records=records,
+                    source=filename,
+                )
+        except ImportProblem as exc:
+            # Messages name the uploaded file, not our temporary copy of it.
+            problems = [p.replace(str(path), filename) for p in exc.problems]
+            st.error(
+                f"Nothing was imported: {len(problems)} problem(s).\n\n"
+                + "\n".join(f"- {p}" for p in problems[:50])
+            )
+            return
+        except AnnotateError as exc:
+            show_error(exc)
+            return
+    st.success(
+        f"Imported {result.added} items into {campaign.name} ({result.unchanged} already there)"
+    )
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -1,0 +1,181 @@
+"""My work: page through your own past labels and change one; every version is kept.
+
+Only the signed-in annotator's labels appear here (the core refuses anyone else's): labeling
+is blind, so there are no other annotators' labels and no agreement figures on this page.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from annotate import assign, store
+from annotate.app import render as view
+from annotate.app import widgets
+from annotate.app.context import AppContext, show_error
+from annotate.app.pages.label import pick_campaign
+from annotate.errors import AnnotateError
+from annotate.models import Annotation, Campaign, Item
+from annotate.schema import LabelSchema
+
+PAGE_SIZE = 20
+EDIT_KEY = "annotate.my_work.edit"
+
+
+def render(ctx: AppContext) -> None:
+    """The My work page: a list of your labels, or the editor for one of them."""
+    campaign = pick_campaign(ctx)
+    if campaign is None:
+        return
+    editing = st.session_state.get(EDIT_KEY)
+    if editing is not None:
+        _editor(ctx, int(editing))
+        return
+    search = st.text_input("Find", key="mw-search", placeholder="item id or words from the prompt")
+    page = int(st.session_state.get("mw-page", 0))
+    with ctx.session() as s:
+        rows, total = store.list_own_annotations(
+            session=s,
+            user=ctx.user,
+            campaign=campaign,
+            offset=page * PAGE_SIZE,
+            limit=PAGE_SIZE,
+            search=search,
+        )
+        schema = store.campaign_schema(session=s, campaign=campaign)
+    if total == 0:
+        st.info("No labels here yet." if not search else "Nothing matches.")
+        return
+    pages = (total + PAGE_SIZE - 1) // PAGE_SIZE
+    page = min(page, pages - 1)
+    st.caption(f"{total} labeled items · page {page + 1} of {pages} · newest change first")
+    for annotation, item in rows:
+        _row(schema, annotation, item)
+    with st.container(horizontal=True, gap="small"):
+        if st.button("Newer", key="mw-prev", disabled=page == 0, shortcut="Left"):
+            st.session_state["mw-page"] = page - 1
+            st.rerun()
+        if st.button("Older", key="mw-next", disabled=page >= pages - 1, shortcut="Right"):
+            st.session_state["mw-page"] = page + 1
+            st.rerun()
+
+
+def _summary(schema: LabelSchema, labels: dict[str, object]) -> str:
+    parts = []
+    for spec in schema.choice_fields:
+        value = labels.get(spec.name)
+        if spec.kind == "multi":
+            text = ", ".join(str(v) for v in value) if isinstance(value, list) and value else "—"
+        else:
+            text = str(value) if value else "—"
+        parts.append(f"{spec.name}: {text}")
+    return " · ".join(parts)
+
+
+def _ago(when: datetime) -> str:
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+def _row(schema: LabelSchema, annotation: Annotation, item: Item) -> None:
+    with st.container(border=True):
+        head, action = st.columns([6, 1], vertical_alignment="center")
+        with head:
+            prompt = (item.prompt or "(conversation)").strip().replace("\n", " ")
+            flag = " · flagged for the lead" if annotation.flagged else ""
+            st.markdown(
+                f"{view.plain(item.external_id)} · {_ago(annotation.updated_at)}{flag}  \n"
+                f"{view.plain(prompt[:140] + ('…' if len(prompt) > 140 else ''))}"
+            )
+            st.caption(view.plain(_summary(schema, annotation.labels)))
+        with action:
+            if st.button("Edit", key=f"edit-{annotation.id}"):
+                st.session_state[EDIT_KEY] = annotation.id
+                st.rerun()
+
+
+def _editor(ctx: AppContext, annotation_id: int) -> None:
+    try:
+        with ctx.session() as s:
+            annotation, item = store.get_own_annotation(
+                session=s, user=ctx.user, annotation_id=annotation_id
+            )
+            campaign = s.get(Campaign, annotation.campaign_id)
+            assert campaign is not None
+            schema = store.campaign_schema(session=s, campaign=campaign)
+            history = store.own_history(session=s, user=ctx.user, annotation_id=annotation_id)
+    except AnnotateError as exc:
+        show_error(exc)
+        st.session_state.pop(EDIT_KEY, None)
+        return
+    if st.button(
+        "Back to the list", key="mw-back", shortcut=widgets.BACK, icon=":material/arrow_back:"
+    ):
+        st.session_state.pop(EDIT_KEY, None)
+        st.session_state.pop("annotate.forms", None)
+        st.rerun()
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.caption(f"item {view.plain(item.external_id)}")
+        view.show_item(item, response_label="Response")
+    with right:
+        _edit_form(ctx, annotation, schema)
+        with st.expander(f"History ({len(history)} versions)"):
+            for version in reversed(history):
+                st.caption(
+                    f"{version.changed_at:%Y-%m-%d %H:%M:%S} UTC · {version.action}  \n"
+                    f"{view.plain(_summary(schema, version.labels))}"
+                )
+
+
+def _edit_form(ctx: AppContext, annotation: Annotation, schema: LabelSchema) -> None:
+    scope = f"e{annotation.id}"
+    choices = {f.name: annotation.labels.get(f.name) for f in schema.choice_fields}
+    state = widgets.form_state(scope, initial=choices, flagged=annotation.flagged)
+    keys = widgets.key_map(schema)
+    widgets.option_buttons(schema, scope, keys, state)
+    widgets.text_fields(schema, scope, annotation.labels)
+    note_key = f"flagnote-{scope}"
+    if note_key not in st.session_state:
+        st.session_state[note_key] = annotation.flag_note or ""
+    flagged = st.toggle("Flagged for the lead", value=state.flagged, key=f"flag-{scope}")
+    state.flagged = flagged
+    if flagged:
+        st.text_area("Note for the lead", key=note_key, height=68)
+    labels = widgets.collect(schema, scope, state)
+    warnings = schema.check_consistency(labels)
+    if not state.confirmed and annotation.overridden_rules:
+        # Overrides confirmed earlier stay confirmed while the same rules are broken.
+        state.confirmed = tuple(annotation.overridden_rules)
+    widgets.show_warnings(warnings, state)
+    if st.button("Save changes", key="mw-save", type="primary", shortcut=widgets.SUBMIT):
+        rationale = assign.rationale_field(schema)
+        broken = tuple(w.rule for w in warnings)
+        if broken and not set(state.confirmed) >= set(broken):
+            state.confirmed = broken
+            if rationale is not None:
+                state.request_focus(widgets.text_key(scope, rationale))
+            st.rerun()
+        try:
+            with ctx.session(immediate=True) as s:
+                assign.edit(
+                    session=s,
+                    user=ctx.user,
+                    annotation_id=annotation.id or 0,
+                    labels=labels,
+                    overridden_rules=state.confirmed,
+                    flagged=flagged,
+                    flag_note=st.session_state.get(note_key),
+                )
+        except AnnotateError as exc:
+            show_error(exc)
+        else:
+            st.session_state.pop("annotate.forms", None)
+            st.session_state.pop(EDIT_KEY, None)
+            st.toast("Saved your change; the previous version is in the history")
+            st.rerun()
+    widgets.focus_script(state)

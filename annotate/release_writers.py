@@ -1,0 +1,427 @@
+"""Release files: gold records as JSONL, Parquet and CSV, the inspect_ai files, and readers.
+
+No database here: records come in as `GoldRecord.model_dump(mode="json")` dicts. Every writer
+is deterministic (records in the order given, keys in schema order, no timestamps), so the same
+records give byte-identical files. The dataset card and the manifest are in release_card.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from annotate import inspect_task
+from annotate.errors import Conflict, NotFound, ValidationProblem
+from annotate.gold import GoldRecord, dump_json_schema
+from annotate.schema import LabelSchema, parse_schema
+
+GOLD_JSONL = "gold.jsonl"
+GOLD_PARQUET = "gold.parquet"
+GOLD_CSV = "gold.csv"
+MANIFEST = "manifest.json"
+CARD = "README.md"
+LABEL_SCHEMA = "label-schema.json"
+RECORD_SCHEMA = "gold-record.schema.json"
+INSPECT_DIR = "inspect"
+INSPECT_DATASET = "inspect/dataset.jsonl"
+INSPECT_TASK = "inspect/task.py"
+INSPECT_SCORER = "inspect/annotate_band_scorer.py"
+# Spreadsheets run a cell that starts with one of these as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def dumps_line(obj: Any) -> str:
+    """One JSONL line: compact, UTF-8 text kept as is, keys in the order given."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write `rows` as JSON Lines (LF line ends)."""
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        for row in rows:
+            fh.write(dumps_line(row))
+            fh.write("\n")
+
+
+# -- Parquet -----------------------------------------------------------------------------------
+
+
+def parquet_schema(schema: LabelSchema) -> pa.Schema:
+    """Arrow schema of gold.parquet for records made under label schema `schema`.
+
+    `band` is a struct with one float per action (null: no credit); `soft_labels` a struct per
+    choice field with one float per value; `conversation` a list of {role, content};
+    `metadata` a JSON string (its keys differ from item to item).
+    """
+    text = pa.string()
+    soft = pa.struct(
+        [
+            pa.field(f.name, pa.struct([(v, pa.float64()) for v in f.values]))
+            for f in schema.choice_fields
+        ]
+    )
+    return pa.schema(
+        [
+            pa.field("id", text, nullable=False),
+            ("prompt", text),
+            ("conversation", pa.list_(pa.struct([("role", text), ("content", text)]))),
+            pa.field("response", text, nullable=False),
+            ("model", text),
+            ("source", text),
+            ("category", text),
+            ("group", text),
+            pa.field("right_action", text, nullable=False),
+            ("band", pa.struct([(a, pa.float64()) for a in schema.action_labels])),
+            ("intent", text),
+            ("epistemic_status", text),
+            ("observed_action", text),
+            ("failure_categories", pa.list_(text)),
+            ("soft_labels", soft),
+            pa.field("n_annotators", pa.int64(), nullable=False),
+            pa.field("disagreement", pa.float64(), nullable=False),
+            pa.field("adjudicated", pa.bool_(), nullable=False),
+            ("adjudicated_by", text),
+            ("adjudication_note", text),
+            pa.field("guideline_gap", pa.bool_(), nullable=False),
+            ("metadata", text),
+        ]
+    )
+
+
+def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], schema: LabelSchema) -> None:
+    """Write records to Parquet (zstd) with `parquet_schema(schema)`; ValidationProblem when a
+    record names an action or soft-label value the schema does not have."""
+    arrow_schema = parquet_schema(schema)
+    actions = set(schema.action_labels)
+    soft_fields = {f.name: set(f.values) for f in schema.choice_fields}
+    flat = []
+    for row in rows:
+        extra = set(row["band"]) - actions
+        if extra:
+            raise ValidationProblem(
+                f"Item `{row['id']}`: band action(s) {', '.join(sorted(extra))} are not in "
+                f"schema {schema.id}"
+            )
+        for name, shares in row["soft_labels"].items():
+            if name not in soft_fields or set(shares) - soft_fields[name]:
+                raise ValidationProblem(
+                    f"Item `{row['id']}`: soft labels of `{name}` do not match schema {schema.id}"
+                )
+        flat.append(
+            {**row, "metadata": json.dumps(row["metadata"], ensure_ascii=False, sort_keys=True)}
+        )
+    table = pa.Table.from_pylist(flat, schema=arrow_schema)
+    pq.write_table(table, path, compression="zstd")
+
+
+def read_parquet_records(path: Path) -> list[dict[str, Any]]:
+    """gold.parquet back as record dicts equal to what was written (nulls of structs dropped)."""
+    rows = pq.read_table(path).to_pylist()
+    for row in rows:
+        # Structs carry every schema key; a key that was absent comes back as null.
+        row["band"] = {a: c for a, c in (row["band"] or {}).items() if c is not None}
+        row["soft_labels"] = {
+            name: {v: share for v, share in shares.items() if share is not None}
+            for name, shares in (row["soft_labels"] or {}).items()
+            if shares is not None
+        }
+        row["metadata"] = json.loads(row["metadata"]) if row["metadata"] else {}
+    return rows
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+
+def neutralize_cell(value: str) -> str:
+    """`value` with a leading apostrophe if a spreadsheet would read it as a formula."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def _csv_cell(value: Any, *, multi: bool = False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if multi:
+        return ";".join(value)
+    if isinstance(value, dict | list):
+        return dumps_line(value)
+    return str(value)
+
+
+def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write records as CSV for people and spreadsheets (not for round trips).
+
+    One column per record field; failure categories `;`-joined; band, soft labels,
+    conversation and metadata as JSON; every cell a spreadsheet would run as a formula
+    (starting with = + - @, tab or CR) gets a leading apostrophe.
+    """
+    columns = list(GoldRecord.model_fields)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\r\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(
+                [
+                    neutralize_cell(_csv_cell(row[c], multi=c == "failure_categories"))
+                    for c in columns
+                ]
+            )
+
+
+# -- inspect_ai --------------------------------------------------------------------------------
+
+INSPECT_TASK_TEMPLATE = '''"""inspect_ai task for this gold release: right actions scored by band.
+
+From the release folder, with inspect_ai installed:
+
+    inspect eval inspect/task.py --model <provider/model> [--model-role grader=<provider/model>]
+
+The model answers each sample's input; a grader names the action its response took
+(one of ACTIONS below); the score is the credit the sample's band gives that action.
+See annotate_band_scorer.py beside this file.
+"""
+
+from pathlib import Path
+
+from annotate_band_scorer import band_scorer
+from inspect_ai import Task, task
+from inspect_ai.dataset import json_dataset
+from inspect_ai.solver import generate
+
+DATASET = {dataset}
+VERSION = {version}
+ACTIONS = {actions}
+
+
+@task
+def right_action_gold(grader: str | None = None) -> Task:
+    """Each sample's target is its right action; its metadata carries the band."""
+    return Task(
+        name=f"{{DATASET}}-v{{VERSION}}",
+        dataset=json_dataset(str(Path(__file__).parent / "dataset.jsonl")),
+        solver=generate(),
+        scorer=band_scorer(ACTIONS, grader=grader),
+    )
+'''
+
+
+def inspect_sample(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One inspect_ai Sample (input, target, id, metadata) for a gold record."""
+    return {
+        "id": row["id"],
+        "input": row["conversation"] if row["conversation"] else row["prompt"],
+        "target": row["right_action"],
+        "metadata": {
+            "right_action": row["right_action"],
+            "band": row["band"],
+            "intent": row["intent"],
+            "epistemic_status": row["epistemic_status"],
+            "category": row["category"],
+            "group": row["group"],
+            "source": row["source"],
+            "failure_categories": row["failure_categories"],
+            "right_action_votes": row["soft_labels"].get("right_action", {}),
+            "n_annotators": row["n_annotators"],
+            "adjudicated": row["adjudicated"],
+        },
+    }
+
+
+def write_inspect(
+    root: Path,
+    rows: Iterable[Mapping[str, Any]],
+    schema: LabelSchema,
+    *,
+    dataset: str,
+    version: int,
+) -> None:
+    """Write inspect/dataset.jsonl, inspect/task.py and inspect/annotate_band_scorer.py."""
+    (root / INSPECT_DIR).mkdir()
+    write_jsonl(root / INSPECT_DATASET, (inspect_sample(r) for r in rows))
+    actions = {o.value: o.guideline for o in schema.field(schema.observed_action_field).options}
+    listing = (
+        "{\n"
+        + "".join(f"    {json.dumps(k)}: {json.dumps(v)},\n" for k, v in actions.items())
+        + "}"
+    )
+    (root / INSPECT_TASK).write_text(
+        INSPECT_TASK_TEMPLATE.format(dataset=repr(dataset), version=version, actions=listing),
+        encoding="utf-8",
+        newline="\n",
+    )
+    shutil.copyfile(Path(inspect_task.__file__), root / INSPECT_SCORER)
+
+
+# -- schemas -----------------------------------------------------------------------------------
+
+
+def write_schemas(root: Path, schema: LabelSchema) -> None:
+    """Copy the label schema (as JSON) and the gold record JSON Schema into the release."""
+    (root / LABEL_SCHEMA).write_text(
+        json.dumps(schema.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+        newline="\n",
+    )
+    (root / RECORD_SCHEMA).write_text(dump_json_schema(), encoding="utf-8", newline="\n")
+
+
+def read_label_schema(release: Path) -> LabelSchema:
+    """The label schema a release was made under."""
+    path = release / LABEL_SCHEMA
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"{release} is not a gold release: {LABEL_SCHEMA} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise ValidationProblem(f"{path}: cannot read: {exc}") from None
+    return parse_schema(data, source=str(path))
+
+
+# -- hashes, versions, atomic publication ------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(root: Path, *, skip: Sequence[str] = (MANIFEST,)) -> dict[str, dict[str, Any]]:
+    """`{relative path: {sha256, bytes}}` for every file under `root`, sorted by path."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel not in skip:
+            out[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return out
+
+
+def existing_versions(dataset_dir: Path) -> list[int]:
+    """Version numbers of the releases under `dataset_dir` (folders v1, v2, ...), ascending."""
+    if not dataset_dir.is_dir():
+        return []
+    return sorted(
+        int(p.name[1:])
+        for p in dataset_dir.iterdir()
+        if p.is_dir() and p.name[:1] == "v" and p.name[1:].isdigit()
+    )
+
+
+def parse_version(text: str) -> int:
+    """`v3` or `3` -> 3; ValidationProblem otherwise."""
+    raw = text[1:] if text[:1] in ("v", "V") else text
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationProblem(f"`{text}` is not a release version (expected v1, v2, ...)")
+    return int(raw)
+
+
+def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> Path:
+    """Run `write(tmp)` in a fresh folder beside `dataset_dir/vN`, then rename it into place.
+
+    The rename is atomic, so readers see a whole release or none; on any error (or an
+    interrupt) the temporary folder is removed and nothing is left behind. An existing
+    version is never replaced: Conflict.
+    """
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    final = dataset_dir / f"v{version}"
+    if final.exists():
+        raise Conflict(f"Release {final} already exists; releases are never overwritten")
+    tmp = dataset_dir / f".v{version}.{secrets.token_hex(4)}.partial"
+    tmp.mkdir()
+    try:
+        write(tmp)
+        _fsync_tree(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            raise Conflict(
+                f"Release {final} appeared while this one was being written; nothing was "
+                "replaced (run the release again for the next version)"
+            ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(dataset_dir)
+    return final
+
+
+def _fsync_tree(root: Path) -> None:
+    # Flush file contents before the rename, so a crash cannot leave a renamed, empty release.
+    for path in root.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        _fsync_dir(folder)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the data is flushed already
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- reading a release -------------------------------------------------------------------------
+
+
+def read_jsonl_records(path: Path) -> list[dict[str, Any]]:
+    """gold.jsonl as record dicts."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except FileNotFoundError:
+        raise NotFound(f"{path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise ValidationProblem(f"{path}: not a readable gold file: {exc}") from None
+
+
+def read_manifest(release: Path) -> dict[str, Any]:
+    """manifest.json of a release; NotFound when `release` is not a release folder."""
+    path = release / MANIFEST
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"{release} is not a gold release: {MANIFEST} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise ValidationProblem(f"{path}: cannot read: {exc}") from None
+    return data
+
+
+def verify_file(release: Path, name: str, manifest: Mapping[str, Any]) -> None:
+    """Check one file of a release against the sha256 its manifest records."""
+    expected = (manifest.get("files") or {}).get(name, {}).get("sha256")
+    if expected is None:
+        raise ValidationProblem(f"{release / MANIFEST} lists no sha256 for {name}")
+    if not (release / name).exists():
+        raise NotFound(f"{release / name} is missing")
+    if sha256_file(release / name) != expected:
+        raise ValidationProblem(
+            f"{release / name} does not match the sha256 in its manifest: the release was "
+            "modified after it was written"
+        )
+
+
+def load_records(release: Path) -> list[GoldRecord]:
+    """The gold records of a release folder, validated (from gold.jsonl)."""
+    return [GoldRecord.model_validate(r) for r in read_jsonl_records(release / GOLD_JSONL)]
