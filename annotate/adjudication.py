@@ -16,7 +16,7 @@ one (a 1-1 split) can be decided either way without a note.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -50,13 +50,21 @@ def queue_from_table(
     min_labels: int | None = None,
     flagged_only: bool = False,
     include_adjudicated: bool = True,
+    current: Mapping[int, str] | None = None,
 ) -> pd.DataFrame:
-    """The review queue from already loaded labels (see `review_queue`)."""
+    """The review queue from already loaded labels (see `review_queue`).
+
+    `current` (item id -> method, from `current_adjudications`) replaces the table's own
+    adjudications, so that a cached table need not be reloaded after each adjudication.
+    """
     require_role(actor, "lead", "see the review queue")
     need = table.campaign.overlap if min_labels is None else min_labels
     if need < 1:
         raise ValidationProblem(f"The queue needs items with at least 1 label, got {need}")
     frame = item_disagreement(table, actor=actor, filters=filters)
+    if current is not None:
+        frame["adjudicated"] = frame["item_id"].isin(list(current))
+        frame["method"] = frame["item_id"].map(dict(current))
     keep = frame["n_labels"] >= need
     if flagged_only:
         keep &= frame["flagged"]
@@ -101,7 +109,29 @@ def review_queue(
     )
 
 
+def current_adjudications(*, session: Session, actor: User, campaign: Campaign) -> dict[int, str]:
+    """Item id -> method of every current adjudication in `campaign`; leads only."""
+    require_role(actor, "lead", "see adjudications")
+    rows = session.exec(
+        select(Adjudication.item_id, Adjudication.method).where(
+            Adjudication.campaign_id == campaign.id, col(Adjudication.is_current).is_(True)
+        )
+    ).all()
+    return {int(item_id): method for item_id, method in rows}
+
+
 # -- one item --------------------------------------------------------------------------------
+
+
+def find_item(*, session: Session, actor: User, campaign: Campaign, external_id: str) -> int:
+    """The database id of item `external_id` in `campaign`; NotFound otherwise. Leads only."""
+    require_role(actor, "lead", "open items for adjudication")
+    item_id = session.exec(
+        select(Item.id).where(Item.campaign_id == campaign.id, Item.external_id == external_id)
+    ).first()
+    if item_id is None:
+        raise NotFound(f"No item `{external_id}` in campaign `{campaign.name}`")
+    return int(item_id)
 
 
 class AnnotatorLabels(BaseModel):

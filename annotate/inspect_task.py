@@ -110,8 +110,8 @@ def band_scorer(actions: Mapping[str, str], grader: str | None = None) -> Any:
         metrics=[
             mean(),
             stderr(),
-            grouped(mean(), "intent", name_template="intent:{group_name}"),
-            grouped(mean(), "epistemic_status", name_template="epistemic:{group_name}"),
+            grouped(mean(), "intent", all=False, name_template="intent:{group_name}"),
+            grouped(mean(), "epistemic_status", all=False, name_template="epistemic:{group_name}"),
         ],
         name="right_action_band",
     )

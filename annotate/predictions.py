@@ -8,11 +8,14 @@ those lines are left out and listed in the report.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from annotate import importers, scoring
@@ -105,29 +108,17 @@ def read_predictions(
     `refuse`). Raises ImportProblem listing every bad line (file:line: field: problem) unless
     `skip_invalid`, which leaves those lines out and returns them in `skipped`.
     """
-    position = {gid: i for i, gid in enumerate(gold.ids)}
+    position = gold.positions
     index = {a: i for i, a in enumerate(gold.actions)}
     values = values or {}
     codes = np.full(len(gold), -1, dtype=np.int64)
     seen: dict[str, int] = {}
     problems: list[str] = []
-    checked = False
-    for line, row in importers.read_rows(path):
+    cells = _fast_jsonl(path, id_column, action_column)
+    if cells is None:
+        cells = _cells(path, id_column, action_column)
+    for line, item, raw in cells:
         where = f"{path}:{line}"
-        if not checked:
-            missing = [c for c in (id_column, action_column) if c not in row]
-            if missing:
-                raise ImportProblem(
-                    [
-                        f"{path}: missing column(s) {', '.join(missing)}; the file has "
-                        f"{', '.join(map(str, row))} (choose others with --id-column and "
-                        "--action-column)"
-                    ]
-                )
-            checked = True
-        raw_id = importers._text(row.get(id_column))
-        item = (raw_id or "").strip()
-        raw = (importers._text(row.get(action_column)) or "").strip()
         action = values.get(raw, raw)
         if not item:
             problems.append(f"{where}: field `{id_column}`: is empty")
@@ -149,11 +140,68 @@ def read_predictions(
         else:
             seen[item] = line
             codes[position[item]] = index[action]
-    if not checked:
+    if not seen and not problems:
         raise ImportProblem([f"{path}: no predictions in the file"])
     if problems and not skip_invalid:
         raise ImportProblem(problems)
     return Predictions(name=name, path=path, codes=codes, skipped=problems)
+
+
+def _cells(path: Path, id_column: str, action_column: str) -> list[tuple[int, str, str]]:
+    """(line, id, action) of every row, through the importers' readers (any format)."""
+    out: list[tuple[int, str, str]] = []
+    for line, row in importers.read_rows(path):
+        if not out:
+            missing = [c for c in (id_column, action_column) if c not in row]
+            if missing:
+                raise ImportProblem(
+                    [
+                        f"{path}: missing column(s) {', '.join(missing)}; the file has "
+                        f"{', '.join(map(str, row))} (choose others with --id-column and "
+                        "--action-column)"
+                    ]
+                )
+        out.append((line, _text(row.get(id_column)), _text(row.get(action_column))))
+    return out
+
+
+def _fast_jsonl(
+    path: Path, id_column: str, action_column: str
+) -> list[tuple[int, str, str]] | None:
+    """The same as `_cells` for a well-formed JSONL file, parsed by Arrow (several times
+    faster); None for anything else, which then takes the slow path and its exact messages."""
+    if path.suffix.lower() not in {".jsonl", ".ndjson"}:
+        return None
+    try:
+        raw = path.read_bytes()
+        table = pa_json.read_json(
+            io.BytesIO(raw),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=pa.schema([(id_column, pa.string()), (action_column, pa.string())]),
+                unexpected_field_behavior="ignore",
+            ),
+        )
+    except (OSError, pa.ArrowException):
+        return None
+    ids = table.column(id_column).to_pylist()
+    actions = table.column(action_column).to_pylist()
+    if None in ids or None in actions:
+        return None
+    # Arrow skips blank lines; count them back in so that messages name the file's lines.
+    lines = [n for n, text in enumerate(raw.split(b"\n"), start=1) if text.strip()]
+    if len(lines) != len(ids):
+        return None
+    return [
+        (line, item.strip(), action.strip())
+        for line, item, action in zip(lines, ids, actions, strict=True)
+    ]
+
+
+def _text(value: object) -> str:
+    """A cell as stripped text: CSV gives strings, JSONL and Parquet may give numbers or None."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return (value if isinstance(value, str) else str(value)).strip()
 
 
 def _show(value: str, limit: int = 60) -> str:

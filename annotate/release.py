@@ -24,22 +24,23 @@ from annotate.errors import NotFound, ValidationProblem
 from annotate.models import Campaign, User
 from annotate.queries import LabelTable, load_labels
 from annotate.release_card import build_manifest, dataset_card
-from annotate.release_diff import DiffSummary, ReleaseDiff, diff_records
+from annotate.release_diff import DiffSummary, ReleaseDiff, diff_lines
 from annotate.release_writers import (
     CARD,
     GOLD_CSV,
     GOLD_JSONL,
     GOLD_PARQUET,
     MANIFEST,
+    encode_rows,
     existing_versions,
     file_hashes,
     parse_version,
     publish,
-    read_jsonl_records,
+    read_jsonl_lines,
     sha256_file,
     write_csv,
     write_inspect,
-    write_jsonl,
+    write_lines,
     write_parquet,
     write_schemas,
 )
@@ -114,13 +115,15 @@ def write_release_files(
     held_back: Sequence[Mapping[str, Any]],
     diff_summary: Mapping[str, Any] | None,
     license: str,
+    lines: Sequence[str] | None = None,
 ) -> None:
     """Write every file of a release into the empty folder `root`, manifest last.
 
-    `rows` are gold records as JSON dicts, sorted by id. No database: `create_release` calls
-    this inside `publish`; tests and tools can build a release from records the same way.
+    `rows` are gold records as JSON dicts, sorted by id (`lines`, if given, their encoded
+    JSONL lines). No database: `create_release` calls this inside `publish`; tests and tools
+    can build a release from records the same way.
     """
-    write_jsonl(root / GOLD_JSONL, rows)
+    write_lines(root / GOLD_JSONL, lines if lines is not None else encode_rows(rows))
     write_parquet(root / GOLD_PARQUET, rows, schema)
     write_csv(root / GOLD_CSV, rows)
     write_schemas(root, schema)
@@ -180,12 +183,13 @@ def create_release(
     table = load_labels(session=session, actor=actor, campaign=campaign, with_text=True)
     schema = table.schema
     selection = select_gold(table, policy)
-    if not selection.records:
+    if not selection.rows:
         raise ValidationProblem(
             f"Campaign `{campaign.name}` has no gold items yet: {len(selection.held_back)} "
             f"held back (see `annotate status`, then adjudicate or label more)"
         )
-    rows = [r.model_dump(mode="json") for r in selection.records]
+    rows = selection.rows
+    lines = encode_rows(rows)
     dataset_dir = out_dir / campaign.name
     on_disk = existing_versions(dataset_dir)
     recorded = [r.version for r, _ in store.list_release_rows(session=session, campaign=campaign)]
@@ -193,8 +197,8 @@ def create_release(
     parent = on_disk[-1] if on_disk else None
     diff_summary = None
     if parent is not None:
-        before = read_jsonl_records(dataset_dir / f"v{parent}" / GOLD_JSONL)
-        diff_summary = diff_records(before, rows).summary
+        before = read_jsonl_lines(dataset_dir / f"v{parent}" / GOLD_JSONL)
+        diff_summary = diff_lines(before, lines).summary
     counts = gold_counts(selection, schema)
     agreement = _agreement(table, actor, n_resamples)
     policy_info = {
@@ -219,6 +223,7 @@ def create_release(
             held_back=[h.model_dump() for h in selection.held_back],
             diff_summary=diff_summary.model_dump() if diff_summary else None,
             license=license,
+            lines=lines,
         )
 
     path = publish(dataset_dir, version, write)
@@ -299,13 +304,13 @@ def diff_releases(*, out_dir: Path, dataset: str, old: str, new: str) -> Release
     Reads the releases' gold.jsonl under `out_dir/dataset`; NotFound names a missing one.
     """
     versions = [parse_version(old), parse_version(new)]
-    records = []
+    contents: list[list[str]] = []
     for v in versions:
         folder = out_dir / dataset / f"v{v}"
         if not folder.is_dir():
             known = ", ".join(f"v{n}" for n in existing_versions(out_dir / dataset)) or "none"
             raise NotFound(f"No release v{v} of `{dataset}` in {out_dir} (releases: {known})")
-        records.append(read_jsonl_records(folder / GOLD_JSONL))
-    return diff_records(
-        records[0], records[1], old_name=f"v{versions[0]}", new_name=f"v{versions[1]}"
+        contents.append(read_jsonl_lines(folder / GOLD_JSONL))
+    return diff_lines(
+        contents[0], contents[1], old_name=f"v{versions[0]}", new_name=f"v{versions[1]}"
     )

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,19 +39,40 @@ INSPECT_TASK = "inspect/task.py"
 INSPECT_SCORER = "inspect/annotate_band_scorer.py"
 # Spreadsheets run a cell that starts with one of these as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS = frozenset("".join(FORMULA_START))
+# One encoder for every line: compact, UTF-8 text kept as is, keys in the order given.
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+# JSON leaves these raw, but str.splitlines() and some JSONL readers break lines at them.
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
+def _encode(obj: Any) -> str:
+    line = _json(obj)
+    if _LINE_BREAKS.search(line):
+        line = _LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
+    return line
 
 
 def dumps_line(obj: Any) -> str:
-    """One JSONL line: compact, UTF-8 text kept as is, keys in the order given."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """One JSONL line: compact, UTF-8 text kept as is (but for line separators, escaped),
+    keys in the order given."""
+    return _encode(obj)
+
+
+def encode_rows(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every row as its JSONL line (without the line end)."""
+    return [_encode(row) for row in rows]
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> None:
+    """Write already-encoded JSONL lines, each ended by LF."""
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.writelines(f"{line}\n" for line in lines)
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """Write `rows` as JSON Lines (LF line ends)."""
-    with path.open("w", encoding="utf-8", newline="\n") as fh:
-        for row in rows:
-            fh.write(dumps_line(row))
-            fh.write("\n")
+    write_lines(path, (_encode(row) for row in rows))
 
 
 # -- Parquet -----------------------------------------------------------------------------------
@@ -144,22 +166,30 @@ def read_parquet_records(path: Path) -> list[dict[str, Any]]:
 
 def neutralize_cell(value: str) -> str:
     """`value` with a leading apostrophe if a spreadsheet would read it as a formula."""
-    return "'" + value if value.startswith(FORMULA_START) else value
+    return "'" + value if value[:1] in _FORMULA_CHARS else value
 
 
-def _csv_cell(value: Any, *, multi: bool = False) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if multi:
-        return ";".join(value)
-    if isinstance(value, dict | list):
-        return dumps_line(value)
-    return str(value)
+_JSON_COLUMNS = frozenset({"conversation", "band", "soft_labels", "metadata"})
+_BOOL_COLUMNS = frozenset({"adjudicated", "guideline_gap"})
 
 
-def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+def _csv_column(name: str, values: list[Any]) -> list[str]:
+    if name in _JSON_COLUMNS:
+        # Plain JSON: a CSV cell may hold any character, line separators included.
+        cells = [
+            "" if v is None else _json(v) if v else "{}" if v == {} else _json(v) for v in values
+        ]
+    elif name == "failure_categories":
+        cells = [";".join(v) for v in values]
+    elif name in _BOOL_COLUMNS:
+        cells = ["true" if v else "false" for v in values]
+    else:
+        cells = ["" if v is None else str(v) for v in values]
+    # Inline rather than neutralize_cell: this runs for every cell of 100,000 rows.
+    return [("'" + c) if c[:1] in _FORMULA_CHARS else c for c in cells]
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write records as CSV for people and spreadsheets (not for round trips).
 
     One column per record field; failure categories `;`-joined; band, soft labels,
@@ -167,16 +197,11 @@ def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     (starting with = + - @, tab or CR) gets a leading apostrophe.
     """
     columns = list(GoldRecord.model_fields)
+    cells = [_csv_column(c, [row[c] for row in rows]) for c in columns]
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow(
-                [
-                    neutralize_cell(_csv_cell(row[c], multi=c == "failure_categories"))
-                    for c in columns
-                ]
-            )
+        writer.writerows(zip(*cells, strict=True))
 
 
 # -- inspect_ai --------------------------------------------------------------------------------
@@ -240,7 +265,7 @@ def inspect_sample(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_inspect(
     root: Path,
-    rows: Iterable[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
     schema: LabelSchema,
     *,
     dataset: str,
@@ -385,14 +410,22 @@ def _fsync_dir(path: Path) -> None:
 # -- reading a release -------------------------------------------------------------------------
 
 
-def read_jsonl_records(path: Path) -> list[dict[str, Any]]:
-    """gold.jsonl as record dicts."""
+def read_jsonl_lines(path: Path) -> list[str]:
+    """The non-empty lines of gold.jsonl, undecoded."""
     try:
-        with path.open(encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        # Split at LF only: splitlines() would also split inside strings at U+0085 and others.
+        return [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
     except FileNotFoundError:
         raise NotFound(f"{path} does not exist") from None
     except (OSError, ValueError) as exc:
+        raise ValidationProblem(f"{path}: not a readable gold file: {exc}") from None
+
+
+def read_jsonl_records(path: Path) -> list[dict[str, Any]]:
+    """gold.jsonl as record dicts."""
+    try:
+        return [json.loads(line) for line in read_jsonl_lines(path)]
+    except ValueError as exc:
         raise ValidationProblem(f"{path}: not a readable gold file: {exc}") from None
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ RATES = (
 BREAKDOWN_RATES = RATES[:5]
 # Resamples per block: the (block x items) weight matrix stays around 50 MB at 100,000 items.
 _BLOCK = 64
+# Up to this many distinct item patterns the bootstrap draws pattern counts, not items.
+_MAX_PATTERNS = 5000
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -80,6 +83,11 @@ class Gold:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def positions(self) -> dict[str, int]:
+        """Item id -> row, for reading predictions."""
+        return {item: i for i, item in enumerate(self.ids)}
 
 
 class Rates(BaseModel):
@@ -214,10 +222,22 @@ def _consistency(
     return round(float((stats["min"] == stats["max"]).mean()), 6), len(stats)
 
 
-def _bootstrap(columns: FloatArray, n_resamples: int, confidence: float, seed: int) -> FloatArray:
+def _bootstrap(columns: FloatArray, n_resamples: int, seed: int) -> FloatArray:
     """(n_resamples, k) ratios of resampled column sums; items drawn with replacement."""
     n = columns.shape[0]
     rng = np.random.default_rng(seed)
+    # Rows as opaque byte strings: np.unique(axis=0) does the same, several times slower.
+    columns = np.ascontiguousarray(columns)
+    rows_as_bytes = columns.view(np.dtype((np.void, columns.itemsize * columns.shape[1])))
+    _, first, inverse = np.unique(rows_as_bytes.ravel(), return_index=True, return_inverse=True)
+    patterns = columns[first]
+    if len(patterns) <= _MAX_PATTERNS:
+        # Items with equal rows are interchangeable, so drawing how many items of each pattern
+        # (multinomial over the patterns) is the same bootstrap as drawing which items, and
+        # far cheaper: a few hundred patterns instead of 100,000 items per resample.
+        shares = np.bincount(inverse.ravel(), minlength=len(patterns)) / n
+        weights = rng.multinomial(n, shares, size=n_resamples)
+        return _ratios(weights.astype(np.float64) @ patterns)
     out = np.empty((n_resamples, columns.shape[1] // 2))
     for start in range(0, n_resamples, _BLOCK):
         rows = min(_BLOCK, n_resamples - start)
@@ -297,7 +317,7 @@ def score(
     width = per_model[0].shape[1] if per_model else 0
     intervals: list[list[tuple[float, float] | None]] = [[None] * len(RATES) for _ in names]
     if n_resamples > 0 and names and len(gold):
-        boot = _bootstrap(np.hstack(per_model), n_resamples, confidence, seed)
+        boot = _bootstrap(np.hstack(per_model), n_resamples, seed)
         for m in range(len(names)):
             block = boot[:, m * len(RATES) : (m + 1) * len(RATES)]
             intervals[m] = [_interval(block[:, j], confidence) for j in range(len(RATES))]

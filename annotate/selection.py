@@ -15,23 +15,30 @@ no database, no files. The rules, with their defaults (see `InclusionPolicy`):
   schema's credits around the right action, widened by how annotators split. For a unanimous
   item that is exactly the schema's default band; with `accept="majority"` an action chosen by
   a third or more of the annotators earns at least 0.5.
-- `soft_labels` give, per choice field, the share of human annotators choosing each value
-  (every schema value listed, zeros included); `disagreement` is the expected pairwise band
-  distance between annotators' right actions (1 - credit), from `agreement.disagreement_scores`.
+- `soft_labels` give, per choice field, the share of the human annotators who gave that field
+  choosing each value (values nobody chose are left out; for failure categories, the share
+  ticking each); `disagreement` is the expected pairwise band distance between annotators'
+  right actions (1 - credit), from `agreement.disagreement_scores`.
+
+Records come out as JSON-ready dicts in `GoldRecord` field order (what the writers need, and
+fast for 100,000 items); `GoldSelection.records` validates them into `GoldRecord`s on demand.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from annotate import agreement, bands
 from annotate.errors import ValidationProblem
-from annotate.gold import GoldRecord, Turn
+from annotate.gold import GoldRecord
 from annotate.schema import LabelSchema
 
 if TYPE_CHECKING:
@@ -96,45 +103,101 @@ class HeldBack(BaseModel):
     detail: str
 
 
-class GoldSelection(BaseModel):
-    """The outcome of selection: gold records and held-back items, both sorted by id."""
+@dataclass
+class GoldSelection:
+    """The outcome of selection: gold rows and held-back items, both sorted by id."""
 
-    records: list[GoldRecord]
+    rows: list[dict[str, Any]]
     held_back: list[HeldBack]
     policy: InclusionPolicy
     min_annotations: int
 
-
-def _shares(values: Sequence[Any], options: Sequence[str]) -> dict[str, float]:
-    counts = Counter(values)
-    total = len(values)
-    return {o: round(counts[o] / total, DIGITS) if total else 0.0 for o in options}
-
-
-def _set_shares(values: Sequence[frozenset[str]], options: Sequence[str]) -> dict[str, float]:
-    total = len(values)
-    return {
-        o: round(sum(o in v for v in values) / total, DIGITS) if total else 0.0 for o in options
-    }
-
-
-def _ticked_by_majority(values: Sequence[frozenset[str]], options: Sequence[str]) -> list[str]:
-    return [o for o in options if sum(o in v for v in values) * 2 > len(values)]
+    @property
+    def records(self) -> list[GoldRecord]:
+        """The gold rows validated as `GoldRecord`s."""
+        return [GoldRecord.model_validate(r) for r in self.rows]
 
 
 def _clean(value: Any) -> Any:
-    """pandas hands missing text back as None or NaN; files want None."""
+    """pandas hands missing values back as None or NaN; files want None."""
     if value is None or (isinstance(value, float) and value != value):
         return None
     return value
 
 
-def _split(votes: Sequence[str]) -> str:
-    return ", ".join(f"{v} {n}" for v, n in sorted(Counter(votes).items(), key=lambda x: -x[1]))
+def _column(frame: pd.DataFrame, name: str) -> list[Any]:
+    """A column as a list with None for missing values (pandas may give NaN)."""
+    if name not in frame:
+        return [None] * len(frame)
+    column = frame[name].astype(object)
+    return column.where(column.notna(), None).tolist()
+
+
+def _single_counts(
+    values: pd.Series, options: Sequence[str], position: npt.NDArray[np.int64], n_items: int
+) -> npt.NDArray[np.int64]:
+    """items x options: how many human annotators chose each option of a single-choice field."""
+    codes = pd.Categorical(values, categories=list(options)).codes.astype(np.int64)
+    given = codes >= 0
+    flat = np.bincount(
+        position[given] * len(options) + codes[given], minlength=n_items * len(options)
+    )
+    return flat.reshape(n_items, len(options))
+
+
+def _multi_counts(
+    values: pd.Series, options: Sequence[str], position: npt.NDArray[np.int64], n_items: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(items x options ticks, items: annotators who gave the field) of a multi-choice field."""
+    bit = {o: 1 << i for i, o in enumerate(options)}
+    # Few distinct selections per campaign: turn each into a bit mask once.
+    masks: dict[Any, int] = {}
+    coded = np.empty(len(values), dtype=np.int64)
+    for row, selection in enumerate(values.tolist()):
+        if selection not in masks:
+            masks[selection] = (
+                sum(bit.get(v, 0) for v in selection)
+                if isinstance(selection, frozenset | set | list | tuple)
+                else -1
+            )
+        coded[row] = masks[selection]
+    given = coded >= 0
+    ticks = np.stack(
+        [
+            np.bincount(position[given], weights=(coded[given] >> i) & 1, minlength=n_items)
+            for i in range(len(options))
+        ],
+        axis=1,
+    ).astype(np.int64)
+    return ticks, np.bincount(position[given], minlength=n_items)
+
+
+def _sparse_shares(
+    counts: npt.NDArray[np.int64], totals: npt.NDArray[np.int64], options: Sequence[str]
+) -> list[dict[str, float]]:
+    """Per item `{option: share}` for the options with a share > 0, in schema order."""
+    out: list[dict[str, float]] = [{} for _ in range(len(counts))]
+    rows, cols = np.nonzero(counts)
+    shares = np.round(counts[rows, cols] / np.maximum(totals[rows], 1), DIGITS)
+    for r, c, share in zip(rows.tolist(), cols.tolist(), shares.tolist(), strict=True):
+        out[r][options[c]] = share
+    return out
+
+
+def _majority(counts: npt.NDArray[np.int64], options: Sequence[str]) -> list[str | None]:
+    """Per item the option more than half the annotators chose (bands.majority), else None."""
+    top = counts.argmax(axis=1)
+    wins = counts.max(axis=1) * 2 > counts.sum(axis=1)
+    return [options[t] if w else None for t, w in zip(top.tolist(), wins.tolist(), strict=True)]
+
+
+def _split(row: npt.NDArray[np.int64], options: Sequence[str]) -> dict[str, int]:
+    """`{option: votes}` for the options someone chose."""
+    return {options[j]: n for j, n in enumerate(row.tolist()) if n}
 
 
 def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> GoldSelection:
-    """Apply `policy` to every item of `table`: gold records and held-back items, sorted by id.
+    """Apply `policy` to every item of `table`: gold rows and held-back items, sorted by id.
 
     `table` must be loaded `with_text=True`. Raises ValidationProblem when a stored
     adjudication band breaks the schema (unknown action, right action not at 1).
@@ -144,172 +207,169 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
     k = policy.min_annotations or int(table.campaign.overlap)
     humans = table.humans()
     items = table.items
-    choice = schema.choice_fields
+    n_items = len(items)
     ra_field = schema.right_action_field
+    position = (
+        pd.Index(items["item_id"]).get_indexer(humans["item_id"]).astype(np.int64)
+        if len(humans)
+        else np.zeros(0, dtype=np.int64)
+    )
+    n_annotators = np.bincount(position, minlength=n_items)
 
-    # Per item, the row positions of its human annotations (rows come sorted by item id).
-    item_col = humans["item_id"].to_numpy()
-    # pandas may hand missing labels back as NaN (string columns): None from here on.
-    columns = {f.name: [_clean(v) for v in humans[f.name].tolist()] for f in choice}
-    order = np.argsort(item_col, kind="stable")
-    sorted_items = item_col[order]
-    starts = np.searchsorted(sorted_items, items["item_id"].to_numpy(), side="left")
-    ends = np.searchsorted(sorted_items, items["item_id"].to_numpy(), side="right")
+    soft: dict[str, list[dict[str, float]]] = {}
+    majority: dict[str, list[Any]] = {}
+    for f in schema.choice_fields:
+        if f.kind == "multi":
+            ticks, given = _multi_counts(humans[f.name], f.values, position, n_items)
+            soft[f.name] = _sparse_shares(ticks, given, f.values)
+            ticked: list[list[str]] = [[] for _ in range(n_items)]
+            rows_, cols_ = np.nonzero(ticks * 2 > given[:, None])
+            for r, c in zip(rows_.tolist(), cols_.tolist(), strict=True):
+                ticked[r].append(f.values[c])
+            majority[f.name] = ticked
+        else:
+            counts = _single_counts(humans[f.name], f.values, position, n_items)
+            soft[f.name] = _sparse_shares(counts, counts.sum(axis=1), f.values)
+            majority[f.name] = _majority(counts, f.values)
+            if f.name == ra_field:
+                votes = counts
+    n_votes = votes.sum(axis=1)
+    unanimous = (votes.max(axis=1) == n_votes) & (n_votes > 0)
 
-    item_ids = items["item_id"].tolist()
-    _, _, matrix = table.matrix(ra_field, item_ids=item_ids)
+    _, _, matrix = table.matrix(ra_field, item_ids=items["item_id"].tolist())
     disagreement = (
         agreement.disagreement_scores(
-            matrix,
-            agreement.band_distance(schema.credit_matrix()),
-            labels=schema.action_labels,
+            matrix, agreement.band_distance(schema.credit_matrix()), labels=schema.action_labels
         )
         if matrix.size
-        else np.zeros(len(item_ids))
+        else np.zeros(n_items)
     )
     adjudications: dict[int, dict[str, Any]] = {
         int(row["item_id"]): {str(k): v for k, v in row.items()}
         for row in table.adjudications.to_dict("records")
     }
+    text = {
+        c: _column(items, c)
+        for c in ("external_id", "prompt", "conversation", "response", "model", "source")
+        + ("category", "group_id", "meta")
+    }
+    soft_names = list(soft)
+    soft_rows = [
+        dict(zip(soft_names, shares, strict=True)) for shares in zip(*soft.values(), strict=True)
+    ]
+    singles = [f.name for f in schema.choice_fields if f.kind == "single"]
+    no_value = [None] * n_items
+    intent, epistemic, observed = (
+        majority.get(name, no_value)
+        for name in ("intent", "epistemic_status", schema.observed_action_field)
+    )
+    default_bands = {a: schema.default_band(a) for a in schema.right_actions}
+    failure_values = schema.field(schema.failure_field).values
+    right_values = schema.right_actions
 
-    records: list[GoldRecord] = []
+    rows: list[dict[str, Any]] = []
     held: list[HeldBack] = []
-    for pos, raw in enumerate(items.to_dict("records")):
-        item = {str(k): v for k, v in raw.items()}
-        rows = order[starts[pos] : ends[pos]]
-        ext = str(item["external_id"])
-        values = {name: [columns[name][r] for r in rows] for name in columns}
-        given = {
-            f.name: [v for v in values[f.name] if v is not None and (f.kind == "multi" or v)]
-            for f in choice
-        }
-        n_annotators = len(rows)
-        votes = given[ra_field]
-        adj = adjudications.get(int(item["item_id"]))
+    for pos, item_id in enumerate(items["item_id"].tolist()):
+        ext = str(text["external_id"][pos])
+        adj = adjudications.get(int(item_id))
         adj_labels: Mapping[str, Any] = (adj or {}).get("labels") or {}
         right: str | None = adj_labels.get(ra_field) or None
-        if n_annotators < k:
+        n_ra = int(n_votes[pos])
+        if n_annotators[pos] < k:
             held.append(
                 HeldBack(
                     id=ext,
                     reason="too_few_labels",
-                    detail=f"{n_annotators} of {k} required human annotations",
+                    detail=f"{n_annotators[pos]} of {k} required human annotations",
                 )
             )
             continue
         if right is None:
-            if len(votes) < k:
+            if n_ra < k:
                 held.append(
                     HeldBack(
                         id=ext,
                         reason="no_right_action",
-                        detail=f"{len(votes)} of {k} required annotations name a right action",
+                        detail=f"{n_ra} of {k} required annotations name a right action",
                     )
                 )
                 continue
-            top = bands.majority(votes)
-            unanimous = len(set(votes)) == 1
-            if unanimous or (policy.accept == "majority" and top is not None):
+            top = majority[ra_field][pos]
+            if unanimous[pos] or (policy.accept == "majority" and top is not None):
                 right = top
             else:
+                listed = sorted(_split(votes[pos], right_values).items(), key=lambda x: -x[1])
                 held.append(
                     HeldBack(
                         id=ext,
                         reason="unresolved_disagreement",
-                        detail=f"annotators split ({_split(votes)}) and no lead adjudicated",
+                        detail=f"annotators split ({', '.join(f'{v} {n}' for v, n in listed)})"
+                        " and no lead adjudicated",
                     )
                 )
                 continue
         assert right is not None
-        records.append(
-            _record(
-                schema,
-                item,
-                right,
-                given,
-                adj,
-                adj_labels,
-                policy,
-                n_annotators,
-                round(float(disagreement[pos]), DIGITS),
-            )
-        )
-    records.sort(key=lambda r: r.id)
-    held.sort(key=lambda h: h.id)
-    return GoldSelection(records=records, held_back=held, policy=policy, min_annotations=k)
-
-
-def _record(
-    schema: LabelSchema,
-    item: Mapping[str, Any],
-    right: str,
-    given: Mapping[str, list[Any]],
-    adj: Mapping[str, Any] | None,
-    adj_labels: Mapping[str, Any],
-    policy: InclusionPolicy,
-    n_annotators: int,
-    disagreement: float,
-) -> GoldRecord:
-    """One gold record from an item's human labels and its adjudication (if any)."""
-    ext = str(item["external_id"])
-    labels: dict[str, Any] = {}
-    soft: dict[str, dict[str, float]] = {}
-    for f in schema.choice_fields:
-        if f.kind == "multi":
-            soft[f.name] = _set_shares(given[f.name], f.values)
-            stored = adj_labels.get(f.name)
-            labels[f.name] = (
-                [v for v in f.values if v in stored]
-                if isinstance(stored, list | tuple)
-                else _ticked_by_majority(given[f.name], f.values)
-            )
+        stored_band = (adj or {}).get("band") or {}
+        if stored_band:
+            try:
+                band = bands.check_band(schema, right, stored_band)
+            except ValidationProblem as exc:
+                raise ValidationProblem(f"Item `{ext}`: adjudication band: {exc}") from None
+        elif adj is None and unanimous[pos]:
+            band = dict(default_bands[right])
         else:
-            soft[f.name] = _shares(given[f.name], f.values)
-            labels[f.name] = adj_labels.get(f.name) or bands.majority(given[f.name])
-    labels[schema.right_action_field] = right
-    stored_band = (adj or {}).get("band") or {}
-    if stored_band:
-        try:
-            band = bands.check_band(schema, right, stored_band)
-        except ValidationProblem as exc:
-            raise ValidationProblem(f"Item `{ext}`: adjudication band: {exc}") from None
-    else:
-        band = bands.suggest_band(
-            schema, right, given[schema.right_action_field], split_credit=policy.split_credit
+            band = bands.suggest_band(
+                schema, right, _split(votes[pos], right_values), split_credit=policy.split_credit
+            )
+
+        # Single-choice fields: the lead's value where the adjudication has one, else majority.
+        picked = {
+            name: adj_labels[name]
+            for name in singles
+            if adj is not None and adj_labels.get(name) not in (None, "")
+        }
+        failures = adj_labels.get(schema.failure_field)
+        conversation = text["conversation"][pos]
+        rows.append(
+            {
+                "id": ext,
+                "prompt": text["prompt"][pos],
+                "conversation": [
+                    {"role": str(t["role"]), "content": str(t["content"])} for t in conversation
+                ]
+                if conversation
+                else None,
+                "response": str(text["response"][pos] or ""),
+                "model": text["model"][pos],
+                "source": text["source"][pos],
+                "category": text["category"][pos],
+                "group": text["group_id"][pos],
+                "right_action": right,
+                "band": {a: round(float(c), DIGITS) for a, c in band.items()},
+                "intent": picked.get("intent", intent[pos]),
+                "epistemic_status": picked.get("epistemic_status", epistemic[pos]),
+                "observed_action": picked.get(schema.observed_action_field, observed[pos]),
+                "failure_categories": [v for v in failure_values if v in failures]
+                if isinstance(failures, list | tuple)
+                else majority[schema.failure_field][pos],
+                "soft_labels": soft_rows[pos],
+                "n_annotators": int(n_annotators[pos]),
+                "disagreement": round(float(disagreement[pos]), DIGITS),
+                "adjudicated": adj is not None,
+                "adjudicated_by": _clean((adj or {}).get("lead")),
+                "adjudication_note": _clean((adj or {}).get("note")),
+                "guideline_gap": bool((adj or {}).get("guideline_gap") or False),
+                "metadata": dict(text["meta"][pos] or {}),
+            }
         )
-    conversation = _clean(item.get("conversation"))
-    meta = _clean(item.get("meta")) or {}
-    return GoldRecord(
-        id=ext,
-        prompt=_clean(item.get("prompt")),
-        conversation=[Turn(role=t["role"], content=t["content"]) for t in conversation]
-        if conversation
-        else None,
-        response=str(item.get("response") or ""),
-        model=_clean(item.get("model")),
-        source=_clean(item.get("source")),
-        category=_clean(item.get("category")),
-        group=_clean(item.get("group_id")),
-        right_action=right,
-        band={a: round(float(c), DIGITS) for a, c in band.items()},
-        intent=labels.get("intent"),
-        epistemic_status=labels.get("epistemic_status"),
-        observed_action=labels.get(schema.observed_action_field),
-        failure_categories=list(labels.get(schema.failure_field) or []),
-        soft_labels=soft,
-        n_annotators=n_annotators,
-        disagreement=disagreement,
-        adjudicated=adj is not None,
-        adjudicated_by=_clean((adj or {}).get("lead")),
-        adjudication_note=_clean((adj or {}).get("note")),
-        guideline_gap=bool((adj or {}).get("guideline_gap") or False),
-        metadata=dict(meta),
-    )
+    rows.sort(key=lambda r: r["id"])
+    held.sort(key=lambda h: h.id)
+    return GoldSelection(rows=rows, held_back=held, policy=policy, min_annotations=k)
 
 
 def gold_counts(selection: GoldSelection, schema: LabelSchema) -> dict[str, Any]:
     """Counts for the manifest and the card: totals, and gold items by intent/action/category."""
-    records = selection.records
+    rows = selection.rows
 
     def tally(values: Sequence[str | None], order: Sequence[str] = ()) -> dict[str, int]:
         counts = Counter("(none)" if v is None else v for v in values)
@@ -318,14 +378,14 @@ def gold_counts(selection: GoldSelection, schema: LabelSchema) -> dict[str, Any]
         return {k: counts[k] for k in [*known, *rest]}
 
     return {
-        "gold": len(records),
+        "gold": len(rows),
         "held_back": len(selection.held_back),
-        "items": len(records) + len(selection.held_back),
-        "adjudicated": sum(r.adjudicated for r in records),
+        "items": len(rows) + len(selection.held_back),
+        "adjudicated": sum(bool(r["adjudicated"]) for r in rows),
         "held_back_by_reason": tally([h.reason for h in selection.held_back]),
-        "by_intent": tally([r.intent for r in records], _values(schema, "intent")),
-        "by_right_action": tally([r.right_action for r in records], schema.right_actions),
-        "by_category": tally([r.category for r in records]),
+        "by_intent": tally([r["intent"] for r in rows], _values(schema, "intent")),
+        "by_right_action": tally([r["right_action"] for r in rows], schema.right_actions),
+        "by_category": tally([r["category"] for r in rows]),
     }
 
 

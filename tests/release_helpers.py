@@ -143,9 +143,7 @@ def write_gold(
 ) -> Path:
     """A release folder out/dataset/vN built from `records` without a database."""
     rows = [r.model_dump(mode="json") for r in sorted(records, key=lambda r: r.id)]
-    selection = GoldSelection(
-        records=list(records), held_back=[], policy=InclusionPolicy(), min_annotations=1
-    )
+    selection = GoldSelection(rows=rows, held_back=[], policy=InclusionPolicy(), min_annotations=1)
     return publish(
         out / dataset,
         version,

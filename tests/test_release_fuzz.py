@@ -24,7 +24,9 @@ SCHEMA = load_schema(DEFAULT_SCHEMA_PATH)
 ACTIONS = SCHEMA.action_labels
 RIGHT = SCHEMA.right_actions
 # What the database can hold: no NUL, no lone surrogates.
-TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
 MAYBE = st.none() | TEXT
 
 

@@ -85,7 +85,10 @@ def write_csv(path: Path, actions: dict[str, str]) -> Path:
 
 
 def test_two_models_hand_computed(release: Path, tmp_path: Path) -> None:
-    files = [write_jsonl(tmp_path / "cautious.jsonl", CAUTIOUS), write_csv(tmp_path / "e.csv", EAGER)]
+    files = [
+        write_jsonl(tmp_path / "cautious.jsonl", CAUTIOUS),
+        write_csv(tmp_path / "e.csv", EAGER),
+    ]
     report = score_release(release, [files[0], f"eager={files[1]}"], n_resamples=200)
     assert report.gold == "hand v1" and report.n_gold == 6
     cautious, eager = report.models["cautious"], report.models["eager"]
@@ -193,10 +196,42 @@ def test_every_bad_line_is_reported_and_nothing_is_scored(release: Path, tmp_pat
 
 
 @pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # Arrow's fast path: blank lines still count.
+        (
+            '\n{"id": "b1", "action": "answer"}\n\n{"id": "zz", "action": "refuse"}\n',
+            "4: field `id`: no item `zz`",
+        ),
+        # A number where text is expected: the importers' path, same messages.
+        (
+            '{"id": "b1", "action": "answer"}\n{"id": 7, "action": "answer"}\n',
+            "2: field `id`: no item `7`",
+        ),
+        ('{"id": "b1"}\n', "missing column(s) action; the file has id"),
+        ('{"id": "b1", "action": "answer"}\n{"id": "b2"}\n', "2: field `action`: is empty"),
+        ('{"id": "b1", "action": "answer"\n', "1: malformed JSON"),
+        ("", "no predictions in the file"),
+    ],
+)
+def test_prediction_lines(release: Path, tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text(text)
+    with pytest.raises(ImportProblem) as exc:
+        score_release(release, [path], n_resamples=0)
+    assert exc.value.problems[0].startswith(
+        f"{path}:{problem}" if problem[0].isdigit() else f"{path}: {problem}"
+    )
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         ([], "Give at least one predictions file"),
-        (["a=x.jsonl", "a=y.jsonl"], "Two prediction files are named `a`: name them with NAME=FILE"),
+        (
+            ["a=x.jsonl", "a=y.jsonl"],
+            "Two prediction files are named `a`: name them with NAME=FILE",
+        ),
     ],
 )
 def test_bad_arguments(release: Path, tmp_path: Path, args: list[str], message: str) -> None:

@@ -138,7 +138,9 @@ def current_user(settings: Settings, engine: Engine) -> tuple[User | None, str |
     Sources, in order: the session cookie set by the sign-in page; a token in session state
     (tests); an OIDC identity from `st.login` when OIDC is configured.
     """
-    token = st.context.cookies.get(sessions.COOKIE_NAME) or st.session_state.get(SESSION_TOKEN_KEY)
+    cookie = st.context.cookies.get(sessions.COOKIE_NAME)
+    # Under AppTest st.context.cookies comes from a mocked runtime and yields mock objects.
+    token = cookie if isinstance(cookie, str) else st.session_state.get(SESSION_TOKEN_KEY)
     try:
         with db.session_scope(engine) as s:
             if token:

@@ -1,7 +1,7 @@
 """The app's only entry point: who is signed in, and which pages their role sees.
 
-Run by `annotate serve` (see server.py), never imported for its side effects: Streamlit runs
-this file as `__main__` on every rerun.
+Streamlit runs `entry/streamlit_app.py` on every rerun, which calls `main()` here; `annotate
+serve` (server.py) is how it is started. Importing this module does nothing.
 """
 
 from __future__ import annotations
@@ -75,25 +75,26 @@ def _runner(spec: PageSpec, ctx_ref: list[context.AppContext]) -> Callable[[], N
 
 
 def navigation(ctx: context.AppContext, specs: list[PageSpec]) -> Any:
-    """st.navigation over `specs`, grouped by section; registers the pages in `ctx.pages`."""
+    """st.navigation over `specs` (top bar); registers the pages in `ctx.pages` by name."""
     ref = [ctx]
-    sections: dict[str, list[Any]] = {}
+    visible: list[Any] = []
     registered: dict[str, Any] = {}
     for i, spec in enumerate(specs):
         page = st.Page(
             _runner(spec, ref),
             title=spec.title,
-            icon=spec.icon,
+            # No icon: Streamlit turns a page's Material icon into the favicon, fetched from
+            # fonts.gstatic.com, and nothing may leave the machine.
             url_path=spec.name,
             default=i == 0,
             visibility="hidden" if spec.hidden else "visible",
         )
         registered[spec.name] = page
-        sections.setdefault(spec.section, []).append(page)
+        visible.append(page)
     ref[0] = context.AppContext(
         settings=ctx.settings, engine=ctx.engine, user=ctx.user, pages=registered
     )
-    return st.navigation(sections, position="top")
+    return st.navigation(visible, position="top")
 
 
 def sign_in_gate(why: str | None) -> None:
@@ -126,7 +127,8 @@ def account(ctx: context.AppContext) -> None:
 
 def main() -> None:
     """Run one script pass: resolve the user, then the page they asked for."""
-    st.set_page_config(page_title="annotate", page_icon=":material/label:", layout="wide")
+    # No page_icon: a Material icon as favicon is fetched from fonts.gstatic.com.
+    st.set_page_config(page_title="annotate", layout="wide")
     settings = context.load_settings()
     engine = context.get_engine(settings)
     try:

@@ -41,7 +41,7 @@ STYLE = """<style>
 </style>"""
 
 
-def _image(tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+def _image(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     token = tokens[idx]
     alt = "".join(child.content for child in token.children or [])
     src = str(token.attrGet("src") or "")
@@ -52,13 +52,18 @@ def _image(tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     )
 
 
-def _link_open(tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-    env.setdefault("links", []).append(str(tokens[idx].attrGet("href") or ""))
-    return '<span class="annotate-link">'
+def _link_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    auto = token.markup == "autolink"
+    env.setdefault("links", []).append((str(token.attrGet("href") or ""), auto))
+    # An autolink's text is its URL: show it once, as code.
+    return '<span class="annotate-neutralized"><code>' if auto else '<span class="annotate-link">'
 
 
-def _link_close(tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-    href = env["links"].pop() if env.get("links") else ""
+def _link_close(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    href, auto = env["links"].pop() if env.get("links") else ("", False)
+    if auto:
+        return "</code></span>"
     return f' <span class="annotate-neutralized">(<code>{html.escape(href)}</code>)</span></span>'
 
 
@@ -122,7 +127,9 @@ def show_item(item: Any, *, response_label: str = "Response") -> None:
 
 def plain(value: Any) -> str:
     """`value` escaped for a markdown context (captions, labels): shown, never interpreted."""
-    text = str(value)
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    if not text:
+        return "` `"
     fence = "`"
     while fence in text:
         fence += "`"

@@ -35,7 +35,7 @@ from annotate.errors import AnnotateError, AuthError
 from annotate.settings import Settings
 
 LOG = logging.getLogger("annotate.server")
-MAIN_SCRIPT = Path(__file__).resolve().parent / "main.py"
+MAIN_SCRIPT = Path(__file__).resolve().parent / "entry" / "streamlit_app.py"
 STREAMLIT_USER_COOKIE = "_streamlit_user"
 # Paths that are not app pages: Streamlit's own machinery, its OIDC routes, and ours.
 NOT_PAGES = (
@@ -61,7 +61,8 @@ PAGE_HEADERS = {
 FORM_HEADERS = {
     "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    "referrer-policy": "no-referrer",
+    # "no-referrer" would make Chromium send `Origin: null` with the form, which we refuse.
+    "referrer-policy": "same-origin",
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",
 }

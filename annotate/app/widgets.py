@@ -20,6 +20,7 @@ import streamlit as st
 from annotate.schema import LabelField, LabelSchema, RuleWarning
 
 STREAMLIT_RESERVED = frozenset({"c", "r"})
+BLUR = ":blur:"
 SUBMIT = "Ctrl+Enter"
 BACK = "Esc"
 _ACTION_KEYS = {"skip": ("s", "z", "0"), "flag": ("a", "z", "0")}
@@ -128,6 +129,9 @@ def form_state(
             values=dict(initial or {}),
             flagged=flagged,
             started=started if started is not None else time.time(),
+            # A new item: take the focus out of any text box, where the last Ctrl+Enter may
+            # have left it (React can reuse the element), so that option keys work at once.
+            focus=BLUR,
         )
     return states[scope]
 
@@ -219,11 +223,17 @@ def focus_script(state: FormState) -> None:
     """
     if state.focus is None:
         return
-    selector = f".st-key-{state.focus} textarea, .st-key-{state.focus} input"
+    if state.focus == BLUR:
+        action = (
+            "var a=document.activeElement;"
+            "if(a&&(a.tagName==='TEXTAREA'||a.tagName==='INPUT')){a.blur();}"
+        )
+    else:
+        selector = f".st-key-{state.focus} textarea, .st-key-{state.focus} input"
+        action = f"var e=document.querySelector({selector!r});if(e){{e.focus();}}"
     st.html(
-        f"<script>/* focus {state.focus_nonce} */"
-        f"setTimeout(function(){{var e=document.querySelector({selector!r});"
-        "if(e){e.focus();}}, 60);</script>",
+        f"<script>/* {id(state)} {state.focus_nonce} */"
+        f"setTimeout(function(){{{action}}}, 60);</script>",
         unsafe_allow_javascript=True,
     )
     state.focus = None

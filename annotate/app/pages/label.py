@@ -53,7 +53,8 @@ def render(ctx: AppContext) -> None:
             )
             if value
         ]
-        st.caption(" · ".join(meta))
+        with st.container(key="item-header"):
+            st.caption(" · ".join(meta))
         view.show_item(item, response_label="Response to label")
         if item.meta:
             with st.expander("More about this item"):
@@ -159,13 +160,7 @@ def label_form(
         _skip_panel(ctx, scope, state, assignment_id, external_id)
         widgets.focus_script(state)
         return
-    widgets.option_buttons(schema, scope, keys, state)
-    widgets.text_fields(schema, scope, {})
-    if state.flagged:
-        note_key = f"flagnote-{scope}"
-        st.text_area("Note for the lead (why you flag this item)", key=note_key, height=68)
     labels = widgets.collect(schema, scope, state)
-    widgets.show_warnings(schema.check_consistency(labels), state)
     with st.container(horizontal=True, gap="small"):
         submitted = st.button(
             "Submit", key="act-submit", type="primary", shortcut=keys.actions["submit"]
@@ -186,8 +181,18 @@ def label_form(
             args=(scope,),
             help="Ask a lead to look at this item; you may leave fields empty",
         )
-    if submitted:
-        _submit(ctx, schema, scope, state, assignment_id, external_id, labels)
+    # Errors and warnings sit right under the buttons, where the eye is after a keypress.
+    feedback = st.container()
+    if state.flagged:
+        st.text_area(
+            "Note for the lead (why you flag this item)", key=f"flagnote-{scope}", height=68
+        )
+    widgets.option_buttons(schema, scope, keys, state)
+    widgets.text_fields(schema, scope, {})
+    with feedback:
+        if submitted:
+            _submit(ctx, schema, scope, state, assignment_id, external_id, labels)
+        widgets.show_warnings(schema.check_consistency(labels), state)
     widgets.focus_script(state)
 
 
@@ -224,7 +229,7 @@ def _submit(
         state.confirmed = broken
         if rationale is not None:
             state.request_focus(widgets.text_key(scope, rationale))
-        st.rerun(scope="fragment")
+        return
     try:
         with ctx.session(immediate=True) as s:
             assign.submit(

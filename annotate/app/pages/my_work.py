@@ -17,10 +17,11 @@ from annotate.app.context import AppContext, show_error
 from annotate.app.pages.label import pick_campaign
 from annotate.errors import AnnotateError
 from annotate.models import Annotation, Campaign, Item
-from annotate.schema import LabelSchema
+from annotate.schema import LabelSchema, RuleWarning
 
 PAGE_SIZE = 20
 EDIT_KEY = "annotate.my_work.edit"
+SAVED_KEY = "annotate.my_work.saved"
 
 
 def render(ctx: AppContext) -> None:
@@ -28,6 +29,9 @@ def render(ctx: AppContext) -> None:
     campaign = pick_campaign(ctx)
     if campaign is None:
         return
+    saved = st.session_state.pop(SAVED_KEY, None)
+    if saved:
+        st.success(saved, icon=":material/check:")
     editing = st.session_state.get(EDIT_KEY)
     if editing is not None:
         _editor(ctx, int(editing))
@@ -82,7 +86,7 @@ def _ago(when: datetime) -> str:
 
 
 def _row(schema: LabelSchema, annotation: Annotation, item: Item) -> None:
-    with st.container(border=True):
+    with st.container(border=True, key=f"row-{annotation.id}"):
         head, action = st.columns([6, 1], vertical_alignment="center")
         with head:
             prompt = (item.prompt or "(conversation)").strip().replace("\n", " ")
@@ -123,7 +127,7 @@ def _editor(ctx: AppContext, annotation_id: int) -> None:
         st.caption(f"item {view.plain(item.external_id)}")
         view.show_item(item, response_label="Response")
     with right:
-        _edit_form(ctx, annotation, schema)
+        _edit_form(ctx, annotation, schema, item.external_id)
         with st.expander(f"History ({len(history)} versions)"):
             for version in reversed(history):
                 st.caption(
@@ -132,7 +136,9 @@ def _editor(ctx: AppContext, annotation_id: int) -> None:
                 )
 
 
-def _edit_form(ctx: AppContext, annotation: Annotation, schema: LabelSchema) -> None:
+def _edit_form(
+    ctx: AppContext, annotation: Annotation, schema: LabelSchema, item_name: str
+) -> None:
     scope = f"e{annotation.id}"
     choices = {f.name: annotation.labels.get(f.name) for f in schema.choice_fields}
     state = widgets.form_state(scope, initial=choices, flagged=annotation.flagged)
@@ -151,31 +157,65 @@ def _edit_form(ctx: AppContext, annotation: Annotation, schema: LabelSchema) -> 
     if not state.confirmed and annotation.overridden_rules:
         # Overrides confirmed earlier stay confirmed while the same rules are broken.
         state.confirmed = tuple(annotation.overridden_rules)
-    widgets.show_warnings(warnings, state)
+    feedback = st.container()
     if st.button("Save changes", key="mw-save", type="primary", shortcut=widgets.SUBMIT):
-        rationale = assign.rationale_field(schema)
-        broken = tuple(w.rule for w in warnings)
-        if broken and not set(state.confirmed) >= set(broken):
-            state.confirmed = broken
-            if rationale is not None:
-                state.request_focus(widgets.text_key(scope, rationale))
-            st.rerun()
-        try:
-            with ctx.session(immediate=True) as s:
-                assign.edit(
-                    session=s,
-                    user=ctx.user,
-                    annotation_id=annotation.id or 0,
-                    labels=labels,
-                    overridden_rules=state.confirmed,
-                    flagged=flagged,
-                    flag_note=st.session_state.get(note_key),
-                )
-        except AnnotateError as exc:
-            show_error(exc)
-        else:
-            st.session_state.pop("annotate.forms", None)
-            st.session_state.pop(EDIT_KEY, None)
-            st.toast("Saved your change; the previous version is in the history")
-            st.rerun()
+        with feedback:
+            _save(
+                ctx,
+                annotation,
+                schema,
+                scope,
+                state,
+                labels,
+                warnings,
+                flagged,
+                note_key,
+                item_name,
+            )
+    with feedback:
+        widgets.show_warnings(warnings, state)
     widgets.focus_script(state)
+
+
+def _save(
+    ctx: AppContext,
+    annotation: Annotation,
+    schema: LabelSchema,
+    scope: str,
+    state: widgets.FormState,
+    labels: dict[str, object],
+    warnings: list[RuleWarning],
+    flagged: bool,
+    note_key: str,
+    item_name: str,
+) -> None:
+    rationale = assign.rationale_field(schema)
+    broken = tuple(w.rule for w in warnings)
+    if broken and not set(state.confirmed) >= set(broken):
+        # First press: show the warnings as an override to confirm, and go to the rationale.
+        state.confirmed = broken
+        if rationale is not None:
+            state.request_focus(widgets.text_key(scope, rationale))
+        return
+    try:
+        with ctx.session(immediate=True) as s:
+            assign.edit(
+                session=s,
+                user=ctx.user,
+                annotation_id=annotation.id or 0,
+                labels=labels,
+                overridden_rules=state.confirmed,
+                flagged=flagged,
+                flag_note=st.session_state.get(note_key),
+            )
+    except AnnotateError as exc:
+        show_error(exc)
+        if rationale is not None and "rationale" in str(exc):
+            state.request_focus(widgets.text_key(scope, rationale))
+        return
+    st.session_state.pop("annotate.forms", None)
+    st.session_state.pop(EDIT_KEY, None)
+    st.session_state[SAVED_KEY] = (
+        f"Saved your change to {item_name}; the previous version stays in its history"
+    )
+    st.rerun()

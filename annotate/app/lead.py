@@ -1,0 +1,166 @@
+"""What the lead's pages share: the campaign, the filters, cached labels, opening an item.
+
+Every figure comes from `annotate.reports` / `annotate.adjudication`, which check the lead
+role themselves; the caches here sit behind those checks (`labels_version` is called, and
+checks the role, before a cached table is handed out).
+
+Review -> Adjudicate: `open_item` puts the campaign and the item's external id in the
+Adjudicate page's query parameters (`?campaign=NAME&item=EXTERNAL_ID`, so a link to an item
+can be shared between leads) and in session state (`TARGET_KEY`, for when the page is run
+without navigation, as under AppTest), then switches page through `AppContext.go`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from annotate import adjudication, db, reports, store
+from annotate.app.context import AppContext
+from annotate.models import Campaign, User
+from annotate.queries import LabelTable, load_labels
+from annotate.reports import ReportFilters
+
+CAMPAIGN_PARAM = "campaign"
+ITEM_PARAM = "item"
+TARGET_KEY = "annotate.adjudicate.target"
+# Past this many distinct groups a multiselect is unusable; the lead types group ids instead.
+MAX_GROUP_CHOICES = 300
+
+
+def pick_campaign(ctx: AppContext, *, key: str) -> Campaign | None:
+    """The campaign the lead is looking at: `?campaign=`, else the first; a select if several."""
+    with ctx.session() as s:
+        campaigns = store.list_campaigns(session=s, actor=ctx.user)
+    if not campaigns:
+        st.info("There are no campaigns yet. An admin creates them.")
+        return None
+    names = [c.name for c in campaigns]
+    wanted = st.query_params.get(CAMPAIGN_PARAM)
+    current = wanted if wanted in names else names[0]
+    if len(names) > 1:
+        current = st.selectbox("Campaign", names, index=names.index(current), key=key)
+    if st.query_params.get(CAMPAIGN_PARAM) != current:
+        st.query_params[CAMPAIGN_PARAM] = current
+    return campaigns[names.index(current)]
+
+
+# -- cached labels ---------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the campaign's labels…")
+def _table(
+    url: str, campaign_id: int, version: tuple[Any, ...], _engine: Engine, _actor: User
+) -> LabelTable:
+    # Shared by every lead: keyed by the labels' version, never mutated by the pages.
+    with db.session_scope(_engine) as s:
+        campaign = s.get(Campaign, campaign_id)
+        assert campaign is not None
+        return load_labels(session=s, actor=_actor, campaign=campaign)
+
+
+def label_table(
+    ctx: AppContext, campaign: Campaign, *, adjudications: bool = True
+) -> tuple[LabelTable, str]:
+    """The campaign's labels, loaded once per change (role checked on every call), and a key
+    naming that version, for caching what is computed from them.
+
+    With `adjudications=False` the table is only reloaded when annotations change: the
+    review and adjudication pages read adjudications fresh instead (`current_adjudications`),
+    so that saving one does not reload half a million labels.
+    """
+    with ctx.session() as s:
+        version = reports.labels_version(
+            session=s, actor=ctx.user, campaign=campaign, adjudications=adjudications
+        )
+    table = _table(ctx.settings.database_url, campaign.id or 0, version, ctx.engine, ctx.user)
+    return table, json.dumps([ctx.settings.database_url, *version])
+
+
+def filters_key(filters: ReportFilters) -> str:
+    """A stable cache key for `filters`."""
+    return json.dumps(filters.model_dump(mode="json"), sort_keys=True)
+
+
+def filter_bar(ctx: AppContext, table: LabelTable, *, key: str) -> ReportFilters:
+    """Category, model, group and intent filters in one row; empty means everything."""
+    options = reports.campaign_filters(table, actor=ctx.user)
+    cols = st.columns(4)
+    categories = cols[0].multiselect("Category", options["categories"], key=f"{key}-category")
+    models = cols[1].multiselect("Model", options["models"], key=f"{key}-model")
+    if len(options["groups"]) <= MAX_GROUP_CHOICES:
+        groups = cols[2].multiselect("Group", options["groups"], key=f"{key}-group")
+    else:
+        typed = cols[2].text_input(
+            "Group ids", key=f"{key}-group-text", placeholder="comma-separated"
+        )
+        groups = [g.strip() for g in typed.split(",") if g.strip()]
+    intents = cols[3].multiselect(
+        "Intent",
+        options["intents"],
+        key=f"{key}-intent",
+        help="The adjudicated intent, else the one most annotators chose.",
+    )
+    return ReportFilters(
+        categories=tuple(categories),
+        models=tuple(models),
+        groups=tuple(groups),
+        intents=tuple(intents),
+    )
+
+
+# -- queue -----------------------------------------------------------------------------------
+
+
+def queue(
+    ctx: AppContext,
+    campaign: Campaign,
+    *,
+    filters: ReportFilters | None = None,
+    min_labels: int | None = None,
+    flagged_only: bool = False,
+    include_adjudicated: bool = True,
+) -> pd.DataFrame:
+    """The review queue, from the cached labels and the adjudications as they are now."""
+    table, _ = label_table(ctx, campaign, adjudications=False)
+    with ctx.session() as s:
+        current = adjudication.current_adjudications(session=s, actor=ctx.user, campaign=campaign)
+    return adjudication.queue_from_table(
+        table,
+        actor=ctx.user,
+        filters=filters,
+        min_labels=min_labels,
+        flagged_only=flagged_only,
+        include_adjudicated=include_adjudicated,
+        current=current,
+    )
+
+
+def open_item(ctx: AppContext, campaign: str, external_id: str) -> None:
+    """Go to the Adjudicate page for one item (see the module docstring)."""
+    st.session_state[TARGET_KEY] = {CAMPAIGN_PARAM: campaign, ITEM_PARAM: external_id}
+    if "adjudicate" in ctx.pages:
+        ctx.go("adjudicate", **{CAMPAIGN_PARAM: campaign, ITEM_PARAM: external_id})
+    else:
+        st.info(f"Item {external_id} is ready on the Adjudicate page.")
+
+
+def target() -> tuple[str | None, str | None]:
+    """(campaign, external id) the Adjudicate page should show: URL first, then session."""
+    campaign = st.query_params.get(CAMPAIGN_PARAM)
+    item = st.query_params.get(ITEM_PARAM)
+    if item:
+        return campaign, item
+    saved = st.session_state.get(TARGET_KEY) or {}
+    return saved.get(CAMPAIGN_PARAM, campaign), saved.get(ITEM_PARAM)
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for display; a dash when undefined."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    return f"{value:.{digits}f}"

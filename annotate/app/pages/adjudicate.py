@@ -1,0 +1,322 @@
+"""Adjudicate one item: everyone's labels side by side, then the final labels and the band.
+
+Leads only (`annotate.adjudication` checks the role; names are shown because only leads get
+here). The final labels start from the annotators' majority per field (or the current
+adjudication when re-adjudicating); the band starts from `bands.suggest_band`: the schema's
+credits around the chosen right action, widened for actions a good share of annotators chose.
+Overriding the majority right action needs a note. Saving appends an adjudication (a
+re-adjudication points at the one it replaces) and, unless turned off, moves to the next
+item of the queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from annotate import adjudication, bands, store
+from annotate.adjudication import ItemDetail
+from annotate.app import lead, widgets
+from annotate.app import render as view
+from annotate.app.context import AppContext, show_error
+from annotate.errors import AnnotateError
+from annotate.models import Campaign
+from annotate.schema import LabelSchema
+
+FLASH_KEY = "annotate.adjudicate.flash"
+EXTRA_ROWS = {"Seconds", "Flagged", "Rule warnings", "Labeled at (UTC)"}
+
+
+def render(ctx: AppContext) -> None:
+    """The adjudication page for the item in the URL (`?campaign=...&item=...`)."""
+    st.title("Adjudicate")
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        st.success(flash)
+    campaign_name, external_id = lead.target()
+    campaign = _campaign(ctx, campaign_name)
+    if campaign is None:
+        return
+    if not external_id:
+        _no_item(ctx, campaign)
+        return
+    try:
+        with ctx.session() as s:
+            item_id = adjudication.find_item(
+                session=s, actor=ctx.user, campaign=campaign, external_id=external_id
+            )
+            detail = adjudication.item_detail(session=s, actor=ctx.user, item_id=item_id)
+            schema = store.campaign_schema(session=s, campaign=campaign)
+    except AnnotateError as exc:
+        show_error(exc)
+        _no_item(ctx, campaign)
+        return
+    _header(detail)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        view.show_item(detail, response_label=f"Response ({detail.model or 'model unknown'})")
+        st.markdown("#### What the annotators said")
+        _side_by_side(schema, detail)
+        _history(detail)
+    with right:
+        _form(ctx, campaign, schema, detail)
+
+
+def _campaign(ctx: AppContext, name: str | None) -> Campaign | None:
+    if name:
+        try:
+            with ctx.session() as s:
+                return store.get_campaign(session=s, name=name)
+        except AnnotateError as exc:
+            show_error(exc)
+    return lead.pick_campaign(ctx, key="adj-campaign")
+
+
+def _no_item(ctx: AppContext, campaign: Campaign) -> None:
+    st.info("Choose an item on the Review page, or start with the most disagreed one.")
+    if st.button("Open the most disagreed item", key="adj-first", type="primary"):
+        _go_next(ctx, campaign, current=None, done=None)
+
+
+def _header(detail: ItemDetail) -> None:
+    facts = [
+        f"item {view.plain(detail.external_id)}",
+        f"campaign {view.plain(detail.campaign)}",
+    ]
+    for label, value in (
+        ("category", detail.category),
+        ("model", detail.model),
+        ("group", detail.group_id),
+        ("source", detail.source),
+    ):
+        if value:
+            facts.append(f"{label} {view.plain(value)}")
+    st.caption(" · ".join(facts))
+    humans = sum(1 for a in detail.annotations if not a.is_machine)
+    majority = view.plain(detail.majority) if detail.majority else "none (no action has > half)"
+    status = "not adjudicated yet"
+    if detail.current is not None:
+        status = (
+            f"adjudicated by {view.plain(detail.current.lead)} on "
+            f"{detail.current.created_at:%Y-%m-%d %H:%M} UTC ({detail.current.method})"
+        )
+    st.markdown(
+        f"**{humans}** human labels · disagreement **{detail.disagreement:.2f}** · "
+        f"majority right action: **{majority}** · {status}"
+    )
+
+
+# -- the decision ----------------------------------------------------------------------------
+
+
+def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: ItemDetail) -> None:
+    scope = f"adj-{detail.item_id}-{detail.current.id if detail.current else 0}"
+    initial = {f.name: detail.suggested_labels.get(f.name) for f in schema.choice_fields}
+    state = widgets.form_state(scope, initial=initial)
+    st.markdown("#### Final labels")
+    widgets.option_buttons(schema, scope, widgets.key_map(schema), state)
+    labels: dict[str, Any] = {f.name: state.values.get(f.name) for f in schema.choice_fields}
+    for warning in schema.check_consistency(labels):
+        st.warning(warning.message, icon=":material/rule:")
+    right = labels.get(schema.right_action_field)
+    band: dict[str, float] | None = None
+    if right:
+        band = _band_editor(schema, detail, scope, right)
+    overrides = bool(detail.majority and right and right != detail.majority)
+    if overrides:
+        st.warning(
+            f"`{right}` overrides the annotators' majority `{detail.majority}`: the note is "
+            "required.",
+            icon=":material/edit_note:",
+        )
+    note = st.text_area(
+        "Note" + (" (required)" if overrides else ""),
+        key=f"adj-note-{scope}",
+        height=80,
+        help="Why this decision; shown with the item in the gold release.",
+    )
+    gap = st.checkbox(
+        "Guideline gap: the guidelines do not settle this item",
+        key=f"adj-gap-{scope}",
+        value=bool(detail.current and detail.current.guideline_gap),
+    )
+    advance = st.toggle("Then open the next item", value=True, key="adj-advance")
+    with st.container(horizontal=True):
+        save = st.button(
+            "Save adjudication",
+            key="adj-save",
+            type="primary",
+            shortcut=widgets.SUBMIT,
+            icon=":material/gavel:",
+        )
+        skip = st.button("Skip to next", key="adj-skip")
+    if save:
+        saved = _save(ctx, detail, labels, band, note, gap)
+        if saved:
+            st.session_state[FLASH_KEY] = f"Adjudicated {detail.external_id}"
+            if advance:
+                _go_next(ctx, campaign, current=detail.external_id, done=detail.item_id)
+            st.rerun()
+    if skip:
+        _go_next(ctx, campaign, current=detail.external_id, done=None)
+
+
+def _band_editor(
+    schema: LabelSchema, detail: ItemDetail, scope: str, right: str
+) -> dict[str, float]:
+    """Credits per action, pre-filled for the chosen right action; the lead edits them."""
+    suggested = detail.suggested_labels.get(schema.right_action_field)
+    if right == suggested and detail.suggested_band:
+        start = detail.suggested_band
+    else:
+        start = bands.suggest_band(schema, right, detail.votes.get(schema.right_action_field, {}))
+    st.markdown(
+        "#### Tolerance band",
+        help="Credit a model earns for each action on this item: 1 for the right action, "
+        "partial credit for acceptable neighbours, 0 (left out) for the rest. Pre-filled from "
+        "the schema's credits and from how the annotators split.",
+    )
+    band: dict[str, float] = {}
+    actions = schema.action_labels
+    cols = st.columns(4)
+    for i, action in enumerate(actions):
+        with cols[i % 4]:
+            value = st.number_input(
+                action.replace("_", " "),
+                min_value=0.0,
+                max_value=1.0,
+                step=0.05,
+                format="%.2f",
+                value=1.0 if action == right else float(start.get(action, 0.0)),
+                disabled=action == right,
+                key=f"adj-band-{scope}-{right}-{action}",
+            )
+        if value > 0:
+            band[action] = 1.0 if action == right else float(value)
+    return band
+
+
+def _save(
+    ctx: AppContext,
+    detail: ItemDetail,
+    labels: dict[str, Any],
+    band: dict[str, float] | None,
+    note: str,
+    gap: bool,
+) -> bool:
+    try:
+        with ctx.session(immediate=True) as s:
+            adjudication.adjudicate(
+                session=s,
+                actor=ctx.user,
+                item_id=detail.item_id,
+                labels=labels,
+                band=band,
+                note=note,
+                guideline_gap=gap,
+            )
+    except AnnotateError as exc:
+        show_error(exc)
+        return False
+    return True
+
+
+def _go_next(ctx: AppContext, campaign: Campaign, *, current: str | None, done: int | None) -> None:
+    """Open the most disagreed item that is not adjudicated yet (other than `current`)."""
+    frame = lead.queue(ctx, campaign, include_adjudicated=False)
+    if done is not None:
+        frame = frame[frame["item_id"] != done]
+    if current is not None:
+        frame = frame[frame["external_id"] != current]
+    if frame.empty:
+        st.session_state[FLASH_KEY] = "The queue is empty: every complete item is adjudicated."
+        st.query_params.pop(lead.ITEM_PARAM, None)
+        st.session_state.pop(lead.TARGET_KEY, None)
+        st.rerun()
+    nxt = str(frame.iloc[0]["external_id"])
+    st.query_params[lead.CAMPAIGN_PARAM] = campaign.name
+    st.query_params[lead.ITEM_PARAM] = nxt
+    st.session_state[lead.TARGET_KEY] = {lead.CAMPAIGN_PARAM: campaign.name, lead.ITEM_PARAM: nxt}
+    st.rerun()
+
+
+# -- what the annotators said ----------------------------------------------------------------
+
+
+def _side_by_side(schema: LabelSchema, detail: ItemDetail) -> None:
+    """One column per annotator, one row per field; values outside the majority are marked."""
+    people = detail.annotations
+    if not people:
+        st.caption("Nobody has labeled this item yet.")
+        return
+    names = [p.annotator + (" (judge)" if p.is_machine else "") for p in people]
+    rows: dict[str, list[str]] = {}
+    for spec in schema.choice_fields:
+        rows[spec.label] = [_shown(spec.kind, p.labels.get(spec.name)) for p in people]
+    rows["Seconds"] = [f"{p.duration_s:.0f}" if p.duration_s is not None else "–" for p in people]
+    rows["Flagged"] = ["yes" if p.flagged else "" for p in people]
+    rows["Rule warnings"] = [str(len(p.warnings)) if p.warnings else "" for p in people]
+    rows["Labeled at (UTC)"] = [f"{p.updated_at:%Y-%m-%d %H:%M}" for p in people]
+    frame = pd.DataFrame(rows, index=names).T
+    humans = [n for n, p in zip(names, people, strict=True) if not p.is_machine]
+    st.dataframe(
+        frame.style.apply(_minority, humans=humans, fields=set(rows) - EXTRA_ROWS, axis=1),
+        key="adj-side-by-side",
+        width="stretch",
+    )
+    for name, person in zip(names, people, strict=True):
+        notes = []
+        if person.flagged:
+            notes.append("flagged" + (f": {person.flag_note}" if person.flag_note else ""))
+        for warning in person.warnings:
+            overridden = " (overridden)" if warning.rule in person.overridden_rules else ""
+            notes.append(f"rule: {warning.message}{overridden}")
+        if not notes and not person.rationale:
+            continue
+        with st.container(border=True):
+            st.caption(view.plain(name) + " · " + view.plain(" · ".join(notes) or "rationale"))
+            if person.rationale:
+                view.show_text(person.rationale)
+
+
+def _shown(kind: str, value: Any) -> str:
+    if kind == "multi":
+        if value is None:
+            return "–"
+        return ", ".join(value) if value else "fine (none ticked)"
+    return str(value) if value else "–"
+
+
+def _minority(row: pd.Series, *, humans: list[str], fields: set[str]) -> list[str]:
+    """Shade the human values of a field that differ from its most common human value."""
+    values = [row[h] for h in humans if row[h] != "–"]
+    if row.name not in fields or len(set(values)) <= 1:
+        return [""] * len(row)
+    top = pd.Series(values).mode().iloc[0]
+    return [
+        "background-color: rgba(239, 143, 0, 0.22)"
+        if name in humans and v not in ("–", top)
+        else ""
+        for name, v in row.items()
+    ]
+
+
+def _history(detail: ItemDetail) -> None:
+    if not detail.history:
+        return
+    with st.expander(f"Adjudication history ({len(detail.history)})"):
+        for record in detail.history:
+            current = " · current" if record.is_current else ""
+            band = ", ".join(f"{a} {c:g}" for a, c in record.band.items())
+            st.markdown(
+                f"**{view.plain(record.lead)}** · {record.created_at:%Y-%m-%d %H:%M:%S} UTC · "
+                f"{record.method}{current}  \n"
+                f"right action {view.plain(record.labels.get('right_action'))} · band "
+                f"{view.plain(band)}"
+                + (" · guideline gap" if record.guideline_gap else "")
+                + (" · overrides the majority" if record.overrides_majority else "")
+            )
+            if record.note:
+                st.caption(view.plain(record.note))

@@ -1,0 +1,152 @@
+"""Review queue: items with complete labels, most disagreed first; unanimous ones in bulk.
+
+Leads only (`annotate.adjudication` checks the role). Disagreement is the mean band distance
+between two annotators' right actions (0 unanimous, 1 far apart), so a near miss such as
+answer / answer_with_caveat ranks below answer / refuse. Choosing a row, or "Adjudicate
+next", opens the item on the Adjudicate page.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from annotate import adjudication
+from annotate.app import lead
+from annotate.app.context import AppContext
+from annotate.models import Campaign
+
+FLASH_KEY = "annotate.review.flash"
+# The picker offers the top of the queue; the table holds all of it.
+PICK_LIMIT = 200
+COLUMNS = {
+    "external_id": "Item",
+    "disagreement": "Disagreement",
+    "majority": "Majority action",
+    "n_labels": "Labels",
+    "intent": "Intent",
+    "category": "Category",
+    "model": "Model",
+    "group_id": "Group",
+    "other_disagreement": "Other fields",
+    "flagged": "Flagged",
+    "unanimous": "Unanimous",
+    "adjudicated": "Adjudicated",
+    "method": "How",
+}
+
+
+def render(ctx: AppContext) -> None:
+    """The review queue of one campaign."""
+    st.title("Review queue")
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        st.success(flash)
+    campaign = lead.pick_campaign(ctx, key="rev-campaign")
+    if campaign is None:
+        return
+    table, _ = lead.label_table(ctx, campaign, adjudications=False)
+    with st.expander("Filters", expanded=False):
+        filters = lead.filter_bar(ctx, table, key="rev")
+        cols = st.columns(3)
+        min_labels = cols[0].number_input(
+            "At least this many labels",
+            min_value=1,
+            value=campaign.overlap,
+            key="rev-min-labels",
+            help="Defaults to the campaign's overlap k.",
+        )
+        flagged_only = cols[1].toggle("Flagged by an annotator only", key="rev-flagged")
+        show_done = cols[2].toggle("Show adjudicated items", value=True, key="rev-show-done")
+    frame = lead.queue(
+        ctx,
+        campaign,
+        filters=filters,
+        min_labels=int(min_labels),
+        flagged_only=flagged_only,
+        include_adjudicated=show_done,
+    )
+    if frame.empty:
+        st.info(f"No item has {int(min_labels)} or more labels with these filters yet.")
+        return
+    waiting = frame[~frame["adjudicated"]]
+    unanimous = waiting[waiting["unanimous"]]
+    st.caption(
+        f"{len(frame):,} items · {int(frame['adjudicated'].sum()):,} adjudicated · "
+        f"{len(waiting):,} waiting, {len(unanimous):,} of them unanimous"
+    )
+    _next_and_pick(ctx, campaign, frame, waiting)
+    _table(ctx, campaign, frame)
+    _bulk(ctx, campaign, unanimous)
+
+
+def _next_and_pick(
+    ctx: AppContext, campaign: Campaign, frame: pd.DataFrame, waiting: pd.DataFrame
+) -> None:
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        if st.button(
+            "Adjudicate next",
+            key="rev-next",
+            type="primary",
+            disabled=waiting.empty,
+            icon=":material/gavel:",
+            help="The most disagreed item that is not adjudicated yet.",
+        ):
+            lead.open_item(ctx, campaign.name, str(waiting.iloc[0]["external_id"]))
+        choices = [str(x) for x in frame["external_id"].head(PICK_LIMIT)]
+        picked = st.selectbox("Or open", choices, index=None, key="rev-pick", placeholder="item")
+        if st.button("Open", key="rev-open", disabled=picked is None):
+            lead.open_item(ctx, campaign.name, str(picked))
+
+
+def _table(ctx: AppContext, campaign: Campaign, frame: pd.DataFrame) -> None:
+    shown = frame[list(COLUMNS)].rename(columns=COLUMNS)
+    event = st.dataframe(
+        shown,
+        hide_index=True,
+        key="rev-table",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "Disagreement": st.column_config.ProgressColumn(
+                "Disagreement", min_value=0.0, max_value=1.0, format="%.2f"
+            ),
+            "Other fields": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    rows = event.selection.rows if event is not None else []
+    if rows:
+        external_id = str(frame.iloc[rows[0]]["external_id"])
+        if st.button(f"Adjudicate {external_id}", key="rev-open-selected", type="primary"):
+            lead.open_item(ctx, campaign.name, external_id)
+
+
+def _bulk(ctx: AppContext, campaign: Campaign, unanimous: pd.DataFrame) -> None:
+    st.subheader("Unanimous items")
+    if unanimous.empty:
+        st.caption("No unanimous item is waiting.")
+        return
+    st.caption(
+        "Every annotator gave the same value of every field. Accepting records those labels "
+        "as the adjudication (method `bulk_unanimous`) with the schema's default band."
+    )
+    sure = st.checkbox(
+        f"Accept the {len(unanimous):,} unanimous items shown above as labeled",
+        key="rev-bulk-sure",
+    )
+    if st.button("Accept unanimous items", key="rev-bulk", disabled=not sure):
+        result = None
+        with ctx.guard(), ctx.session(immediate=True) as s:
+            result = adjudication.bulk_accept_unanimous(
+                session=s,
+                actor=ctx.user,
+                campaign=campaign,
+                item_ids=[int(i) for i in unanimous["item_id"]],
+            )
+        if result is not None:
+            skipped = f"; {len(result.skipped):,} skipped (changed meanwhile)"
+            st.session_state[FLASH_KEY] = f"Accepted {len(result.accepted):,} unanimous items" + (
+                skipped if result.skipped else ""
+            )
+            st.session_state.pop("rev-bulk-sure", None)
+            st.rerun()

@@ -1,0 +1,184 @@
+"""Release benchmark: a gold release of 100,000 items (every file and the manifest) on SQLite.
+
+Usage: python bench/bench_release.py [--items N] [--postgres URL]
+Setup (not timed): a campaign with N items, three annotators each, almost all unanimous, a
+few hundred adjudicated. Timed: `create_release` end to end (load labels, select gold,
+agreement with 1,000 bootstrap resamples, JSONL, Parquet, CSV, card, inspect files, hashes,
+manifest, atomic rename), then a second release of the same state (adds the diff from v1).
+Target (issue 5): under 15 s on SQLite for 100,000 gold items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import insert, text
+
+from annotate import db, store
+from annotate.auth import system_actor
+from annotate.importers import ItemRecord
+from annotate.models import Adjudication, Annotation, utcnow
+from annotate.queries import load_labels
+from annotate.release import create_release
+from annotate.schema import resolve_schema
+from annotate.selection import select_gold
+from annotate.settings import get_settings
+
+WORDS = "kill process shoot photo execute script bleed radiator attack opening the a of".split()
+RIGHT = ["answer", "answer_with_caveat", "refuse", "clarify", "abstain"]
+INTENT = {"answer": "benign", "answer_with_caveat": "benign", "refuse": "harmful"}
+
+
+def setup(url: str, n_items: int) -> str:
+    """A campaign with `n_items` items labeled by three annotators; returns its name."""
+    rng = random.Random(5)
+    engine = db.make_engine(url)
+    db.migrate(engine)
+    actor = system_actor()
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    with db.session_scope(engine) as s:
+        campaign = store.create_campaign(
+            session=s,
+            actor=actor,
+            name=name,
+            schema=resolve_schema(None, get_settings().schemas_dir),
+            overlap=3,
+        )
+        records = [
+            ItemRecord(
+                external_id=f"b-{n:06d}",
+                prompt=" ".join(rng.choices(WORDS, k=12)) + "?",
+                response=" ".join(rng.choices(WORDS, k=80)) + ".",
+                model=f"m{n % 5}",
+                category=f"c{n % 18}",
+                group_id=f"g{n // 4}",
+                meta={"focus": rng.choice(WORDS)},
+            )
+            for n in range(n_items)
+        ]
+        store.import_items(session=s, actor=actor, campaign=campaign, records=records)
+        users = [
+            store.add_user(session=s, actor=actor, name=f"{name}-{who}") for who in ("a", "b", "c")
+        ]
+        lead = store.add_user(session=s, actor=actor, name=f"{name}-lead", role="lead")
+        item_ids = [
+            i
+            for (i,) in s.execute(
+                text("SELECT id FROM item WHERE campaign_id = :c ORDER BY id"), {"c": campaign.id}
+            )
+        ]
+        now = utcnow()
+        rows = []
+        adjudications = []
+        for n, item_id in enumerate(item_ids):
+            right = RIGHT[n % len(RIGHT)]
+            split = n % 250 == 0  # one item in 250 splits and is adjudicated
+            for k, user in enumerate(users):
+                labels = {
+                    "intent": INTENT.get(right, "ambiguous"),
+                    "epistemic_status": "uncertain" if right == "abstain" else "answerable",
+                    "right_action": "refuse" if split and k == 2 else right,
+                    "observed_action": rng.choice(RIGHT),
+                    "failure_categories": [] if rng.random() < 0.8 else ["over_refusal"],
+                    "confidence": rng.choice(["low", "medium", "high"]),
+                    "rationale": None,
+                }
+                rows.append(
+                    {
+                        "campaign_id": campaign.id,
+                        "item_id": item_id,
+                        "user_id": user.id,
+                        "labels": labels,
+                        "flagged": False,
+                        "overridden_rules": [],
+                        "origin": "app",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            if split:
+                adjudications.append(
+                    {
+                        "campaign_id": campaign.id,
+                        "item_id": item_id,
+                        "lead_id": lead.id,
+                        "labels": rows[-1]["labels"] | {"right_action": right},
+                        "band": {},
+                        "note": "settled",
+                        "guideline_gap": False,
+                        "overrides_majority": False,
+                        "method": "manual",
+                        "is_current": True,
+                        "created_at": now,
+                    }
+                )
+        for start in range(0, len(rows), 20_000):
+            s.execute(insert(Annotation), rows[start : start + 20_000])
+        s.execute(insert(Adjudication), adjudications)
+    engine.dispose()
+    return name
+
+
+def run(url: str, n_items: int, out: Path, label: str) -> None:
+    name = setup(url, n_items)
+    engine = db.make_engine(url)
+    actor = system_actor()
+    with db.session_scope(engine) as s:
+        campaign = store.get_campaign(session=s, name=name)
+        t0 = time.perf_counter()
+        table = load_labels(session=s, actor=actor, campaign=campaign, with_text=True)
+        t1 = time.perf_counter()
+        selection = select_gold(table)
+        t2 = time.perf_counter()
+        print(
+            f"{label}: parts: load_labels {t1 - t0:.2f} s, select_gold {t2 - t1:.2f} s "
+            f"({len(selection.rows)} gold, {len(selection.held_back)} held back)"
+        )
+    timings = []
+    for _ in range(2):
+        with db.session_scope(engine) as s:
+            campaign = store.get_campaign(session=s, name=name)
+            start = time.perf_counter()
+            result = create_release(session=s, actor=actor, campaign=campaign, out_dir=out)
+            timings.append(time.perf_counter() - start)
+        size = sum(p.stat().st_size for p in Path(result.path).rglob("*") if p.is_file())
+        print(
+            f"{label}: release v{result.version}: {result.gold} gold items in "
+            f"{timings[-1]:.2f} s ({size / 1e6:.1f} MB of files"
+            + (f", diff from v{result.parent_version}" if result.parent_version else "")
+            + ")"
+        )
+    engine.dispose()
+    # Both releases are counted in the figure: the target is for either.
+    print(f"{label}: target < 15 s: {'met' if max(timings) < 15 else 'MISSED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--postgres", default="")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run(f"sqlite:///{tmp}/bench.db", args.items, Path(tmp) / "exports", "sqlite")
+        if args.postgres:
+            schema = "bench_" + uuid.uuid4().hex[:8]
+            admin = db.make_engine(args.postgres)
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            try:
+                sep = "&" if "?" in args.postgres else "?"
+                url = f"{args.postgres}{sep}options=-csearch_path%3D{schema}"
+                run(url, args.items, Path(tmp) / "exports-pg", "postgresql")
+            finally:
+                with admin.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Scoring benchmark: 100,000 predictions for each of 3 models against a 100,000-item release.
+
+Usage: python bench/bench_scoring.py [--items N] [--models M] [--resamples B]
+Setup (not timed): a synthetic gold release written with the release writers, and one JSONL
+prediction file per model. Timed: `score_release` end to end, the same call as
+`annotate score`: check and read gold.parquet, read and validate every prediction file, the
+rates, breakdowns by intent / epistemic status / category / model, group consistency and
+1,000 bootstrap resamples for the headline rates. The plot is timed apart.
+Target (issue 5): under 3 s for 100,000 predictions x 3 models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from annotate.predictions import score_release
+from annotate.release import write_release_files
+from annotate.release_writers import publish
+from annotate.schema import resolve_schema
+from annotate.scoring import tradeoff_plot
+from annotate.settings import get_settings
+
+INTENT = {"answer": "benign", "answer_with_caveat": "benign", "refuse": "harmful"}
+
+
+def gold_rows(n: int, actions: list[str], schema: Any) -> list[dict[str, Any]]:
+    rng = random.Random(3)
+    rows = []
+    for i in range(n):
+        right = rng.choice(["answer", "answer_with_caveat", "refuse", "clarify", "abstain"])
+        rows.append(
+            {
+                "id": f"s-{i:06d}",
+                "prompt": f"question {i}?",
+                "conversation": None,
+                "response": "an answer",
+                "model": f"m{i % 5}",
+                "source": "bench",
+                "category": f"c{i % 18}",
+                "group": f"g{i // 4}",
+                "right_action": right,
+                "band": schema.default_band(right),
+                "intent": INTENT.get(right, "ambiguous"),
+                "epistemic_status": "uncertain" if right == "abstain" else "answerable",
+                "observed_action": rng.choice(actions),
+                "failure_categories": [],
+                "soft_labels": {"right_action": {right: 1.0}},
+                "n_annotators": 3,
+                "disagreement": 0.0,
+                "adjudicated": False,
+                "adjudicated_by": None,
+                "adjudication_note": None,
+                "guideline_gap": False,
+                "metadata": {},
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--models", type=int, default=3)
+    parser.add_argument("--resamples", type=int, default=1000)
+    args = parser.parse_args()
+    schema = resolve_schema(None, get_settings().schemas_dir)
+    actions = schema.action_labels
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        rows = gold_rows(args.items, actions, schema)
+        release = publish(
+            root / "bench",
+            1,
+            lambda folder: write_release_files(
+                folder,
+                rows=rows,
+                schema=schema,
+                dataset="bench",
+                version=1,
+                parent_version=None,
+                created_at="2026-01-01T00:00:00Z",
+                created_by="bench",
+                counts={"gold": len(rows), "held_back": 0, "adjudicated": 0},
+                agreement={},
+                policy={"accept": "unanimous", "min_annotations_resolved": 3},
+                held_back=[],
+                diff_summary=None,
+                license="other",
+            ),
+        )
+        files = []
+        for m in range(args.models):
+            rng = random.Random(m)
+            path = root / f"model{m}.jsonl"
+            with path.open("w") as fh:
+                for row in rows:
+                    fh.write(json.dumps({"id": row["id"], "action": rng.choice(actions)}) + "\n")
+            files.append(path)
+        start = time.perf_counter()
+        report = score_release(release, files, n_resamples=args.resamples)
+        elapsed = time.perf_counter() - start
+        first = next(iter(report.models.values()))
+        print(
+            f"score: {args.items} predictions x {args.models} models, {args.resamples} "
+            f"resamples: {elapsed:.2f} s (banded score of model0 {first.banded_score}, "
+            f"CI {first.ci['banded_score']})"
+        )
+        start = time.perf_counter()
+        tradeoff_plot(report, root / "plot.png")
+        print(f"plot: {time.perf_counter() - start:.2f} s")
+        print(f"target < 3 s: {'met' if elapsed < 3 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
