@@ -214,7 +214,9 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
         if len(humans)
         else np.zeros(0, dtype=np.int64)
     )
+    humans, position = humans[position >= 0], position[position >= 0]
     n_annotators = np.bincount(position, minlength=n_items)
+    votes = np.zeros((n_items, len(schema.right_actions)), dtype=np.int64)
 
     soft: dict[str, list[dict[str, float]]] = {}
     majority: dict[str, list[Any]] = {}

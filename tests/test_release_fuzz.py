@@ -26,7 +26,7 @@ RIGHT = SCHEMA.right_actions
 # What the database can hold: no NUL, no lone surrogates.
 TEXT = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
-)
+) | st.sampled_from(["=1+1", "-2", "@A1", "a\x85b", "a\u2028b", "a\r\nb", '"', "\\", "é"])
 MAYBE = st.none() | TEXT
 
 

@@ -52,15 +52,20 @@ class KeyMap:
     remapped: tuple[tuple[str, str, str], ...] = ()  # (schema key, key used, field.option)
 
 
-_KEY_MAPS: dict[str, KeyMap] = {}
+# Keyed by object identity (the store hands out one cached schema object per stored schema);
+# the schema is kept alongside so its id cannot be reused while the entry lives.
+_KEY_MAPS: dict[int, tuple[LabelSchema, KeyMap]] = {}
 
 
 def key_map(schema: LabelSchema) -> KeyMap:
     """Keys for every option (the schema's where Streamlit allows), skip, flag and submit."""
-    cache_key = f"{schema.id}:{schema.fingerprint()}"
-    if cache_key not in _KEY_MAPS:
-        _KEY_MAPS[cache_key] = _build_key_map(schema)
-    return _KEY_MAPS[cache_key]
+    cached = _KEY_MAPS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        if len(_KEY_MAPS) > 64:
+            _KEY_MAPS.clear()
+        cached = (schema, _build_key_map(schema))
+        _KEY_MAPS[id(schema)] = cached
+    return cached[1]
 
 
 def _build_key_map(schema: LabelSchema) -> KeyMap:

@@ -41,7 +41,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.stop()
 
 
+# Streamlit keeps the previous run's elements on screen, marked stale, while a rerun draws the
+# new ones; the status widget shows a running icon meanwhile.
+IDLE = (
+    "() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon],"
+    " [data-testid=stStatusWidgetRunningManIcon], [data-stale=true]')"
+)
+
+
+def settle(page: Any) -> None:
+    page.wait_for_function(IDLE)
+
+
 def click(page: Any, key: str) -> None:
+    settle(page)
     # :visible: Streamlit draws a button with a tooltip twice, one copy hidden.
     page.locator(f".st-key-{key} button:visible").click()
 
@@ -57,6 +70,7 @@ def on_item(page: Any, external_id: str) -> None:
     page.wait_for_url(f"**/adjudicate?**item={external_id}**")
     page.wait_for_selector(f"text=item {external_id}")
     page.wait_for_selector(".st-key-adj-save")
+    settle(page)
 
 
 def save(page: Any, external_id: str) -> None:

@@ -276,8 +276,11 @@ def _side_by_side(schema: LabelSchema, detail: ItemDetail) -> None:
         if not notes and not person.rationale:
             continue
         with st.container(border=True):
-            st.caption(view.plain(name) + " · " + view.plain(" · ".join(notes) or "rationale"))
+            st.markdown(f"**{view.plain(name)}**")
+            for note in notes:
+                view.show_text(note)
             if person.rationale:
+                st.caption("Rationale")
                 view.show_text(person.rationale)
 
 
@@ -294,7 +297,9 @@ def _minority(row: pd.Series, *, humans: list[str], fields: set[str]) -> list[st
     values = [row[h] for h in humans if row[h] != "–"]
     if row.name not in fields or len(set(values)) <= 1:
         return [""] * len(row)
-    top = pd.Series(values).mode().iloc[0]
+    modes = pd.Series(values).mode()
+    # With a tie there is no majority to differ from: every human value is shaded.
+    top = modes.iloc[0] if len(modes) == 1 else None
     return [
         "background-color: rgba(239, 143, 0, 0.22)"
         if name in humans and v not in ("–", top)

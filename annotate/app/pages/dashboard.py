@@ -276,9 +276,11 @@ def _heatmap(frame: pd.DataFrame, x: str, y: str, value: str, title: str, fmt: s
         color=alt.Color(f"{value}:Q", title=value, scale=alt.Scale(scheme="blues")),
         tooltip=[x, y, alt.Tooltip(f"{value}:Q", format=fmt)],
     )
+    # Dark cells get white text: the threshold is half the largest value shown.
+    middle = float(frame[value].max() or 0) / 2
     text = base.mark_text(baseline="middle").encode(
         text=alt.Text(f"{value}:Q", format=fmt),
-        color=alt.value("#444"),
+        color=alt.condition(f"datum['{value}'] > {middle}", alt.value("white"), alt.value("#333")),
     )
     return (rect + text).properties(title=title)
 

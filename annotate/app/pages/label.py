@@ -23,6 +23,15 @@ EXHAUSTED_RECHECK_S = 60.0
 
 def render(ctx: AppContext) -> None:
     """The labeling page."""
+    import sys as _s
+    _t0 = time.perf_counter()
+    try:
+        _render(ctx)
+    finally:
+        print("PAGE", round((time.perf_counter()-_t0)*1000, 1), file=_s.stderr, flush=True)
+
+
+def _render(ctx: AppContext) -> None:
     campaign = pick_campaign(ctx)
     if campaign is None:
         return
@@ -70,14 +79,29 @@ def render(ctx: AppContext) -> None:
         )
 
 
+CAMPAIGNS_TTL_S = 30.0
+
+
+def open_campaigns(ctx: AppContext) -> list[Campaign]:
+    """The campaigns the user may label, re-read at most every CAMPAIGNS_TTL_S seconds.
+
+    Only what the menu shows is cached: claims and submits check membership themselves.
+    """
+    cache = st.session_state.setdefault("annotate.campaigns", {})
+    if cache.get("user") != ctx.user.id or time.time() - cache.get("at", 0.0) > CAMPAIGNS_TTL_S:
+        with ctx.session() as s:
+            cache["value"] = [
+                c
+                for c in store.list_campaigns(session=s, actor=ctx.user)
+                if store.can_label(session=s, user=ctx.user, campaign=c)
+            ]
+        cache.update(user=ctx.user.id, at=time.time())
+    return list(cache["value"])
+
+
 def pick_campaign(ctx: AppContext) -> Campaign | None:
     """The campaign to label: from the URL (`?campaign=`), else the first one open to the user."""
-    with ctx.session() as s:
-        campaigns = [
-            c
-            for c in store.list_campaigns(session=s, actor=ctx.user)
-            if store.can_label(session=s, user=ctx.user, campaign=c)
-        ]
+    campaigns = open_campaigns(ctx)
     if not campaigns:
         st.info("You are not on any campaign yet. An admin adds campaigns and members.")
         return None
@@ -153,6 +177,23 @@ def label_form(
     schema: LabelSchema,
 ) -> None:
     """Options, rationale, flag, and the submit/skip buttons for one leased item."""
+    import sys as _s
+    _t0 = time.perf_counter()
+    try:
+        _label_form(ctx, campaign_name=campaign_name, assignment_id=assignment_id, started=started, external_id=external_id, schema=schema)
+    finally:
+        print("FORM", round((time.perf_counter()-_t0)*1000, 1), file=_s.stderr, flush=True)
+
+
+def _label_form(
+    ctx: AppContext,
+    *,
+    campaign_name: str,
+    assignment_id: int,
+    started: float,
+    external_id: str,
+    schema: LabelSchema,
+) -> None:
     scope = f"a{assignment_id}"
     state = widgets.form_state(scope, started=started)
     keys = widgets.key_map(schema)
