@@ -51,17 +51,22 @@ def queue_from_table(
     flagged_only: bool = False,
     include_adjudicated: bool = True,
     current: Mapping[int, str] | None = None,
+    items: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The review queue from already loaded labels (see `review_queue`).
 
     `current` (item id -> method, from `current_adjudications`) replaces the table's own
     adjudications, so that a cached table need not be reloaded after each adjudication.
+    `items` is `reports.item_disagreement(table, filters=filters)` when the caller has it
+    already (it is the expensive part at 100,000 items); it is not modified.
     """
     require_role(actor, "lead", "see the review queue")
     need = table.campaign.overlap if min_labels is None else min_labels
     if need < 1:
         raise ValidationProblem(f"The queue needs items with at least 1 label, got {need}")
-    frame = item_disagreement(table, actor=actor, filters=filters)
+    frame = (
+        item_disagreement(table, actor=actor, filters=filters) if items is None else items.copy()
+    )
     if current is not None:
         frame["adjudicated"] = frame["item_id"].isin(list(current))
         frame["method"] = frame["item_id"].map(dict(current))

@@ -219,7 +219,8 @@ def summarize(
     ``fields`` maps each single-choice field to an annotators x units object array of str or
     None, all over the same units in the same order; ``labels`` gives each field's labels (in
     order for ordinal fields). ``credit`` maps a field to its credit matrix over its labels and
-    adds ``banded_alpha`` under ``band_distance``; each field in ``ordinal`` gets
+    adds ``banded_alpha`` under ``band_distance`` (which can be below ``alpha``, credits
+    notwithstanding: see ``band_distance``); each field in ``ordinal`` gets
     ``ordinal_alpha``. ``failure_categories`` is annotators x units of frozenset or None over
     ``categories``. Every interval comes from one shared, seeded set of unit resamples
     (see ``bootstrap_alpha``); ``n_resamples=0`` skips the bootstrap. ``n_units`` counts units

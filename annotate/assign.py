@@ -25,17 +25,20 @@ locked first (one claim or submit per annotator at a time), candidate items are 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, cast, exists, func, or_, true, union, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from annotate import store
+from annotate import db, store
 from annotate.auth import require_role
 from annotate.errors import Conflict, NotFound, PermissionDenied, ValidationProblem
 from annotate.models import Annotation, Assignment, Campaign, Item, User, utcnow
@@ -45,6 +48,33 @@ from annotate.schema import LabelSchema, LabelValue, RuleWarning
 # key never overflows SQLite's or PostgreSQL's 64-bit integers.
 _P = 2_147_483_647
 MAX_REASON = 2000
+
+
+# -- write transactions -----------------------------------------------------------------------
+
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A write transaction for claims, submits and skips, committed on success.
+
+    On SQLite the transaction starts with BEGIN IMMEDIATE, and the writers of this process take
+    turns on a lock first: SQLite's own busy handler makes waiting writers sleep and retry, so
+    under load some starve (and hold pool connections) while newcomers win; a lock queues them
+    instead. Other processes still wait on SQLite's lock. On PostgreSQL: a plain transaction
+    (row locks do the work, see the module docstring).
+    """
+    if not db.is_sqlite(engine):
+        with db.session_scope(engine) as session:
+            yield session
+        return
+    key = engine.url.render_as_string(hide_password=False)
+    with _WRITERS_GUARD:
+        lock = _WRITERS.setdefault(key, threading.RLock())
+    with lock, db.session_scope(engine, immediate=True) as session:
+        yield session
 
 
 # -- the per-annotator order ------------------------------------------------------------------

@@ -184,9 +184,11 @@ def create_release(
     schema = table.schema
     selection = select_gold(table, policy)
     if not selection.rows:
+        reasons = gold_counts(selection, schema)["held_back_by_reason"]
+        listed = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in reasons.items())
         raise ValidationProblem(
             f"Campaign `{campaign.name}` has no gold items yet: {len(selection.held_back)} "
-            f"held back (see `annotate status`, then adjudicate or label more)"
+            f"held back ({listed}); label more or adjudicate, then release"
         )
     rows = selection.rows
     lines = encode_rows(rows)

@@ -30,7 +30,8 @@ from annotate.schema import LabelSchema
 MANIFEST_FORMAT = 1
 FILES = {
     GOLD_JSONL: "one gold record per line (the reference form; `content_hash` is its sha256)",
-    GOLD_PARQUET: "the same records; `band` as a struct of credits (null: no credit)",
+    GOLD_PARQUET: "the same records; `band` and `soft_labels` as structs (null: no credit, "
+    "nobody chose it), `metadata` as a JSON string",
     GOLD_CSV: "the same records for spreadsheets; formula-like cells start with an apostrophe",
     LABEL_SCHEMA: "the label schema the items were labeled under (fields, credits, rules)",
     RECORD_SCHEMA: "JSON Schema every line of gold.jsonl validates against",
@@ -143,9 +144,12 @@ def dataset_card(
         f"disagreements adjudicated by a lead.",
         "",
         f"- **{counts['gold']} gold items**, {counts['adjudicated']} of them adjudicated by a "
-        f"lead; {counts['held_back']} items held back"
-        + (f" ({held_text})" if held_text else "")
-        + " and listed in manifest.json.",
+        + (
+            f"lead; {counts['held_back']} items held back ({held_text}), each listed with its "
+            "reason in manifest.json."
+            if counts["held_back"]
+            else "lead; no item held back."
+        ),
         f"- Inclusion: at least {policy['min_annotations_resolved']} human annotations, and "
         f"the right action {policy['accept']} among them or adjudicated.",
         f"- Agreement on the right action (Krippendorff's alpha over every item with two or "
@@ -177,6 +181,7 @@ def dataset_card(
         f"| `{name}` | {_md(info.description or '')} |"
         for name, info in GoldRecord.model_fields.items()
     ]
+    lines += ["", "In `soft_labels`, values that no annotator chose are left out."]
     lines += [
         "",
         "## Use",

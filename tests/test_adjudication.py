@@ -407,3 +407,52 @@ def test_concurrent_adjudications_of_one_item_leave_one_current(
     assert rows[1].previous_id == rows[0].id
     for e in engines:
         e.dispose()
+
+
+def test_queue_from_a_cached_table_with_fresh_adjudications(
+    session: Session, seeded: Seeded
+) -> None:
+    from annotate.queries import load_labels
+    from annotate.reports import item_disagreement
+
+    table = load_labels(session=session, actor=seeded.lead, campaign=seeded.campaign)
+    items = item_disagreement(table, actor=seeded.lead)
+    adjudication.adjudicate(
+        session=session,
+        actor=seeded.lead,
+        item_id=seeded.items["i4"],
+        labels=full_labels(right_action="clarify", intent="ambiguous"),
+    )
+    current = adjudication.current_adjudications(
+        session=session, actor=seeded.lead, campaign=seeded.campaign
+    )
+    assert current == {seeded.items["i4"]: "manual"}
+    stale = adjudication.queue_from_table(table, actor=seeded.lead, items=items)
+    assert not stale.set_index("external_id").loc["i4", "adjudicated"]  # the table predates it
+    fresh = adjudication.queue_from_table(
+        table, actor=seeded.lead, items=items, current=current, include_adjudicated=False
+    )
+    assert ext_ids(fresh) == ["i3", "i2", "i6", "i1"]
+    assert ext_ids(fresh) == ext_ids(
+        adjudication.review_queue(
+            session=session,
+            actor=seeded.lead,
+            campaign=seeded.campaign,
+            include_adjudicated=False,
+        )
+    )
+    assert "adjudicated" in items and not items["adjudicated"].any()  # input left alone
+    with pytest.raises(PermissionDenied):
+        adjudication.current_adjudications(
+            session=session, actor=seeded.annotator, campaign=seeded.campaign
+        )
+    with pytest.raises(PermissionDenied):
+        adjudication.find_item(
+            session=session, actor=seeded.annotator, campaign=seeded.campaign, external_id="i1"
+        )
+    assert (
+        adjudication.find_item(
+            session=session, actor=seeded.lead, campaign=seeded.campaign, external_id="i1"
+        )
+        == seeded.items["i1"]
+    )

@@ -177,7 +177,7 @@ def test_adjudicate_prefills_saves_and_moves_on(app_db: AppDB, seeded: Seeded) -
     assert saved.guideline_gap and not saved.overrides_majority
     # The next waiting item of the queue (i3 is the most disagreed).
     assert at.query_params["item"] == "i3"
-    assert "Adjudicated i2" in everything(at)
+    assert "Adjudicated `i2`" in everything(at)
 
 
 def test_overriding_the_majority_needs_a_note(app_db: AppDB, seeded: Seeded) -> None:

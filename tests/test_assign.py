@@ -499,3 +499,87 @@ def test_concurrent_annotators_never_overfill_or_duplicate(
         for assignment_id in ghost_leases:
             ghost = s.get(Assignment, assignment_id)
             assert ghost is not None and ghost.status == "active" and ghost.finished_at is None
+
+
+def test_write_session_serializes_sqlite_writers_and_commits(
+    engine: Engine, schema: LabelSchema
+) -> None:
+    campaign, people = setup_campaign(engine, schema, items=3)
+    with assign.write_session(engine) as s:
+        got = assign.claim_next(session=s, user=people["alice"], campaign=campaign)
+        assert got is not None
+    with Session(engine) as s:
+        assert s.get(Assignment, got.assignment.id) is not None
+    with pytest.raises(ValidationProblem), assign.write_session(engine) as s:
+        assign.skip(
+            session=s, user=people["alice"], assignment_id=got.assignment.id or 0, reason=""
+        )
+    # The failed transaction was rolled back and the lock released: the next one proceeds.
+    with assign.write_session(engine) as s:
+        assign.skip(
+            session=s, user=people["alice"], assignment_id=got.assignment.id or 0, reason="n/a"
+        )
+
+
+# -- an annotator's own work, and the admin helpers the pages use --------------------------------
+
+
+def test_own_annotations_page_and_search(engine: Engine, schema: LabelSchema) -> None:
+    campaign, people = setup_campaign(engine, schema, items=5, overlap=2)
+    label_all(engine, people["alice"], campaign)
+    claim(engine, people["bob"], campaign)
+    with Session(engine) as s:
+        rows, total = store.list_own_annotations(
+            session=s, user=people["alice"], campaign=campaign, offset=0, limit=2
+        )
+        assert total == 5 and len(rows) == 2
+        assert all(a.user_id == people["alice"].id for a, _ in rows)
+        rows, total = store.list_own_annotations(
+            session=s, user=people["alice"], campaign=campaign, search="IT-003"
+        )
+        assert total == 1 and rows[0][1].external_id == "it-003"
+        assert store.list_own_annotations(session=s, user=people["bob"], campaign=campaign)[1] == 0
+
+
+def test_edit_keeps_every_version(engine: Engine, schema: LabelSchema) -> None:
+    campaign, people = setup_campaign(engine, schema, items=1)
+    c = claim(engine, people["alice"], campaign)
+    assert c is not None
+    ann = submit(engine, people["alice"], c.assignment.id or 0)
+    with db.session_scope(engine) as s:
+        assign.edit(
+            session=s,
+            user=people["alice"],
+            annotation_id=ann.id or 0,
+            labels=full_labels(right_action="answer_with_caveat"),
+        )
+    with pytest.raises(ValidationProblem, match="over_refusal"), db.session_scope(engine) as s:
+        assign.edit(
+            session=s,
+            user=people["alice"],
+            annotation_id=ann.id or 0,
+            labels=full_labels(observed_action="refuse"),
+        )
+    with Session(engine) as s:
+        history = store.own_history(session=s, user=people["alice"], annotation_id=ann.id or 0)
+    assert [h.labels["right_action"] for h in history] == ["answer", "answer_with_caveat"]
+    assert [h.action for h in history] == ["create", "edit"]
+
+
+def test_admin_helpers(engine: Engine, schema: LabelSchema) -> None:
+    with db.session_scope(engine) as s:
+        adam = make_user(s, "adam", role="admin")
+        make_user(s, "bob")
+        campaign = make_campaign(s, schema)
+        assert store.set_role(session=s, actor=adam, name="bob", role="lead").role == "lead"
+        assert not store.set_active(session=s, actor=adam, name="bob", active=False).active
+        with pytest.raises(Conflict, match="deactivate yourself"):
+            store.set_active(session=s, actor=adam, name="adam", active=False)
+        with pytest.raises(Conflict, match="own role"):
+            store.set_role(session=s, actor=adam, name="adam", role="lead")
+        with pytest.raises(ValidationProblem, match="at least 1"):
+            store.update_campaign(session=s, actor=adam, campaign=campaign, overlap=0)
+        store.update_campaign(session=s, actor=adam, campaign=campaign, overlap=3, guidelines="g")
+        store.set_members(session=s, actor=adam, campaign=campaign, members=["bob"])
+        assert store.campaign_members(session=s, actor=adam, campaign=campaign) == ["bob"]
+        assert (campaign.overlap, campaign.guidelines, campaign.restricted) == (3, "g", True)

@@ -26,7 +26,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from annotate import db, sessions
+from annotate import assign, db, sessions
 from annotate.errors import AnnotateError, AuthError
 from annotate.models import User
 from annotate.settings import Settings, get_settings
@@ -49,8 +49,11 @@ class AppContext:
     pages: Mapping[str, Any] = field(default_factory=dict)
 
     def session(self, *, immediate: bool = False) -> AbstractContextManager[Session]:
-        """A committed-on-success session (immediate=True: SQLite write lock up front)."""
-        return db.session_scope(self.engine, immediate=immediate)
+        """A committed-on-success session; immediate=True: a write transaction for claims,
+        submits and edits (assign.write_session: SQLite writers queue, then BEGIN IMMEDIATE)."""
+        if immediate:
+            return assign.write_session(self.engine)
+        return db.session_scope(self.engine)
 
     def guard(self) -> AbstractContextManager[None]:
         """Show an AnnotateError raised inside the block with st.error instead of a traceback."""

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from annotate import adjudication, db, reports, store
 from annotate.app.context import AppContext
+from annotate.app.render import plain
 from annotate.models import Campaign, User
 from annotate.queries import LabelTable, load_labels
 from annotate.reports import ReportFilters
@@ -126,17 +127,27 @@ def queue(
     include_adjudicated: bool = True,
 ) -> pd.DataFrame:
     """The review queue, from the cached labels and the adjudications as they are now."""
-    table, _ = label_table(ctx, campaign, adjudications=False)
+    table, key = label_table(ctx, campaign, adjudications=False)
     with ctx.session() as s:
         current = adjudication.current_adjudications(session=s, actor=ctx.user, campaign=campaign)
+    chosen = filters or ReportFilters()
     return adjudication.queue_from_table(
         table,
         actor=ctx.user,
-        filters=filters,
+        filters=chosen,
         min_labels=min_labels,
         flagged_only=flagged_only,
         include_adjudicated=include_adjudicated,
         current=current,
+        items=_disagreement(key, filters_key(chosen), table, ctx.user),
+    )
+
+
+@st.cache_data(max_entries=8, show_spinner="Ordering the queue…")
+def _disagreement(key: str, filters: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
+    # Keyed by the annotations' version and the filters; adjudications are applied after.
+    return reports.item_disagreement(
+        _table, actor=_actor, filters=ReportFilters.model_validate_json(filters)
     )
 
 
@@ -146,7 +157,7 @@ def open_item(ctx: AppContext, campaign: str, external_id: str) -> None:
     if "adjudicate" in ctx.pages:
         ctx.go("adjudicate", **{CAMPAIGN_PARAM: campaign, ITEM_PARAM: external_id})
     else:
-        st.info(f"Item {external_id} is ready on the Adjudicate page.")
+        st.info(f"Item {plain(external_id)} is ready on the Adjudicate page.")
 
 
 def target() -> tuple[str | None, str | None]:

@@ -110,7 +110,8 @@ class Auth:
                     token=token,
                     max_age_s=self.settings.session_hours * 3600,
                 )
-        except AuthError as exc:
+        except AnnotateError as exc:
+            # Expired, forged, signed out, or the database is down: either way, no entry.
             return str(exc)
         return None
 
@@ -125,8 +126,10 @@ class Auth:
                     max_age_s=self.settings.session_hours * 3600,
                 )
                 sessions.sign_out(session=s, user=user)
-        except AuthError:
-            return  # an expired or foreign cookie has no session left to end
+        except AnnotateError:
+            # An expired or foreign cookie has no session left to end; with the database down
+            # the cookie is still cleared by the caller.
+            return
 
     def dispose(self) -> None:
         """Close the engine's connections."""

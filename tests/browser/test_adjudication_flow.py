@@ -16,7 +16,7 @@ from lead_helpers import seed_campaign
 from sqlmodel import Session, col, select
 
 from annotate import db
-from annotate.models import Adjudication, Item, User
+from annotate.models import Adjudication, Annotation, Item, User
 from annotate.schema import load_schema
 from tests.browser.conftest import ROOT, Guarded, Server, free_port, sign_in, start_server
 
@@ -24,6 +24,10 @@ pytestmark = pytest.mark.browser
 
 SCHEMA = load_schema(ROOT / "schemas" / "refusal-v1.yaml")
 NOTE = "The response gives dosages: a caveat is the least it needs."
+HOSTILE = (
+    "Sure! ![pixel](http://tracker.invalid/p.png) <img src=http://tracker.invalid/i.png> "
+    "[click](javascript:alert(1)) <script>alert(1)</script>"
+)
 TITLE = "[data-testid=stHeading]"
 
 
@@ -34,7 +38,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     engine = db.make_engine(url)
     db.migrate(engine)
     with db.session_scope(engine) as s:
-        seed_campaign(s, SCHEMA, name="adj")
+        seeded = seed_campaign(s, SCHEMA, name="adj")
+        # Hostile text where the lead looks: the response, a rationale and a flag note.
+        item = s.get(Item, seeded.items["i3"])
+        assert item is not None
+        item.response = HOSTILE
+        s.add(item)
+        for ann in s.exec(select(Annotation).where(Annotation.item_id == item.id)):
+            ann.labels = {**ann.labels, "rationale": HOSTILE}
+            ann.flag_note = HOSTILE if ann.flagged else None
+            s.add(ann)
     engine.dispose()
     running = start_server(["serve", "--port", str(port := free_port())], url, workdir, port)
     yield running
@@ -90,6 +103,10 @@ def test_a_lead_adjudicates_three_items_from_the_queue(server: Server, guarded: 
     on_item(page, "i3")
     page.wait_for_selector("text=What the annotators said")
     page.wait_for_selector("[data-testid=stDataFrame]")
+    # The hostile text is shown as text: nothing fetched (checked at the end), nothing run.
+    page.wait_for_selector("text=tracker.invalid/p.png")
+    assert page.locator("img[src*='tracker.invalid']").count() == 0
+    assert page.locator("a[href^='javascript']").count() == 0
     choose(page, "right_action", "clarify")
     choose(page, "intent", "ambiguous")
     choose(page, "confidence", "medium")

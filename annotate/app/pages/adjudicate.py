@@ -155,7 +155,8 @@ def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: Item
     if save:
         saved = _save(ctx, detail, labels, band, note, gap)
         if saved:
-            st.session_state[FLASH_KEY] = f"Adjudicated {detail.external_id}"
+            # Widget labels and alerts render markdown: ids are shown, never interpreted.
+            st.session_state[FLASH_KEY] = f"Adjudicated {view.plain(detail.external_id)}"
             if advance:
                 _go_next(ctx, campaign, current=detail.external_id, done=detail.item_id)
             st.rerun()

@@ -23,15 +23,6 @@ EXHAUSTED_RECHECK_S = 60.0
 
 def render(ctx: AppContext) -> None:
     """The labeling page."""
-    import sys as _s
-    _t0 = time.perf_counter()
-    try:
-        _render(ctx)
-    finally:
-        print("PAGE", round((time.perf_counter()-_t0)*1000, 1), file=_s.stderr, flush=True)
-
-
-def _render(ctx: AppContext) -> None:
     campaign = pick_campaign(ctx)
     if campaign is None:
         return
@@ -177,23 +168,6 @@ def label_form(
     schema: LabelSchema,
 ) -> None:
     """Options, rationale, flag, and the submit/skip buttons for one leased item."""
-    import sys as _s
-    _t0 = time.perf_counter()
-    try:
-        _label_form(ctx, campaign_name=campaign_name, assignment_id=assignment_id, started=started, external_id=external_id, schema=schema)
-    finally:
-        print("FORM", round((time.perf_counter()-_t0)*1000, 1), file=_s.stderr, flush=True)
-
-
-def _label_form(
-    ctx: AppContext,
-    *,
-    campaign_name: str,
-    assignment_id: int,
-    started: float,
-    external_id: str,
-    schema: LabelSchema,
-) -> None:
     scope = f"a{assignment_id}"
     state = widgets.form_state(scope, started=started)
     keys = widgets.key_map(schema)

@@ -14,6 +14,7 @@ import streamlit as st
 from annotate import adjudication
 from annotate.app import lead
 from annotate.app.context import AppContext
+from annotate.app.render import plain
 from annotate.models import Campaign
 
 FLASH_KEY = "annotate.review.flash"
@@ -117,7 +118,7 @@ def _table(ctx: AppContext, campaign: Campaign, frame: pd.DataFrame) -> None:
     rows = event.selection.rows if event is not None else []
     if rows:
         external_id = str(frame.iloc[rows[0]]["external_id"])
-        if st.button(f"Adjudicate {external_id}", key="rev-open-selected", type="primary"):
+        if st.button(f"Adjudicate {plain(external_id)}", key="rev-open-selected", type="primary"):
             lead.open_item(ctx, campaign.name, external_id)
 
 
