@@ -537,7 +537,6 @@ def submit(
     require_role(user, "annotator", "submit labels")
     _check_write_transaction(session)
     _lock_user(session, user)
-    now = now or utcnow()
     assignment = _own_assignment(session, user, assignment_id)
     campaign = session.get(Campaign, assignment.campaign_id)
     item = session.get(Item, assignment.item_id)
@@ -557,17 +556,22 @@ def submit(
     schema = store.campaign_schema(session=session, campaign=campaign)
     normalized, warnings = review_labels(schema, labels, partial=flagged)
     overridden = check_overrides(schema, normalized, warnings, overridden_rules)
-    if assignment.status != "active" or assignment.expires_at <= now:
-        if session.connection().dialect.name == "postgresql":
-            session.exec(select(Item.id).where(Item.id == item.id).with_for_update())
-        others = taken_slots(
-            session=session, item_id=item.id or 0, now=now, exclude_user_id=user.id or 0
+    if session.connection().dialect.name == "postgresql":
+        # Claims lock the item row too: while we count, nobody can take a slot on it.
+        session.exec(select(Item.id).where(Item.id == item.id).with_for_update())
+    # The clock is read once the locks are held, and the slots are counted whether or not our
+    # lease still runs: a claim made the instant our lease lapsed may have taken our slot.
+    now = now or utcnow()
+    others = taken_slots(
+        session=session, item_id=item.id or 0, now=now, exclude_user_id=user.id or 0
+    )
+    if others >= campaign.overlap:
+        lapsed = assignment.status != "active" or assignment.expires_at <= now
+        raise Conflict(
+            (f"Your lease on item `{item.external_id}` ran out and " if lapsed else "")
+            + f"{others} other annotators have labeled or taken item `{item.external_id}`, "
+            "as many as it needs; your labels were not saved"
         )
-        if others >= campaign.overlap:
-            raise Conflict(
-                f"Your lease on item `{item.external_id}` ran out and {others} other annotators "
-                "have labeled it since; your labels were not saved"
-            )
     annotation = store.save_annotation(
         session=session,
         user=user,

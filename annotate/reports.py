@@ -6,7 +6,8 @@ agreement figures or other people's labels), then works on a `LabelTable` from
 modules; this module only chooses the units, fields and distances from the campaign's schema.
 
 Human annotators give the headline figures. Automatic judges (`User.is_machine`) are reported
-apart, each against the human majority, so that a judge can neither raise nor lower them.
+apart, each against the human majority (the single most common human label of the item), so
+that a judge can neither raise nor lower them.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from annotate.schema import LabelField, LabelSchema
 # Fields that describe the annotator's own state rather than the item: they get an agreement
 # figure like any other, but never decide whether an item is unanimous or what its gold is.
 PERSONAL_FIELDS = frozenset({"confidence"})
-# The order of intents, least to most harmful, for the ordinal alpha of `intent`.
-ORDINAL_FIELDS = ("intent",)
 # Krippendorff's (2004) reading: >= .800 reliable, >= .667 tentative conclusions only.
 RELIABLE, TENTATIVE = 0.8, 0.667
 
@@ -243,9 +242,11 @@ def agreement_report(
     """Agreement per field with bootstrap intervals, for the items that pass `filters`.
 
     Every single-choice field gets nominal alpha; the right action also alpha under the band
-    distance (1 - the schema's credit) and `intent` ordinal alpha; failure categories get a
-    binary alpha each and a MASI alpha over whole sets (empty set = "fine", a label). Units
-    are the filtered items with at least one human label; `n_resamples=0` skips intervals.
+    distance (1 - the schema's credit), and fields the schema marks `ordered` (intent,
+    confidence) ordinal alpha; failure categories get a binary alpha each and a MASI alpha
+    over whole sets (empty set = "fine", a label). Units are the filtered items with at least
+    one human label; `n_resamples=0` skips intervals. Raises ValidationProblem for a
+    negative `n_resamples`, PermissionDenied below the lead role.
     """
     require_role(actor, "lead", "see agreement figures")
     if n_resamples < 0:
@@ -261,7 +262,8 @@ def agreement_report(
         matrices,
         {f.name: f.values for f in singles},
         credit={schema.right_action_field: _credit(schema, schema.right_action_field)},
-        ordinal=[name for name in ORDINAL_FIELDS if name in matrices],
+        # Fields the schema marks as ordered (intent: benign < ambiguous < harmful).
+        ordinal=[f.name for f in singles if f.ordered],
         failure_categories=grid.matrix(failure.name),
         categories=failure.values,
         n_resamples=n_resamples,

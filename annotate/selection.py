@@ -265,7 +265,13 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
         majority.get(name, no_value)
         for name in ("intent", "epistemic_status", schema.observed_action_field)
     )
-    default_bands = {a: schema.default_band(a) for a in schema.right_actions}
+    default_bands = {
+        a: {b: round(c, DIGITS) for b, c in schema.default_band(a).items()}
+        for a in schema.right_actions
+    }
+    # Python lists: indexing numpy arrays one element at a time is slow over 100,000 items.
+    n_annotators_at, n_votes_at = n_annotators.tolist(), n_votes.tolist()
+    unanimous_at, disagreement_at = unanimous.tolist(), np.round(disagreement, DIGITS).tolist()
     failure_values = schema.field(schema.failure_field).values
     right_values = schema.right_actions
 
@@ -273,16 +279,16 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
     held: list[HeldBack] = []
     for pos, item_id in enumerate(items["item_id"].tolist()):
         ext = str(text["external_id"][pos])
-        adj = adjudications.get(int(item_id))
+        adj = adjudications.get(item_id)
         adj_labels: Mapping[str, Any] = (adj or {}).get("labels") or {}
         right: str | None = adj_labels.get(ra_field) or None
-        n_ra = int(n_votes[pos])
-        if n_annotators[pos] < k:
+        n_ra = n_votes_at[pos]
+        if n_annotators_at[pos] < k:
             held.append(
                 HeldBack(
                     id=ext,
                     reason="too_few_labels",
-                    detail=f"{n_annotators[pos]} of {k} required human annotations",
+                    detail=f"{n_annotators_at[pos]} of {k} required human annotations",
                 )
             )
             continue
@@ -297,7 +303,7 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
                 )
                 continue
             top = majority[ra_field][pos]
-            if unanimous[pos] or (policy.accept == "majority" and top is not None):
+            if unanimous_at[pos] or (policy.accept == "majority" and top is not None):
                 right = top
             else:
                 listed = sorted(_split(votes[pos], right_values).items(), key=lambda x: -x[1])
@@ -312,24 +318,29 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
                 continue
         assert right is not None
         stored_band = (adj or {}).get("band") or {}
-        if stored_band:
-            try:
-                band = bands.check_band(schema, right, stored_band)
-            except ValidationProblem as exc:
-                raise ValidationProblem(f"Item `{ext}`: adjudication band: {exc}") from None
-        elif adj is None and unanimous[pos]:
-            band = dict(default_bands[right])
+        if adj is None and unanimous_at[pos]:
+            band = dict(default_bands[right])  # already rounded
         else:
-            band = bands.suggest_band(
-                schema, right, _split(votes[pos], right_values), split_credit=policy.split_credit
-            )
+            if stored_band:
+                try:
+                    band = bands.check_band(schema, right, stored_band)
+                except ValidationProblem as exc:
+                    raise ValidationProblem(f"Item `{ext}`: adjudication band: {exc}") from None
+            else:
+                band = bands.suggest_band(
+                    schema,
+                    right,
+                    _split(votes[pos], right_values),
+                    split_credit=policy.split_credit,
+                )
+            band = {a: round(float(c), DIGITS) for a, c in band.items()}
 
         # Single-choice fields: the lead's value where the adjudication has one, else majority.
-        picked = {
-            name: adj_labels[name]
-            for name in singles
-            if adj is not None and adj_labels.get(name) not in (None, "")
-        }
+        picked = (
+            {name: adj_labels[name] for name in singles if adj_labels.get(name) not in (None, "")}
+            if adj is not None
+            else {}
+        )
         failures = adj_labels.get(schema.failure_field)
         conversation = text["conversation"][pos]
         rows.append(
@@ -347,7 +358,7 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
                 "category": text["category"][pos],
                 "group": text["group_id"][pos],
                 "right_action": right,
-                "band": {a: round(float(c), DIGITS) for a, c in band.items()},
+                "band": band,
                 "intent": picked.get("intent", intent[pos]),
                 "epistemic_status": picked.get("epistemic_status", epistemic[pos]),
                 "observed_action": picked.get(schema.observed_action_field, observed[pos]),
@@ -355,13 +366,13 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
                 if isinstance(failures, list | tuple)
                 else majority[schema.failure_field][pos],
                 "soft_labels": soft_rows[pos],
-                "n_annotators": int(n_annotators[pos]),
-                "disagreement": round(float(disagreement[pos]), DIGITS),
+                "n_annotators": n_annotators_at[pos],
+                "disagreement": disagreement_at[pos],
                 "adjudicated": adj is not None,
                 "adjudicated_by": _clean((adj or {}).get("lead")),
                 "adjudication_note": _clean((adj or {}).get("note")),
                 "guideline_gap": bool((adj or {}).get("guideline_gap") or False),
-                "metadata": dict(text["meta"][pos] or {}),
+                "metadata": text["meta"][pos] or {},
             }
         )
     rows.sort(key=lambda r: r["id"])

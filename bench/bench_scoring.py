@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import tempfile
 import time
@@ -102,14 +103,17 @@ def main() -> None:
                 for row in rows:
                     fh.write(json.dumps({"id": row["id"], "action": rng.choice(actions)}) + "\n")
             files.append(path)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = score_release(release, files, n_resamples=args.resamples)
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         first = next(iter(report.models.values()))
+        # CPU time beside wall time: on a shared machine the wall clock includes waiting.
         print(
             f"score: {args.items} predictions x {args.models} models, {args.resamples} "
-            f"resamples: {elapsed:.2f} s (banded score of model0 {first.banded_score}, "
-            f"CI {first.ci['banded_score']})"
+            f"resamples: {elapsed:.2f} s wall, {cpu:.2f} s CPU (banded score of model0 "
+            f"{first.banded_score}, CI {first.ci['banded_score']}; load average "
+            f"{os.getloadavg()[0]:.1f})"
         )
         start = time.perf_counter()
         tradeoff_plot(report, root / "plot.png")
