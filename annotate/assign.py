@@ -659,6 +659,19 @@ def edit(
     )
 
 
+def release(
+    *, session: Session, user: User, assignment_id: int, now: datetime | None = None
+) -> None:
+    """Give up `user`'s lease without a reason (it may come back to them later); no-op if done."""
+    require_role(user, "annotator", "release items")
+    assignment = _own_assignment(session, user, assignment_id)
+    if assignment.status == "active":
+        assignment.status = "expired"
+        assignment.expires_at = min(assignment.expires_at, now or utcnow())
+        session.add(assignment)
+        session.flush()
+
+
 def expire_leases(
     *, session: Session, actor: User, campaign: Campaign, now: datetime | None = None
 ) -> int:

@@ -718,24 +718,3 @@ def campaign_filters(table: LabelTable, *, actor: User) -> dict[str, list[str]]:
         "groups": distinct("group_id"),
         "intents": list(intents),
     }
-
-
-__all__ = [
-    "CampaignReport",
-    "JudgeAgreement",
-    "JudgeFieldAgreement",
-    "ReportFilters",
-    "agreement_report",
-    "alpha_over_time",
-    "annotator_table",
-    "campaign_filters",
-    "campaign_report",
-    "confusion",
-    "item_disagreement",
-    "item_fields",
-    "kappa_matrix",
-    "label_distribution",
-    "labels_version",
-    "reading",
-    "summary_rows",
-]

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 import pytest
 from sqlmodel import Session, select
 
-from annotate import db
-from annotate.models import Annotation, Assignment
+from annotate import db, store
+from annotate.models import Annotation, Assignment, Item
 from annotate.schema import LabelSchema
 from tests import test_app_support as support
+from tests.conftest import full_labels
 from tests.test_app_support import AppDB, choose, click, page_app, texts
 
 GOOD = (
@@ -216,3 +217,29 @@ def test_anonymous_visitors_see_no_page(app_db: AppDB) -> None:
     assert texts(at.error) == ["not signed in"]
     with db.session_scope(app_db.engine) as s:
         assert s.exec(select(Assignment)).all() == []
+
+
+def test_an_item_filled_meanwhile_moves_on_with_a_notice(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, schema: LabelSchema
+) -> None:
+    gen = support.app_db_fixture(db_url, monkeypatch, schema, items=3, overlap=1)
+    app_db = next(gen)
+    try:
+        at = page_app(app_db, "alice", "label").run()
+        lost = header(at)
+        # Bob's label fills the item's only slot meanwhile (as when a claim lands the instant
+        # Alice's lease lapses).
+        with db.session_scope(app_db.engine) as s:
+            lease = s.exec(select(Assignment)).one()
+            item = s.get(Item, lease.item_id)
+            assert item is not None
+            store.save_annotation(
+                session=s, user=app_db.users["bob"], item=item, labels=full_labels()
+            )
+        choose(at, *GOOD)
+        click(at, "act-submit")
+        assert any("as many as it needs" in w for w in texts(at.warning))
+        assert header(at) != lost
+        assert [a.user_id for a in annotations(app_db)] == [app_db.users["bob"].id]
+    finally:
+        gen.close()

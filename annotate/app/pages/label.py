@@ -14,15 +14,19 @@ from annotate import assign, store
 from annotate.app import render as view
 from annotate.app import widgets
 from annotate.app.context import AppContext, show_error
-from annotate.errors import AnnotateError, ValidationProblem
+from annotate.errors import AnnotateError, Conflict, ValidationProblem
 from annotate.models import Campaign
 from annotate.schema import LabelSchema
 
 EXHAUSTED_RECHECK_S = 60.0
+NOTICE_KEY = "annotate.label.notice"
 
 
 def render(ctx: AppContext) -> None:
     """The labeling page."""
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice:
+        st.warning(notice, icon=":material/info:")
     campaign = pick_campaign(ctx)
     if campaign is None:
         return
@@ -257,6 +261,14 @@ def _submit(
                 flagged=state.flagged,
                 flag_note=st.session_state.get(f"flagnote-{scope}"),
             )
+    except Conflict as exc:
+        # The item is no longer ours to label (labeled by enough others, or already sent from
+        # another tab): let go of it and move on, saying why.
+        with ctx.session(immediate=True) as s:
+            assign.release(session=s, user=ctx.user, assignment_id=assignment_id)
+        st.session_state.pop("annotate.forms", None)
+        st.session_state[NOTICE_KEY] = str(exc)
+        st.rerun()
     except AnnotateError as exc:
         show_error(exc)
         if rationale is not None and "rationale" in str(exc):
