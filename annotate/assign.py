@@ -368,9 +368,7 @@ def _next_fresh(
     assert user.id is not None and campaign.id is not None
     pg = session.connection().dialect.name == "postgresql"
     order = _order_sql(Item.id, campaign.seed, user.id, bigint=pg)
-    total = session.exec(
-        select(func.count()).select_from(Item).where(Item.campaign_id == campaign.id)
-    ).one()
+    total: int | None = None  # counted only once the first window comes up empty
     # Rank a window of the order first and test slots only inside it: the per-item tests are
     # what costs, and early in a campaign the first ranked items are all fresh. The window
     # grows until it covers the campaign.
@@ -394,6 +392,10 @@ def _next_fresh(
                 return picked
             tried.update(ids)
             continue
+        if total is None:
+            total = session.exec(
+                select(func.count()).select_from(Item).where(Item.campaign_id == campaign.id)
+            ).one()
         if window >= total:
             return None
         window *= 4

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from annotate import inspect_task
@@ -201,7 +202,27 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow(columns)
-        writer.writerows(zip(*cells, strict=True))
+        if rows:
+            fh.write(_csv_lines(cells))
+
+
+def _csv_lines(cells: Sequence[list[str]]) -> str:
+    """Rows of `cells` (one list per column) as the csv module writes them, CRLF after each.
+
+    The csv module's writer (excel dialect, minimal quoting) quotes a cell holding a comma, a
+    quote or a line break and doubles its quotes; the same rule vectorised over whole columns
+    with pyarrow compute, which is several times faster at 100,000 rows x 22 columns.
+    """
+    quote = pa.scalar('"')
+    arrays = []
+    for column in cells:
+        text = pa.array(column, type=pa.string())
+        quoted = pc.binary_join_element_wise(
+            quote, pc.replace_substring(text, '"', '""'), quote, ""
+        )
+        arrays.append(pc.if_else(pc.match_substring_regex(text, '[,"\r\n]'), quoted, text))
+    lines = pc.binary_join_element_wise(*arrays, ",").to_pylist()
+    return "\r\n".join(lines) + "\r\n"
 
 
 # -- inspect_ai --------------------------------------------------------------------------------

@@ -42,6 +42,10 @@ CHROMIUM_ARGS = [
 KEYS = "bn1q9"
 OPTIONS = ["intent-benign", "epistemic_status-answerable", "right_action-answer",
            "observed_action-answer", "confidence-high"]  # fmt: skip
+IDLE = (
+    "document.querySelector('[data-testid=stApp]')"
+    ".getAttribute('data-test-script-state') === 'notRunning'"
+)
 CHANGED = (
     "(old) => { const e = document.querySelector('.st-key-item-header');"
     " return e && e.innerText !== old; }"
@@ -92,6 +96,7 @@ def percentile(values: list[float], q: float) -> float:
 def label_items(page: Any, count: int) -> tuple[list[float], list[float]]:
     submit, keypress = [], []
     for _ in range(count):
+        page.wait_for_function(IDLE)
         for key, option in zip(KEYS, OPTIONS, strict=True):
             t0 = time.perf_counter()
             page.keyboard.press(key)
@@ -105,6 +110,8 @@ def label_items(page: Any, count: int) -> tuple[list[float], list[float]]:
         page.wait_for_function(
             "!document.querySelector(\"[class*='st-key-opt-'] [data-testid=stBaseButton-primary]\")"
         )
+        # Keys pressed while the page is still being rebuilt can miss their button.
+        page.wait_for_function(IDLE)
     return submit, keypress
 
 

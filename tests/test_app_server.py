@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -237,7 +238,9 @@ def test_signed_in_visitors_skip_the_form(app: Starlette) -> None:
 
 def test_export_settings_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
     original = Settings(database_url="sqlite:///x.db", lease_minutes=7.5, secret_key="k")
-    for name in Settings.model_fields:
-        monkeypatch.delenv(f"ANNOTATE_{name.upper()}", raising=False)
+    # A private copy of the environment, restored afterwards, so nothing leaks to other tests.
+    monkeypatch.setattr(
+        os, "environ", {k: v for k, v in os.environ.items() if "ANNOTATE_" not in k}
+    )
     server.export_settings(original)
     assert Settings() == original

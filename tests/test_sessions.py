@@ -20,6 +20,7 @@ HOUR = 3600.0
 
 
 def settings(**kw: Any) -> Settings:
+    kw.setdefault("secret_key", "")
     return Settings(database_url="sqlite://", **kw)
 
 

@@ -35,6 +35,10 @@ SEQUENCES = "bn1q9 bn2w8 hn6y9 bn1yo8 mu5t7 bn1y9 bp5qf8 bn3e8 bn4z8 bn1q08".spl
 OVERRIDE_AT = 5
 RATIONALE = "It refused, but the refusal is what I would defend here"
 HEADER = ".st-key-item-header"
+IDLE = (
+    "document.querySelector('[data-testid=stApp]')"
+    ".getAttribute('data-test-script-state') === 'notRunning'"
+)
 CHANGED = (
     "(old) => { const e = document.querySelector('.st-key-item-header');"
     " return e && e.innerText !== old; }"
@@ -94,16 +98,19 @@ def submit_and_wait(page: Any, current: str) -> None:
     page.keyboard.press("Control+Enter")
     page.wait_for_function(CHANGED, arg=page.inner_text(HEADER))
     assert item_id(page) != current
-    # The next item's form starts empty: wait until no option shows as chosen.
+    # The next item's form starts empty, and keys pressed while the page is still being
+    # rebuilt can miss their button: wait for both, as a person reading the item would.
     page.wait_for_function(
         "!document.querySelector(\"[class*='st-key-opt-'] [data-testid=stBaseButton-primary]\")"
     )
+    page.wait_for_function(IDLE)
 
 
 def test_an_annotators_day(server: Server, guarded: Guarded) -> None:
     page = guarded.page
     sign_in(page, server.url, "alice")
     page.wait_for_selector(HEADER)
+    page.wait_for_function(IDLE)
     labeled: dict[str, dict[str, Any]] = {}
 
     for n, sequence in enumerate(SEQUENCES):

@@ -66,7 +66,6 @@ def render(ctx: AppContext) -> None:
     with right:
         label_form(
             ctx,
-            campaign_name=campaign.name,
             assignment_id=claim.assignment.id or 0,
             started=claim.assignment.claimed_at.timestamp(),
             external_id=claim.item.external_id,
@@ -165,7 +164,6 @@ def _progress_line(ctx: AppContext, campaign: Campaign, assignment_id: int) -> N
 def label_form(
     ctx: AppContext,
     *,
-    campaign_name: str,
     assignment_id: int,
     started: float,
     external_id: str,
