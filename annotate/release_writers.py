@@ -8,6 +8,7 @@ records give byte-identical files. The dataset card and the manifest are in rele
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -42,14 +44,35 @@ INSPECT_SCORER = "inspect/annotate_band_scorer.py"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CHARS = frozenset("".join(FORMULA_START))
 # One encoder for every line: compact, UTF-8 text kept as is, keys in the order given.
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+# orjson writes the same compact JSON about five times faster; the standard library covers
+# what orjson refuses (integers beyond 64 bits in imported metadata).
+_stdlib_json = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False
+).encode
+
+
+def _json(obj: Any) -> str:
+    try:
+        return orjson.dumps(obj).decode()
+    except orjson.JSONEncodeError:
+        return _stdlib_json(obj)
+
+
 # JSON leaves these raw, but str.splitlines() and some JSONL readers break lines at them.
 _LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 
+def _json_sorted(obj: Any) -> str:
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+
+
 def _encode(obj: Any) -> str:
     line = _json(obj)
-    if _LINE_BREAKS.search(line):
+    # Three substring scans run in C and beat one regex search over every line.
+    if "\x85" in line or "\u2028" in line or "\u2029" in line:
         line = _LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
     return line
 
@@ -140,9 +163,7 @@ def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], schema: LabelSc
                 raise ValidationProblem(
                     f"Item `{row['id']}`: soft labels of `{name}` do not match schema {schema.id}"
                 )
-        flat.append(
-            {**row, "metadata": json.dumps(row["metadata"], ensure_ascii=False, sort_keys=True)}
-        )
+        flat.append({**row, "metadata": _json_sorted(row["metadata"])})
     table = pa.Table.from_pylist(flat, schema=arrow_schema)
     pq.write_table(table, path, compression="zstd")
 
@@ -379,16 +400,18 @@ def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> P
     """Run `write(tmp)` in a fresh folder beside `dataset_dir/vN`, then rename it into place.
 
     The rename is atomic, so readers see a whole release or none; on any error (or an
-    interrupt) the temporary folder is removed and nothing is left behind. An existing
-    version is never replaced: Conflict.
+    interrupt) the temporary folder is removed and nothing is left behind. A process killed
+    outright leaves its folder; the next publish removes it (writers hold a lock on their
+    folder, so only dead ones' folders are touched). An existing version is never replaced:
+    Conflict.
     """
     dataset_dir.mkdir(parents=True, exist_ok=True)
     final = dataset_dir / f"v{version}"
     if final.exists():
         raise Conflict(f"Release {final} already exists; releases are never overwritten")
-    tmp = dataset_dir / f".v{version}.{secrets.token_hex(4)}.partial"
-    tmp.mkdir()
+    tmp, lock = _new_partial(dataset_dir, version)
     try:
+        _remove_stale_partials(dataset_dir)
         write(tmp)
         _fsync_tree(tmp)
         try:
@@ -401,8 +424,40 @@ def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> P
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(lock)
     _fsync_dir(dataset_dir)
     return final
+
+
+def _new_partial(dataset_dir: Path, version: int) -> tuple[Path, int]:
+    """A fresh temporary folder for `version`, and an open descriptor holding its lock."""
+    while True:
+        tmp = dataset_dir / f".v{version}.{secrets.token_hex(4)}.partial"
+        tmp.mkdir()
+        fd = os.open(tmp, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink > 0:
+            return tmp, fd
+        # Before we locked it, another publish took it for a dead writer's and removed it.
+        os.close(fd)
+
+
+def _remove_stale_partials(dataset_dir: Path) -> None:
+    """Remove the temporary folders of publishes that were killed: nobody holds their lock."""
+    for path in dataset_dir.glob(".v*.partial"):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live publish is writing into it
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _fsync_tree(root: Path) -> None:
