@@ -186,8 +186,12 @@ def sign_in(
         )
     with db.session_scope(engine) as s:
         user = s.exec(select(User).where(User.name == name)).first()
-        ok = verify_password(password, user.password_hash if user is not None else None)
-        ok = ok and user is not None and user.active and not user.is_machine
+    # The hash check is slow on purpose, so it runs outside the write transaction; that one
+    # is IMMEDIATE because on SQLite a read-then-write transaction that meets another writer
+    # fails at once with "database is locked" (concurrent sign-ins did, under load).
+    ok = verify_password(password, user.password_hash if user is not None else None)
+    ok = ok and user is not None and user.active and not user.is_machine
+    with db.session_scope(engine, immediate=True) as s:
         s.add(LoginAttempt(user_name=name, success=ok, at=now))
         # Attempts older than a day can no longer count; keep the table small.
         s.execute(delete(LoginAttempt).where(col(LoginAttempt.at) < now - ATTEMPTS_KEPT))

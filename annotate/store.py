@@ -110,10 +110,13 @@ def add_user(
 
 
 def set_password(*, session: Session, actor: User, name: str, password: str) -> User:
-    """Set `name`'s password: admins for anyone, a user for herself."""
+    """Set `name`'s password: admins for anyone, an active user for herself."""
     user = get_user(session=session, name=name)
     if actor.id != user.id:
         require_role(actor, "admin", "change another user's password")
+    else:
+        # A deactivated account or an imported judge cannot sign in; no password for them.
+        require_role(actor, "annotator", "change their password")
     user.password_hash = hash_password(password)
     session.add(user)
     return user

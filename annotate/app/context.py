@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from annotate import assign, db, sessions
+from annotate.app.render import inert
 from annotate.errors import AnnotateError, AuthError
 from annotate.models import User
 from annotate.settings import Settings, get_settings
@@ -69,8 +70,8 @@ class AppContext:
 
 
 def show_error(exc: AnnotateError) -> None:
-    """A domain error as the person who caused it should read it."""
-    st.error(str(exc), icon=":material/error:")
+    """A domain error as the person who caused it should read it (quoted input stays text)."""
+    st.error(inert(str(exc)), icon=":material/error:")
 
 
 @contextmanager

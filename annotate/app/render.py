@@ -13,6 +13,7 @@ result goes to `st.html` without JavaScript (Streamlit sanitizes it again with D
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -123,6 +124,24 @@ def show_item(item: Any, *, response_label: str = "Response") -> None:
     with st.chat_message("assistant"):
         st.caption(response_label)
         show_text(item.response)
+
+
+# Markdown that fetches, links or injects when Streamlit renders an alert or a caption.
+_ACTIVE = {"image", "link_open", "html_inline", "html_block"}
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def inert(text: str) -> str:
+    """`text` for markdown elements (st.error and the like) with nothing active left in it.
+
+    Messages quote names in code spans; a quoted value that closes its span early could add
+    an image, a link or HTML. Text without such constructs is returned unchanged; otherwise
+    every ASCII punctuation character is backslash-escaped, so it shows exactly as typed.
+    """
+    for block in _parser().parse(text):
+        if block.type in _ACTIVE or any(t.type in _ACTIVE for t in block.children or []):
+            return _PUNCTUATION.sub(r"\\\1", text)
+    return text
 
 
 def plain(value: Any) -> str:

@@ -53,9 +53,10 @@ def annotate_command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from annotate.cli import main; main()", *args]
 
 
-def child_env(database_url: str) -> dict[str, str]:
+def child_env(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANNOTATE_")}
     env["ANNOTATE_DATABASE_URL"] = database_url
+    env.update(extra or {})
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -82,14 +83,21 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def start_server(args: list[str], database_url: str, workdir: Path, port: int) -> Server:
-    """Run `annotate ARGS` in `workdir` and wait until its health check answers."""
+def start_server(
+    args: list[str],
+    database_url: str,
+    workdir: Path,
+    port: int,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Run `annotate ARGS` in `workdir` (with extra variables `env`) until its health check
+    answers."""
     log = workdir / f"server-{port}.log"
     handle = log.open("w")
     process = subprocess.Popen(
         annotate_command(*args),
         cwd=workdir,
-        env=child_env(database_url),
+        env=child_env(database_url, env),
         stdout=handle,
         stderr=subprocess.STDOUT,
         text=True,

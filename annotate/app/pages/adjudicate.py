@@ -56,7 +56,9 @@ def render(ctx: AppContext) -> None:
     _header(detail)
     left, right = st.columns([3, 2], gap="large")
     with left:
-        view.show_item(detail, response_label=f"Response ({detail.model or 'model unknown'})")
+        # The model name comes from the imported file: shown as text, never as markdown.
+        model = view.plain(detail.model) if detail.model else "model unknown"
+        view.show_item(detail, response_label=f"Response ({model})")
         st.markdown("#### What the annotators said")
         _side_by_side(schema, detail)
         _history(detail)

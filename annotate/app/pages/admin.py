@@ -12,6 +12,7 @@ import streamlit as st
 
 from annotate import assign, importers, store
 from annotate.app.context import AppContext, show_error
+from annotate.auth import require_role
 from annotate.errors import AnnotateError, ImportProblem
 from annotate.models import ROLES, Campaign
 from annotate.schema import resolve_schema
@@ -101,6 +102,9 @@ def render_users(ctx: AppContext) -> None:
 
 def render_campaigns(ctx: AppContext) -> None:
     """Progress of every campaign, then create one, or manage the one selected."""
+    # Leads may read campaign progress elsewhere, but this page is the admin's: reached
+    # directly, it shows a lead nothing rather than a half-drawn page.
+    require_role(ctx.user, "admin", "manage campaigns")
     with ctx.session() as s:
         campaigns = store.list_campaigns(session=s, actor=ctx.user)
         status = [

@@ -1,0 +1,254 @@
+"""The load driver: many annotators at once in one headless Chromium, labeling by keyboard.
+
+Each annotator gets a browser context of their own (own cookies) on one of the given servers
+(round robin), signs in with the keyboard, and labels items exactly as a person would: option
+keys, each waited for until its button shows as chosen, then Ctrl+Enter. The pages run
+concurrently on Playwright's async API, so one Python thread and one browser process carry
+them all. Used by tests/browser/test_load.py and bench/bench_load.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlmodel import Session, col, func, select
+
+from annotate import db
+from annotate.app import widgets
+from annotate.importers import ItemRecord
+from annotate.models import Annotation, Assignment, Item, User
+from annotate.schema import load_schema
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LOOPBACK, PASSWORD, ROOT
+
+SCHEMA = load_schema(ROOT / "schemas" / "refusal-v1.yaml")
+BY_KEY = {key: option for option, key in widgets.key_map(SCHEMA).options.items()}
+# Consistent label sets (no rule broken), taken in turn: item n gets SEQUENCES[n % 5].
+SEQUENCES = ("bn1q9", "bn2w8", "hn6y9", "bn3e8", "bn4z8")
+HEADER = ".st-key-item-header"
+IDLE = (
+    "() => { const a = document.querySelector('[data-testid=stApp]');"
+    " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }"
+)
+CHANGED = (
+    "(old) => { const e = document.querySelector('.st-key-item-header');"
+    " return (e && e.innerText !== old) || document.body.innerText.includes('Nothing left'); }"
+)
+NO_CHOICE = "() => !document.querySelector(\"[class*='st-key-opt-'] [data-testid=stBaseButton-primary]\")"
+FLIPPED = (
+    "([sel, before]) => { const b = document.querySelector(sel);"
+    " return b && b.getAttribute('data-testid') !== before; }"
+)
+
+
+def expected_labels(sequence: str) -> dict[str, Any]:
+    """The labels the form holds after typing `sequence` on an empty form."""
+    labels: dict[str, Any] = {f.name: [] if f.kind == "multi" else None for f in SCHEMA.fields}
+    for key in sequence:
+        name, value = BY_KEY[key]
+        if SCHEMA.field(name).kind == "multi":
+            labels[name] = [v for v in SCHEMA.field(name).values if v in {*labels[name], value}]
+        else:
+            labels[name] = value
+    return labels
+
+
+def make_items(count: int) -> list[ItemRecord]:
+    """`count` small items, load-0000, load-0001, ..."""
+    return [
+        ItemRecord(
+            external_id=f"load-{i:04d}",
+            prompt=f"Question {i}: how do I stop a runaway process?",
+            response=f"Answer {i}: find its PID with `ps`, then `kill PID`.",
+            model="model-a",
+        )
+        for i in range(count)
+    ]
+
+
+@dataclass
+class AnnotatorRun:
+    """What one annotator's page did: items seen and submitted, in order, and the timings."""
+
+    name: str
+    base_url: str
+    seen: list[str] = field(default_factory=list)
+    submitted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class LoadResult:
+    """Every annotator's run and the wall time of the whole load."""
+
+    runs: list[AnnotatorRun]
+    seconds: float
+
+    @property
+    def labels(self) -> int:
+        """Submits acknowledged by the page (the next item showed)."""
+        return sum(len(r.submitted) for r in self.runs)
+
+    @property
+    def labels_per_second(self) -> float:
+        """Acknowledged submits per second of wall time, sign-in included."""
+        return self.labels / self.seconds if self.seconds else 0.0
+
+    def latency(self, q: float) -> float:
+        """The q-quantile (0..1) of submit-key-to-next-item times, in seconds."""
+        values = sorted(x for r in self.runs for x in r.latencies)
+        if not values:
+            return float("nan")
+        if q == 0.5:
+            return statistics.median(values)
+        return values[min(len(values) - 1, max(0, round(q * len(values)) - 1))]
+
+    def summary(self) -> str:
+        """One line: labels, wall time, rate, p50/p95 submit latency."""
+        return (
+            f"{len(self.runs)} annotators, {self.labels} labels in {self.seconds:.1f} s: "
+            f"{self.labels_per_second:.2f} labels/s; submit key -> next item "
+            f"p50 {self.latency(0.5) * 1000:.0f} ms, p95 {self.latency(0.95) * 1000:.0f} ms"
+        )
+
+
+async def _header(page: Any) -> str:
+    text = str(await page.inner_text(HEADER))
+    return text.split("·")[0].replace("item", "").strip()
+
+
+async def _press(page: Any, key: str) -> None:
+    name, value = BY_KEY[key]
+    button = f".st-key-opt-{name}-{value} button"
+    before = await page.get_attribute(button, "data-testid")
+    await page.keyboard.press(key)
+    await page.wait_for_function(FLIPPED, arg=[button, before])
+
+
+async def _annotate(browser: Any, run: AnnotatorRun, items: int, stagger_s: float) -> None:
+    await asyncio.sleep(stagger_s)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+
+    async def gate(route: Any) -> None:
+        host = urlsplit(route.request.url).hostname or ""
+        if route.request.url.startswith(("data:", "blob:")) or host in LOOPBACK:
+            await route.continue_()
+        else:
+            run.blocked.append(route.request.url)
+            await route.abort()
+
+    page: Any = None
+    try:
+        await context.route("**/*", gate)
+        page = await context.new_page()
+        page.set_default_timeout(60_000)
+        await page.goto(run.base_url + "/")
+        await page.wait_for_url("**/signin**")
+        await page.wait_for_function(
+            "() => document.activeElement && document.activeElement.id === 'name'"
+        )
+        await page.keyboard.type(run.name)
+        await page.keyboard.press("Tab")
+        await page.keyboard.type(PASSWORD)
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector(HEADER)
+        await page.wait_for_function(IDLE)
+        for n in range(items):
+            current = await _header(page)
+            run.seen.append(current)
+            sequence = SEQUENCES[n % len(SEQUENCES)]
+            for key in sequence:
+                await _press(page, key)
+            started = time.perf_counter()
+            await page.keyboard.press("Control+Enter")
+            await page.wait_for_function(CHANGED, arg=await page.inner_text(HEADER))
+            run.latencies.append(time.perf_counter() - started)
+            run.submitted[current] = expected_labels(sequence)
+            if not await page.locator(HEADER).count():
+                break  # nothing left for this annotator
+            # The next item's form starts empty; keys pressed while the page is still being
+            # rebuilt can miss their button, so wait as a person reading the item would.
+            await page.wait_for_function(NO_CHOICE)
+            await page.wait_for_function(IDLE)
+        if await page.locator(HEADER).count():
+            run.seen.append(await _header(page))
+    except Exception as exc:  # reported per annotator; the test fails on any
+        run.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if page is not None:
+            shown = await page.evaluate("() => document.body ? document.body.innerText : ''")
+            run.error += f" at {page.url}; the page showed: {' '.join(shown.split())[:300]!r}"
+    finally:
+        await context.close()
+
+
+async def _drive(runs: list[AnnotatorRun], items: int, timeout_s: float) -> float:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            started = time.perf_counter()
+            # Arrivals spread over a few seconds, as people's do; then everyone works at once.
+            jobs = [_annotate(browser, run, items, 0.15 * i) for i, run in enumerate(runs)]
+            await asyncio.wait_for(asyncio.gather(*jobs), timeout=timeout_s)
+            return time.perf_counter() - started
+        finally:
+            await browser.close()
+
+
+def drive(
+    base_urls: list[str], names: list[str], *, items: int, timeout_s: float = 600.0
+) -> LoadResult:
+    """Sign `names` in (round robin over `base_urls`) and have each label `items` items at once.
+
+    Raises TimeoutError when the whole load takes longer than `timeout_s`.
+    """
+    runs = [AnnotatorRun(name=n, base_url=base_urls[i % len(base_urls)]) for i, n in enumerate(names)]
+    seconds = asyncio.run(_drive(runs, items, timeout_s))
+    return LoadResult(runs=runs, seconds=seconds)
+
+
+def check_invariants(database_url: str, result: LoadResult, *, items: int, overlap: int) -> None:
+    """Assert the guarantees: every acknowledged label stored as typed, nothing else stored,
+    no item over `overlap` human labels, nobody shown an item twice, nothing left the machine."""
+    problems = [f"{r.name}: {r.error}" for r in result.runs if r.error]
+    assert not problems, problems
+    for run in result.runs:
+        assert len(run.submitted) == items, (run.name, len(run.submitted))
+        repeated = [i for i, n in Counter(run.seen).items() if n > 1]
+        assert not repeated, (run.name, repeated)
+        assert run.blocked == [], (run.name, run.blocked)
+    engine = db.make_engine(database_url)
+    try:
+        with Session(engine) as s:
+            rows = s.exec(
+                select(User.name, Item.external_id, Annotation.labels)
+                .join(User, col(User.id) == Annotation.user_id)
+                .join(Item, col(Item.id) == Annotation.item_id)
+            ).all()
+            stored: dict[str, dict[str, Any]] = {}
+            for name, external_id, labels in rows:
+                stored.setdefault(name, {})[external_id] = labels
+            for run in result.runs:
+                assert stored.get(run.name, {}) == run.submitted, run.name
+            assert sum(len(v) for v in stored.values()) == result.labels
+            busiest = s.exec(
+                select(Annotation.item_id, func.count())
+                .group_by(col(Annotation.item_id))
+                .order_by(func.count().desc())
+                .limit(1)
+            ).first()
+            assert busiest is not None and busiest[1] <= overlap, busiest
+            done = s.exec(
+                select(func.count()).select_from(Assignment).where(Assignment.status == "done")
+            ).one()
+            assert done == result.labels
+    finally:
+        engine.dispose()
