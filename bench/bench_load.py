@@ -69,9 +69,7 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=20)
     parser.add_argument("--items-each", type=int, default=25)
     parser.add_argument("--overlap", type=int, default=2)
-    parser.add_argument(
-        "--postgres-url", default=os.environ.get("ANNOTATE_TEST_POSTGRES_URL", "")
-    )
+    parser.add_argument("--postgres-url", default=os.environ.get("ANNOTATE_TEST_POSTGRES_URL", ""))
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
 

@@ -413,11 +413,29 @@ def test_expire_leases_marks_lapsed_leases(engine: Engine, schema: LabelSchema) 
     ],
 )
 def test_concurrent_annotators_never_overfill_or_duplicate(
-    engine: Engine, schema: LabelSchema, writer: str, annotators: int
+    db_url: str, schema: LabelSchema, writer: str, annotators: int
 ) -> None:
     """2 threads per annotator (two tabs; 32 threads for 16) claim and label at once."""
     n_items, k = 40, 3
     names = tuple(f"ann{i:02d}" for i in range(annotators))
+    # One connection per thread, as a server sized for 32 people would be (Settings.pool_size);
+    # with fewer, threads queue for connections instead of for the database.
+    engine = db.make_engine(db_url, pool_size=32)
+    try:
+        _run_concurrently(engine, schema, writer, annotators, n_items, k, names)
+    finally:
+        engine.dispose()
+
+
+def _run_concurrently(
+    engine: Engine,
+    schema: LabelSchema,
+    writer: str,
+    annotators: int,
+    n_items: int,
+    k: int,
+    names: tuple[str, ...],
+) -> None:
 
     def transaction() -> Any:
         if writer == "write_session":

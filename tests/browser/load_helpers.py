@@ -39,7 +39,9 @@ CHANGED = (
     "(old) => { const e = document.querySelector('.st-key-item-header');"
     " return (e && e.innerText !== old) || document.body.innerText.includes('Nothing left'); }"
 )
-NO_CHOICE = "() => !document.querySelector(\"[class*='st-key-opt-'] [data-testid=stBaseButton-primary]\")"
+NO_CHOICE = (
+    "() => !document.querySelector(\"[class*='st-key-opt-'] [data-testid=stBaseButton-primary]\")"
+)
 FLIPPED = (
     "([sel, before]) => { const b = document.querySelector(sel);"
     " return b && b.getAttribute('data-testid') !== before; }"
@@ -210,7 +212,9 @@ def drive(
 
     Raises TimeoutError when the whole load takes longer than `timeout_s`.
     """
-    runs = [AnnotatorRun(name=n, base_url=base_urls[i % len(base_urls)]) for i, n in enumerate(names)]
+    runs = [
+        AnnotatorRun(name=n, base_url=base_urls[i % len(base_urls)]) for i, n in enumerate(names)
+    ]
     seconds = asyncio.run(_drive(runs, items, timeout_s))
     return LoadResult(runs=runs, seconds=seconds)
 

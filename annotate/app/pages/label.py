@@ -6,6 +6,7 @@ rationale box. The form is a fragment: choosing an option reruns the form, not t
 
 from __future__ import annotations
 
+import logging
 import time
 
 import streamlit as st
@@ -14,12 +15,13 @@ from annotate import assign, store
 from annotate.app import render as view
 from annotate.app import widgets
 from annotate.app.context import AppContext, show_error
-from annotate.errors import AnnotateError, Conflict, ValidationProblem
+from annotate.errors import AnnotateError, Conflict, StorageUnavailable, ValidationProblem
 from annotate.models import Campaign
 from annotate.schema import LabelSchema
 
 EXHAUSTED_RECHECK_S = 60.0
 NOTICE_KEY = "annotate.label.notice"
+LOG = logging.getLogger("annotate.app")
 
 
 def render(ctx: AppContext) -> None:
@@ -267,6 +269,9 @@ def _submit(
         st.session_state.pop("annotate.forms", None)
         st.session_state[NOTICE_KEY] = str(exc)
         st.rerun()
+    except StorageUnavailable as exc:
+        _cannot_save(exc, "submit")
+        return
     except AnnotateError as exc:
         show_error(exc)
         if rationale is not None and "rationale" in str(exc):
@@ -275,6 +280,17 @@ def _submit(
     st.session_state.pop("annotate.forms", None)
     st.toast(f"Saved {external_id}" + (" (flagged for the lead)" if state.flagged else ""))
     st.rerun()
+
+
+def _cannot_save(exc: StorageUnavailable, action: str) -> None:
+    # The form state is untouched, so the choices stay on screen for the retry; the driver's
+    # words (host, port, errno) are for the log, not for the annotator.
+    LOG.warning("%s failed, database unavailable: %s", action, exc)
+    st.error(
+        "Can't save right now: the database is not answering. Nothing you chose is lost; "
+        f"press **{widgets.SUBMIT}** again in a moment.",
+        icon=":material/cloud_off:",
+    )
 
 
 def _skip_panel(
@@ -315,6 +331,9 @@ def _skip_panel(
     try:
         with ctx.session(immediate=True) as s:
             assign.skip(session=s, user=ctx.user, assignment_id=assignment_id, reason=reason)
+    except StorageUnavailable as exc:
+        _cannot_save(exc, "skip")
+        return
     except AnnotateError as exc:
         show_error(exc)
         state.request_focus(details_key)
