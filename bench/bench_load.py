@@ -56,12 +56,26 @@ def run(label: str, url: str, replicas: int, args: argparse.Namespace, workdir: 
                     env={"ANNOTATE_SECRET_KEY": SECRET},
                 )
             )
-        result = drive([s.url for s in servers], names, items=args.items_each, timeout_s=1800)
+        result = drive(
+            [s.url for s in servers],
+            names,
+            items=args.items_each,
+            timeout_s=3600,
+            page_timeout_s=args.page_timeout,
+        )
     finally:
         for server in servers:
             server.stop()
-    check_invariants(url, result, items=args.items_each, overlap=args.overlap)
     print(f"{label}: {result.summary()}")
+    try:
+        check_invariants(url, result, items=args.items_each, overlap=args.overlap)
+    except AssertionError:
+        for server in servers:
+            print(
+                f"--- {server.log.name}, last lines:\n"
+                + "\n".join(server.log.read_text().splitlines()[-20:])
+            )
+        raise
 
 
 def main() -> None:
@@ -71,6 +85,9 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=2)
     parser.add_argument("--postgres-url", default=os.environ.get("ANNOTATE_TEST_POSTGRES_URL", ""))
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--page-timeout", type=float, default=180.0, help="Seconds a page may wait for one step."
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

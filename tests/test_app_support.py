@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -159,6 +159,3 @@ def choose(at: AppTest, *pairs: tuple[str, str]) -> AppTest:
     for name, value in pairs:
         click(at, f"opt-{name}-{value}")
     return at
-
-
-Chooser = Callable[[AppTest], AppTest]

@@ -134,7 +134,9 @@ async def _press(page: Any, key: str) -> None:
     await page.wait_for_function(FLIPPED, arg=[button, before])
 
 
-async def _annotate(browser: Any, run: AnnotatorRun, items: int, stagger_s: float) -> None:
+async def _annotate(
+    browser: Any, run: AnnotatorRun, items: int, stagger_s: float, page_timeout_s: float
+) -> None:
     await asyncio.sleep(stagger_s)
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
 
@@ -150,7 +152,7 @@ async def _annotate(browser: Any, run: AnnotatorRun, items: int, stagger_s: floa
     try:
         await context.route("**/*", gate)
         page = await context.new_page()
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(page_timeout_s * 1000)
         await page.goto(run.base_url + "/")
         await page.wait_for_url("**/signin**")
         await page.wait_for_function(
@@ -190,7 +192,9 @@ async def _annotate(browser: Any, run: AnnotatorRun, items: int, stagger_s: floa
         await context.close()
 
 
-async def _drive(runs: list[AnnotatorRun], items: int, timeout_s: float) -> float:
+async def _drive(
+    runs: list[AnnotatorRun], items: int, timeout_s: float, page_timeout_s: float
+) -> float:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -198,7 +202,10 @@ async def _drive(runs: list[AnnotatorRun], items: int, timeout_s: float) -> floa
         try:
             started = time.perf_counter()
             # Arrivals spread over a few seconds, as people's do; then everyone works at once.
-            jobs = [_annotate(browser, run, items, 0.15 * i) for i, run in enumerate(runs)]
+            jobs = [
+                _annotate(browser, run, items, 0.15 * i, page_timeout_s)
+                for i, run in enumerate(runs)
+            ]
             await asyncio.wait_for(asyncio.gather(*jobs), timeout=timeout_s)
             return time.perf_counter() - started
         finally:
@@ -206,16 +213,22 @@ async def _drive(runs: list[AnnotatorRun], items: int, timeout_s: float) -> floa
 
 
 def drive(
-    base_urls: list[str], names: list[str], *, items: int, timeout_s: float = 600.0
+    base_urls: list[str],
+    names: list[str],
+    *,
+    items: int,
+    timeout_s: float = 600.0,
+    page_timeout_s: float = 60.0,
 ) -> LoadResult:
     """Sign `names` in (round robin over `base_urls`) and have each label `items` items at once.
 
-    Raises TimeoutError when the whole load takes longer than `timeout_s`.
+    Raises TimeoutError when the whole load takes longer than `timeout_s`; a page that waits
+    longer than `page_timeout_s` for one step records the error in its run.
     """
     runs = [
         AnnotatorRun(name=n, base_url=base_urls[i % len(base_urls)]) for i, n in enumerate(names)
     ]
-    seconds = asyncio.run(_drive(runs, items, timeout_s))
+    seconds = asyncio.run(_drive(runs, items, timeout_s, page_timeout_s))
     return LoadResult(runs=runs, seconds=seconds)
 
 
