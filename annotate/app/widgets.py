@@ -152,6 +152,13 @@ def _toggle(scope: str, spec: LabelField, value: str) -> None:
     state.confirmed = ()
 
 
+def forget(scope: str) -> None:
+    """Drop a finished form: its state and the text typed into it (drafts of `scope`)."""
+    st.session_state.pop("annotate.forms", None)
+    for key in [k for k in st.session_state if str(k).endswith(f"-{scope}")]:
+        del st.session_state[key]
+
+
 def text_key(scope: str, name: str) -> str:
     """Widget key of text field `name` in `scope` (new item, new empty box)."""
     return f"text-{name}-{scope}"

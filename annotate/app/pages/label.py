@@ -266,7 +266,7 @@ def _submit(
         # another tab): let go of it and move on, saying why.
         with ctx.session(immediate=True) as s:
             assign.release(session=s, user=ctx.user, assignment_id=assignment_id)
-        st.session_state.pop("annotate.forms", None)
+        widgets.forget(scope)
         st.session_state[NOTICE_KEY] = str(exc)
         st.rerun()
     except StorageUnavailable as exc:
@@ -277,7 +277,7 @@ def _submit(
         if rationale is not None and "rationale" in str(exc):
             state.request_focus(widgets.text_key(scope, rationale))
         return
-    st.session_state.pop("annotate.forms", None)
+    widgets.forget(scope)
     st.toast(f"Saved {external_id}" + (" (flagged for the lead)" if state.flagged else ""))
     st.rerun()
 
@@ -338,7 +338,7 @@ def _skip_panel(
         show_error(exc)
         state.request_focus(details_key)
         return
-    st.session_state.pop("annotate.forms", None)
+    widgets.forget(scope)
     st.toast(f"Skipped {external_id}")
     st.rerun()
 

@@ -120,7 +120,7 @@ def _editor(ctx: AppContext, annotation_id: int) -> None:
         "Back to the list", key="mw-back", shortcut=widgets.BACK, icon=":material/arrow_back:"
     ):
         st.session_state.pop(EDIT_KEY, None)
-        st.session_state.pop("annotate.forms", None)
+        widgets.forget(f"e{annotation_id}")
         st.rerun()
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -213,7 +213,7 @@ def _save(
         if rationale is not None and "rationale" in str(exc):
             state.request_focus(widgets.text_key(scope, rationale))
         return
-    st.session_state.pop("annotate.forms", None)
+    widgets.forget(scope)
     st.session_state.pop(EDIT_KEY, None)
     st.session_state[SAVED_KEY] = (
         f"Saved your change to {item_name}; the previous version stays in its history"
