@@ -84,6 +84,7 @@ class AnnotatorRun:
     latencies: list[float] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     error: str | None = None
+    step: str = "starting"
 
 
 @dataclass
@@ -169,7 +170,9 @@ async def _annotate(
             run.seen.append(current)
             sequence = SEQUENCES[n % len(SEQUENCES)]
             for key in sequence:
+                run.step = f"item {n + 1} ({current}): key {key!r} of {sequence!r}"
                 await _press(page, key)
+            run.step = f"item {n + 1} ({current}): submit, waiting for the next item"
             started = time.perf_counter()
             await page.keyboard.press("Control+Enter")
             await page.wait_for_function(CHANGED, arg=await page.inner_text(HEADER))
@@ -179,15 +182,16 @@ async def _annotate(
                 break  # nothing left for this annotator
             # The next item's form starts empty; keys pressed while the page is still being
             # rebuilt can miss their button, so wait as a person reading the item would.
+            run.step = f"item {n + 2}: waiting for an empty form and an idle script"
             await page.wait_for_function(NO_CHOICE)
             await page.wait_for_function(IDLE)
         if await page.locator(HEADER).count():
             run.seen.append(await _header(page))
     except Exception as exc:  # reported per annotator; the test fails on any
-        run.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        run.error = f"{type(exc).__name__} at {run.step}: {exc}".splitlines()[0]
         if page is not None:
             shown = await page.evaluate("() => document.body ? document.body.innerText : ''")
-            run.error += f" at {page.url}; the page showed: {' '.join(shown.split())[:300]!r}"
+            run.error += f" at {page.url}; the page showed: {' '.join(shown.split())[-600:]!r}"
     finally:
         await context.close()
 
