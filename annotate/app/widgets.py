@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +112,20 @@ class FormState:
         """Put the keyboard focus in the text box with widget key `key` after this run."""
         self.focus = key
         self.focus_nonce += 1
+
+
+def awaits_override(
+    state: FormState, warnings: Sequence[RuleWarning], scope: str, rationale: str | None
+) -> bool:
+    """Whether this press only confirms broken rules: on the first press with unconfirmed
+    warnings they are recorded as an override to confirm and the rationale box gets the focus."""
+    broken = tuple(w.rule for w in warnings)
+    if not broken or set(state.confirmed) >= set(broken):
+        return False
+    state.confirmed = broken
+    if rationale is not None:
+        state.request_focus(text_key(scope, rationale))
+    return True
 
 
 def form_state(

@@ -242,12 +242,7 @@ def _submit(
     except ValidationProblem as exc:
         show_error(exc)
         return
-    broken = tuple(w.rule for w in warnings)
-    if broken and not set(state.confirmed) >= set(broken):
-        # First press: show the warnings as an override to confirm, and go to the rationale.
-        state.confirmed = broken
-        if rationale is not None:
-            state.request_focus(widgets.text_key(scope, rationale))
+    if widgets.awaits_override(state, warnings, scope, rationale):
         return
     try:
         with ctx.session(immediate=True) as s:

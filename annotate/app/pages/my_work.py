@@ -190,12 +190,7 @@ def _save(
     item_name: str,
 ) -> None:
     rationale = assign.rationale_field(schema)
-    broken = tuple(w.rule for w in warnings)
-    if broken and not set(state.confirmed) >= set(broken):
-        # First press: show the warnings as an override to confirm, and go to the rationale.
-        state.confirmed = broken
-        if rationale is not None:
-            state.request_focus(widgets.text_key(scope, rationale))
+    if widgets.awaits_override(state, warnings, scope, rationale):
         return
     try:
         with ctx.session(immediate=True) as s:
