@@ -380,6 +380,7 @@ STREAMLIT_CONFIG = {
     "browser.gatherUsageStats": False,
     "server.fileWatcherType": "none",
     "server.runOnSave": False,
+    "runner.postScriptGC": False,
     "client.toolbarMode": "minimal",
     "client.showErrorDetails": "none",
 }
