@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from conftest import DEFAULT_SCHEMA_PATH
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +33,8 @@ TEXT = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
 ) | st.sampled_from(["=1+1", "-2", "@A1", "a\x85b", "a\u2028b", "a\r\nb", '"', "\\", "é"])
 MAYBE = st.none() | TEXT
+# Cells a spreadsheet would run, and cells the csv module quotes.
+CELL_TEXT = TEXT | st.sampled_from(["+1", "\tx", "\rx", "=", "a,b", 'say "hi"', "x\ny", ""])
 
 
 @st.composite
@@ -101,6 +108,59 @@ def test_a_release_read_back_equals_its_input(records: list[GoldRecord]) -> None
         ]
         frame = pd.read_parquet(release / "gold.parquet")
         assert frame["id"].tolist() == [r.id for r in expected]
+
+
+def csv_module_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """gold.csv as the csv module writes it, cell by cell (the reference for write_csv)."""
+    columns = list(GoldRecord.model_fields)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        cells = []
+        for name in columns:
+            value = row[name]
+            if name in ("conversation", "band", "soft_labels", "metadata"):
+                text = "" if value is None else rw._json(value)
+            elif name == "failure_categories":
+                text = ";".join(value)
+            elif name in ("adjudicated", "guideline_gap"):
+                text = "true" if value else "false"
+            else:
+                text = "" if value is None else str(value)
+            cells.append(rw.neutralize_cell(text))
+        writer.writerow(cells)
+    return out.getvalue().encode("utf-8")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(gold_records(), max_size=7),
+    st.lists(CELL_TEXT, min_size=1, max_size=7),
+    st.integers(1, 3),
+)
+def test_csv_is_what_the_csv_module_writes(
+    records: list[GoldRecord], texts: list[str], block_rows: int
+) -> None:
+    rows = [r.model_dump(mode="json") for r in records]
+    for row, text in zip(rows, texts, strict=False):
+        row["prompt"] = row["adjudication_note"] = text
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(rw, "_CSV_BLOCK_ROWS", block_rows):
+        path = Path(tmp) / "gold.csv"
+        rw.write_csv(path, rows)
+        assert path.read_bytes() == csv_module_bytes(rows)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(gold_records(), max_size=6))
+def test_parquet_holds_the_table_from_pylist_would_build(records: list[GoldRecord]) -> None:
+    rows = [r.model_dump(mode="json") for r in records]
+    flat = [{**row, "metadata": rw._json_sorted(row["metadata"])} for row in rows]
+    expected = pa.Table.from_pylist(flat, schema=rw.parquet_schema(SCHEMA))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gold.parquet"
+        rw.write_parquet(path, rows, SCHEMA)
+        assert pq.read_table(path).equals(expected)
 
 
 @st.composite
