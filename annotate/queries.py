@@ -7,6 +7,7 @@ all start from a `LabelTable` built here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,10 +90,21 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
+# Integers beyond 64 bits have 20 digits or more; orjson would read them as floats.
+_LONG_NUMBER = re.compile(r"\d{20}")
+
+
 def decode_json(value: Any) -> Any:
-    """A JSON column's value: text (as SQLite and a text cast return it) decoded with orjson,
-    else as is (a driver that decodes JSON itself, as psycopg does without a text cast)."""
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
+    """A JSON column's value: text (as SQLite and a text cast return it) decoded, else as is.
+
+    orjson decodes; text with a run of 20 digits or more goes through the standard library,
+    which keeps integers beyond 64 bits exact (orjson turns them into floats).
+    """
+    if isinstance(value, bytes):
+        value = value.decode()
+    if not isinstance(value, str):
+        return value  # a driver that decodes JSON itself
+    return json.loads(value) if _LONG_NUMBER.search(value) else orjson.loads(value)
 
 
 def _selection(value: Any) -> frozenset[str] | None:
@@ -156,13 +168,14 @@ def load_labels(
         Item.source,
     ]
     if with_text:
-        # JSON columns come back as text and are decoded with orjson below: SQLAlchemy's
-        # per-row json.loads was a second of a 100,000-item release.
+        # JSON columns come back as text (cast, so that psycopg leaves them alone) and are
+        # decoded by decode_json below: SQLAlchemy's per-row json.loads was a second of a
+        # 100,000-item release.
         item_cols += [
             Item.prompt,
-            type_coerce(Item.conversation, String).label("conversation"),
+            cast(Item.conversation, Text).label("conversation"),
             Item.response,
-            type_coerce(Item.meta, String).label("meta"),
+            cast(Item.meta, Text).label("meta"),
         ]
     names = [c.key for c in item_cols]
     names[0] = "item_id"

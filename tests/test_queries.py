@@ -57,12 +57,20 @@ def test_label_cells(stored: Any, cells: tuple[Any, ...]) -> None:
         ('{"a": [1, "é"]}', {"a": [1, "é"]}),
         (b'{"a": 1}', {"a": 1}),
         ("null", None),
+        # Beyond 64 bits: orjson would give a float; the standard library keeps the integer.
+        ('{"n": 1180591620717411303424}', {"n": 2**70}),
+        (
+            '{"n": -18446744073709551617, "s": "12345678901234567890"}',
+            {"n": -(2**64) - 1, "s": "12345678901234567890"},
+        ),
         (None, None),
         ({"already": "decoded"}, {"already": "decoded"}),
     ],
 )
 def test_decode_json(stored: Any, value: Any) -> None:
-    assert decode_json(stored) == value
+    decoded = decode_json(stored)
+    assert decoded == value
+    assert [type(v) for v in (decoded or {}).values()] == [type(v) for v in (value or {}).values()]
 
 
 def test_load_labels_reads_every_stored_shape(session: Session, schema: LabelSchema) -> None:
@@ -71,7 +79,7 @@ def test_load_labels_reads_every_stored_shape(session: Session, schema: LabelSch
         session=session,
         actor=ADMIN,
         campaign=campaign,
-        records=[make_item(external_id=e, meta={"e": e}) for e in ("x2", "x1")],
+        records=[make_item(external_id=e, meta={"e": e, "big": 2**70}) for e in ("x2", "x1")],
     )
     items = items_by_id(session, campaign)
     bea, al = make_user(session, "bea"), make_user(session, "al")
@@ -128,7 +136,8 @@ def test_load_labels_reads_every_stored_shape(session: Session, schema: LabelSch
     assert str(frame["created_at"].dt.tz) == "UTC"
     assert frame["created_at"].iloc[0].replace(tzinfo=None) == now.replace(tzinfo=None)
     assert table.items.index.tolist() == sorted([x1, x2])
-    assert table.items.loc[x1, "meta"] == {"e": "x1"}
+    meta = table.items.loc[x1, "meta"]
+    assert meta == {"e": "x1", "big": 2**70} and isinstance(meta["big"], int)
     assert table.items.loc[x1, "conversation"] is None
     assert table.items.loc[x1, "prompt"] == make_item().prompt
 
