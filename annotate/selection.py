@@ -26,6 +26,7 @@ fast for 100,000 items); `GoldSelection.records` validates them into `GoldRecord
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -133,11 +134,20 @@ def _column(frame: pd.DataFrame, name: str) -> list[Any]:
     return column.where(column.notna(), None).tolist()
 
 
+def _option_codes(values: pd.Series, options: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Per value the index of its option, -1 for a missing value or one that is no option."""
+    found, distinct = pd.factorize(values.to_numpy(dtype=object))
+    index = {o: i for i, o in enumerate(options)}
+    # One slot more, for factorize's -1 (missing).
+    lookup = np.array([index.get(v, -1) for v in distinct] + [-1], dtype=np.int64)
+    return lookup[found]
+
+
 def _single_counts(
     values: pd.Series, options: Sequence[str], position: npt.NDArray[np.int64], n_items: int
 ) -> npt.NDArray[np.int64]:
     """items x options: how many human annotators chose each option of a single-choice field."""
-    codes = pd.Categorical(values, categories=list(options)).codes.astype(np.int64)
+    codes = _option_codes(values, options)
     given = codes >= 0
     flat = np.bincount(
         position[given] * len(options) + codes[given], minlength=n_items * len(options)
@@ -176,12 +186,34 @@ def _sparse_shares(
     counts: npt.NDArray[np.int64], totals: npt.NDArray[np.int64], options: Sequence[str]
 ) -> list[dict[str, float]]:
     """Per item `{option: share}` for the options with a share > 0, in schema order."""
-    out: list[dict[str, float]] = [{} for _ in range(len(counts))]
+    # Items repeat few count rows: work out each distinct one once, copy it per item.
+    keyed = np.concatenate([counts, totals[:, None]], axis=1)
+    first, inverse = _distinct_rows(keyed)
+    counts, totals = counts[first], totals[first]
+    templates: list[dict[str, float]] = [{} for _ in range(len(counts))]
     rows, cols = np.nonzero(counts)
     shares = np.round(counts[rows, cols] / np.maximum(totals[rows], 1), DIGITS)
     for r, c, share in zip(rows.tolist(), cols.tolist(), shares.tolist(), strict=True):
-        out[r][options[c]] = share
-    return out
+        templates[r][options[c]] = share
+    return [templates[i].copy() for i in inverse.tolist()]
+
+
+def _distinct_rows(
+    matrix: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(first row of each distinct row, each row's index among those) of a count matrix.
+
+    Rows of small counts are read as the digits of one integer, which numpy sorts fast (rows
+    compared as records sort a hundred times slower); every row is its own when they do not
+    fit in 63 bits.
+    """
+    n_rows, n_cols = matrix.shape
+    base = int(matrix.max(initial=0)) + 1
+    if n_cols * math.log2(base) >= 63 or matrix.min(initial=0) < 0:
+        return np.arange(n_rows), np.arange(n_rows)
+    keys = matrix @ (base ** np.arange(n_cols, dtype=np.int64))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
 
 
 def _majority(counts: npt.NDArray[np.int64], options: Sequence[str]) -> list[str | None]:
@@ -246,138 +278,177 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
         if matrix.size
         else np.zeros(n_items)
     )
+    item_ids = items["item_id"].tolist()
+    at = {item_id: pos for pos, item_id in enumerate(item_ids)}
     adjudications: dict[int, dict[str, Any]] = {
-        int(row["item_id"]): {str(k): v for k, v in row.items()}
+        at[int(row["item_id"])]: {str(k): v for k, v in row.items()}
         for row in table.adjudications.to_dict("records")
+        if int(row["item_id"]) in at
     }
     text = {
         c: _column(items, c)
         for c in ("external_id", "prompt", "conversation", "response", "model", "source")
         + ("category", "group_id", "meta")
     }
+    ids = [str(v) for v in text["external_id"]]
     soft_names = list(soft)
     soft_rows = [
         dict(zip(soft_names, shares, strict=True)) for shares in zip(*soft.values(), strict=True)
     ]
-    singles = [f.name for f in schema.choice_fields if f.kind == "single"]
     no_value = [None] * n_items
     intent, epistemic, observed = (
         majority.get(name, no_value)
         for name in ("intent", "epistemic_status", schema.observed_action_field)
     )
+    top = majority[ra_field]
+
+    # Which items are gold, decided for all items at once; the reasons for the rest.
+    lead_right: list[str | None] = [None] * n_items
+    for pos, decided in adjudications.items():
+        lead_right[pos] = (decided.get("labels") or {}).get(ra_field) or None
+    named = np.array([r is not None for r in lead_right], dtype=bool)
+    has_top = np.array([t is not None for t in top], dtype=bool)
+    too_few = n_annotators < k
+    no_right = ~too_few & ~named & (n_votes < k)
+    voted = unanimous | (has_top & (policy.accept == "majority"))
+    split = ~too_few & ~named & ~no_right & ~voted
+    reasons: list[HeldBackReason] = ["too_few_labels", "no_right_action", "unresolved_disagreement"]
+    reason_at = np.select([too_few, no_right, split], [0, 1, 2], default=-1)
+    held = [
+        _held_back(
+            ids[pos],
+            reasons[int(reason_at[pos])],
+            int(n_annotators[pos]),
+            int(n_votes[pos]),
+            k,
+            votes[pos],
+            schema,
+        )
+        for pos in np.flatnonzero(reason_at >= 0).tolist()
+    ]
+    gold = np.flatnonzero(reason_at < 0).tolist()
+    right = [lead_right[pos] or top[pos] for pos in gold]
+
     default_bands = {
         a: {b: round(c, DIGITS) for b, c in schema.default_band(a).items()}
         for a in schema.right_actions
     }
-    # Python lists: indexing numpy arrays one element at a time is slow over 100,000 items.
-    n_annotators_at, n_votes_at = n_annotators.tolist(), n_votes.tolist()
-    unanimous_at, disagreement_at = unanimous.tolist(), np.round(disagreement, DIGITS).tolist()
-    failure_values = schema.field(schema.failure_field).values
-    right_values = schema.right_actions
-
-    rows: list[dict[str, Any]] = []
-    held: list[HeldBack] = []
-    for pos, item_id in enumerate(items["item_id"].tolist()):
-        ext = str(text["external_id"][pos])
-        adj = adjudications.get(item_id)
-        adj_labels: Mapping[str, Any] = (adj or {}).get("labels") or {}
-        right: str | None = adj_labels.get(ra_field) or None
-        n_ra = n_votes_at[pos]
-        if n_annotators_at[pos] < k:
-            held.append(
-                HeldBack(
-                    id=ext,
-                    reason="too_few_labels",
-                    detail=f"{n_annotators_at[pos]} of {k} required human annotations",
-                )
-            )
-            continue
-        if right is None:
-            if n_ra < k:
-                held.append(
-                    HeldBack(
-                        id=ext,
-                        reason="no_right_action",
-                        detail=f"{n_ra} of {k} required annotations name a right action",
-                    )
-                )
-                continue
-            top = majority[ra_field][pos]
-            if unanimous_at[pos] or (policy.accept == "majority" and top is not None):
-                right = top
-            else:
-                listed = sorted(_split(votes[pos], right_values).items(), key=lambda x: -x[1])
-                held.append(
-                    HeldBack(
-                        id=ext,
-                        reason="unresolved_disagreement",
-                        detail=f"annotators split ({', '.join(f'{v} {n}' for v, n in listed)})"
-                        " and no lead adjudicated",
-                    )
-                )
-                continue
-        assert right is not None
-        stored_band = (adj or {}).get("band") or {}
+    unanimous_at = unanimous.tolist()
+    band_of: list[dict[str, float]] = []
+    for pos, action in zip(gold, right, strict=True):
+        adj = adjudications.get(pos)
         if adj is None and unanimous_at[pos]:
-            band = dict(default_bands[right])  # already rounded
+            band_of.append(dict(default_bands[action]))  # already rounded
+            continue
+        stored = (adj or {}).get("band") or {}
+        if stored:
+            try:
+                band = bands.check_band(schema, action, stored)
+            except ValidationProblem as exc:
+                raise ValidationProblem(f"Item `{ids[pos]}`: adjudication band: {exc}") from None
         else:
-            if stored_band:
-                try:
-                    band = bands.check_band(schema, right, stored_band)
-                except ValidationProblem as exc:
-                    raise ValidationProblem(f"Item `{ext}`: adjudication band: {exc}") from None
-            else:
-                band = bands.suggest_band(
-                    schema,
-                    right,
-                    _split(votes[pos], right_values),
-                    split_credit=policy.split_credit,
-                )
-            band = {a: round(float(c), DIGITS) for a, c in band.items()}
+            band = bands.suggest_band(
+                schema,
+                action,
+                _split(votes[pos], schema.right_actions),
+                split_credit=policy.split_credit,
+            )
+        band_of.append({a: round(float(c), DIGITS) for a, c in band.items()})
 
-        # Single-choice fields: the lead's value where the adjudication has one, else majority.
-        picked = (
-            {name: adj_labels[name] for name in singles if adj_labels.get(name) not in (None, "")}
-            if adj is not None
-            else {}
-        )
-        failures = adj_labels.get(schema.failure_field)
-        conversation = text["conversation"][pos]
-        rows.append(
-            {
-                "id": ext,
-                "prompt": text["prompt"][pos],
-                "conversation": [
-                    {"role": str(t["role"]), "content": str(t["content"])} for t in conversation
-                ]
-                if conversation
-                else None,
-                "response": str(text["response"][pos] or ""),
-                "model": text["model"][pos],
-                "source": text["source"][pos],
-                "category": text["category"][pos],
-                "group": text["group_id"][pos],
-                "right_action": right,
-                "band": band,
-                "intent": picked.get("intent", intent[pos]),
-                "epistemic_status": picked.get("epistemic_status", epistemic[pos]),
-                "observed_action": picked.get(schema.observed_action_field, observed[pos]),
-                "failure_categories": [v for v in failure_values if v in failures]
-                if isinstance(failures, list | tuple)
-                else majority[schema.failure_field][pos],
-                "soft_labels": soft_rows[pos],
-                "n_annotators": n_annotators_at[pos],
-                "disagreement": disagreement_at[pos],
-                "adjudicated": adj is not None,
-                "adjudicated_by": _clean((adj or {}).get("lead")),
-                "adjudication_note": _clean((adj or {}).get("note")),
-                "guideline_gap": bool((adj or {}).get("guideline_gap") or False),
-                "metadata": text["meta"][pos] or {},
-            }
-        )
-    rows.sort(key=lambda r: r["id"])
+    # Gold rows column by column (Python lists: indexing numpy arrays one element at a time is
+    # slow over 100,000 items), then the lead's values over the adjudicated ones.
+    n_annotators_at = n_annotators.tolist()
+    disagreement_at = np.round(disagreement, DIGITS).tolist()
+    failure_majority = majority[schema.failure_field]
+    prompt, conversation, response = text["prompt"], text["conversation"], text["response"]
+    model, source, category, group = (text[c] for c in ("model", "source", "category", "group_id"))
+    meta = text["meta"]
+    rows = [
+        {
+            "id": ids[pos],
+            "prompt": prompt[pos],
+            "conversation": _turns(conversation[pos]),
+            "response": str(response[pos] or ""),
+            "model": model[pos],
+            "source": source[pos],
+            "category": category[pos],
+            "group": group[pos],
+            "right_action": action,
+            "band": band,
+            "intent": intent[pos],
+            "epistemic_status": epistemic[pos],
+            "observed_action": observed[pos],
+            "failure_categories": failure_majority[pos],
+            "soft_labels": soft_rows[pos],
+            "n_annotators": n_annotators_at[pos],
+            "disagreement": disagreement_at[pos],
+            "adjudicated": False,
+            "adjudicated_by": None,
+            "adjudication_note": None,
+            "guideline_gap": False,
+            "metadata": meta[pos] or {},
+        }
+        for pos, action, band in zip(gold, right, band_of, strict=True)
+    ]
+    for pos, row in zip(gold, rows, strict=True):
+        if pos in adjudications:
+            _apply_adjudication(row, adjudications[pos], schema)
+    order = sorted(range(len(rows)), key=lambda i: rows[i]["id"])
     held.sort(key=lambda h: h.id)
-    return GoldSelection(rows=rows, held_back=held, policy=policy, min_annotations=k)
+    return GoldSelection(
+        rows=[rows[i] for i in order], held_back=held, policy=policy, min_annotations=k
+    )
+
+
+def _turns(conversation: Any) -> list[dict[str, str]] | None:
+    """A conversation as the record holds it: role and content of each turn, as text."""
+    if not conversation:
+        return None
+    return [{"role": str(t["role"]), "content": str(t["content"])} for t in conversation]
+
+
+def _held_back(
+    ext: str,
+    reason: HeldBackReason,
+    n_annotators: int,
+    n_votes: int,
+    k: int,
+    votes: npt.NDArray[np.int64],
+    schema: LabelSchema,
+) -> HeldBack:
+    """Item `ext`, held back for `reason`, with the counts that say why."""
+    if reason == "too_few_labels":
+        detail = f"{n_annotators} of {k} required human annotations"
+    elif reason == "no_right_action":
+        detail = f"{n_votes} of {k} required annotations name a right action"
+    else:
+        listed = sorted(_split(votes, schema.right_actions).items(), key=lambda x: -x[1])
+        detail = (
+            f"annotators split ({', '.join(f'{v} {n}' for v, n in listed)}) and no lead adjudicated"
+        )
+    return HeldBack(id=ext, reason=reason, detail=detail)
+
+
+def _apply_adjudication(row: dict[str, Any], adj: Mapping[str, Any], schema: LabelSchema) -> None:
+    """A gold row of an adjudicated item: the lead's single-choice values and failure
+    categories where the adjudication has them, and who adjudicated."""
+    labels: Mapping[str, Any] = adj.get("labels") or {}
+    singles = {f.name for f in schema.choice_fields if f.kind == "single"}
+    for key, name in (
+        ("intent", "intent"),
+        ("epistemic_status", "epistemic_status"),
+        ("observed_action", schema.observed_action_field),
+    ):
+        if name in singles and labels.get(name) not in (None, ""):
+            row[key] = labels[name]
+    failures = labels.get(schema.failure_field)
+    if isinstance(failures, list | tuple):
+        values = schema.field(schema.failure_field).values
+        row["failure_categories"] = [v for v in values if v in failures]
+    row["adjudicated"] = True
+    row["adjudicated_by"] = _clean(adj.get("lead"))
+    row["adjudication_note"] = _clean(adj.get("note"))
+    row["guideline_gap"] = bool(adj.get("guideline_gap") or False)
 
 
 def gold_counts(selection: GoldSelection, schema: LabelSchema) -> dict[str, Any]:
