@@ -46,6 +46,8 @@ _PACKAGE_MAX_CELLS = 1 << 23
 _DENSE_MAX_VALUES = 32
 # Resamples are drawn in blocks so that the (resamples x units) weight matrix stays ~32 MiB.
 _BLOCK_CELLS = 1 << 22
+# Bootstrap sums of multiples of 2**-_EXACT_BITS (at the finest) are exact: see _exact_sums.
+_EXACT_BITS = 10
 
 
 # --- distances -------------------------------------------------------------------------------
@@ -537,17 +539,25 @@ def _sparse_counts(codes: IntArray, n_values: int) -> list[tuple[IntArray, Float
 
 
 def _resampled_alphas(
-    item: _Resamplable, weights: FloatArray, marginals: FloatArray | None = None
+    item: _Resamplable,
+    weights: FloatArray,
+    marginals: FloatArray | None = None,
+    *,
+    observed: FloatArray | None = None,
+    coincidences: FloatArray | None = None,
 ) -> FloatArray:
     """Alpha for each row of a (resamples x units) multiplicity matrix.
 
-    ``marginals`` is ``weights @ item.counts`` when the caller has it already.
+    ``marginals``, ``observed`` and ``coincidences`` are ``weights @ item.counts``,
+    ``weights @ item.observed`` and ``weights @ item.coincidences`` when the caller has them.
     """
     if item.coincidences is not None:
-        coincidences = (weights @ item.coincidences).reshape(-1, item.n_values, item.n_values)
-        marginals = coincidences.sum(axis=2)
+        if coincidences is None:
+            coincidences = weights @ item.coincidences
+        pairs = coincidences.reshape(-1, item.n_values, item.n_values)
+        marginals = pairs.sum(axis=2)
         dist = _ordinal_distances(marginals)
-        observed = (coincidences * dist).sum(axis=(1, 2))
+        observed = (pairs * dist).sum(axis=(1, 2))
         spread = np.einsum("bv,bvw,bw->b", marginals, dist, marginals)
     else:
         assert item.dist is not None and item.observed is not None
@@ -560,7 +570,8 @@ def _resampled_alphas(
             marginals = np.empty((weights.shape[0], item.n_values))
             for value, (units, unit_counts) in enumerate(item.sparse):
                 marginals[:, value] = weights[:, units] @ unit_counts
-        observed = weights @ item.observed
+        if observed is None:
+            observed = weights @ item.observed
         spread = ((marginals @ item.dist) * marginals).sum(axis=1)
     total = marginals.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -571,12 +582,33 @@ def _resampled_alphas(
     return result
 
 
+def _exact_sums(values: FloatArray, n_units: int) -> bool:
+    """Whether the bootstrap's weighted sums of `values` are exact in float64 in any order.
+
+    The weights are whole numbers adding up to `n_units`. When the values are multiples of
+    2**-k (k <= _EXACT_BITS) and n_units times the largest stays below 2**53 at that scale,
+    every product and every partial sum is such a multiple, small enough to be represented:
+    no addition rounds, so one matrix product over many columns gives the very figures that
+    one product per column does.
+    """
+    if not np.all(np.isfinite(values)):
+        return False
+    top = float(np.abs(values).max(initial=0.0))
+    for bits in range(_EXACT_BITS + 1):
+        scaled = np.ldexp(values, bits)
+        if np.array_equal(scaled, np.floor(scaled)):
+            return top * 2.0**bits * n_units < 2.0**53
+    return False
+
+
 def _multiplicities(rng: np.random.Generator, n_units: int, rows: int) -> FloatArray:
     """(rows x units) counts of how often each unit is drawn in each resample of n_units."""
     draws = rng.integers(0, n_units, size=(rows, n_units))
-    draws += (np.arange(rows) * n_units)[:, None]
-    counts = np.bincount(draws.ravel(), minlength=rows * n_units)
-    return counts.reshape(rows, n_units).astype(np.float64)
+    # Row by row: no offset pass over the draws, no int64 copy of the counts to convert.
+    counts = np.empty((rows, n_units), dtype=np.float64)
+    for row in range(rows):
+        counts[row] = np.bincount(draws[row], minlength=n_units)
+    return counts
 
 
 def _percentile_ci(alphas: FloatArray, confidence: float) -> tuple[float, float] | None:
@@ -599,29 +631,45 @@ def _bootstrap_cis(
     rng = np.random.default_rng(seed)
     block = max(1, _BLOCK_CELLS // n_units)
     alphas = np.empty((len(items), n_resamples))
-    # Every field's value counts side by side, so that each block of weights is read once for
-    # all of them rather than once per field (the products are memory-bound). Counts and
-    # weights are small integers, so the sums are exact whatever the order: the same figures.
-    dense = {
-        i: item.counts
-        for i, item in enumerate(items)
-        if item.counts is not None and item.dist is not None
-    }
-    stacked = np.hstack(list(dense.values())) if dense else None
-    starts = dict(zip(dense, np.cumsum([0, *(items[i].n_values for i in dense)]), strict=False))
+    # Every field's value counts side by side, and its per-unit observed disagreement (or
+    # ordinal coincidences) where their weighted sums are exact, so that each block of
+    # weights is read once for all of them rather than once per field (the products are
+    # memory-bound). Counts and weights are small integers, and see _exact_sums for the rest:
+    # the sums come out the same whatever the order, so the figures are the same.
+    columns: list[FloatArray] = []
+    at: dict[tuple[int, str], slice] = {}
+    width = 0
+    for i, item in enumerate(items):
+        parts = {
+            "counts": item.counts if item.dist is not None else None,
+            "observed": item.observed[:, None] if item.observed is not None else None,
+            "coincidences": item.coincidences,
+        }
+        for name, part in parts.items():
+            if part is not None and (name == "counts" or _exact_sums(part, n_units)):
+                at[i, name] = slice(width, width + part.shape[1])
+                width += part.shape[1]
+                columns.append(part)
+    stacked = np.hstack(columns) if columns else None
     # One BLAS thread: these products are small, and on a busy machine extra threads spin
     # rather than help (3 s became 8 s on two loaded cores).
     with threadpool_limits(limits=1, user_api="blas"):
         for start in range(0, n_resamples, block):
             weights = _multiplicities(rng, n_units, min(block, n_resamples - start))
-            all_marginals = weights @ stacked if stacked is not None else None
+            products = weights @ stacked if stacked is not None else None
             for row, item in enumerate(items):
-                marginals = None
-                if all_marginals is not None and row in starts:
-                    at = int(starts[row])
-                    marginals = all_marginals[:, at : at + item.n_values]
+                got = {
+                    name: products[:, where]
+                    for (i, name), where in at.items()
+                    if i == row and products is not None
+                }
+                observed = got.get("observed")
                 alphas[row, start : start + weights.shape[0]] = _resampled_alphas(
-                    item, weights, marginals
+                    item,
+                    weights,
+                    got.get("counts"),
+                    observed=None if observed is None else observed[:, 0],
+                    coincidences=got.get("coincidences"),
                 )
     return [_percentile_ci(row, confidence) for row in alphas]
 

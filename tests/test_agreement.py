@@ -272,6 +272,53 @@ def test_resamples_over_many_values_use_per_value_marginals(
         assert got[row] == pytest.approx(package_alpha(resampled, n_values, dist), abs=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("values", "n_units", "exact"),
+    [
+        ([0.0, 0.5, 0.125, 3.0], 100_000, True),
+        ([1 / 1024, 2.0], 10, True),
+        ([1 / 2048], 10, False),  # finer than _EXACT_BITS
+        ([1 / 3], 10, False),
+        ([0.67], 10, False),
+        ([float("nan"), 0.5], 10, False),
+        ([2.0**40], 2**20, False),  # sums could pass 2**53
+        ([], 10, True),
+    ],
+)
+def test_exact_sums(values: list[float], n_units: int, exact: bool) -> None:
+    assert ag._exact_sums(np.array(values, dtype=np.float64), n_units) is exact
+
+
+def test_multiplicities_count_the_draws() -> None:
+    weights = ag._multiplicities(np.random.default_rng(7), 50, 6)
+    draws = np.random.default_rng(7).integers(0, 50, size=(6, 50))
+    expected = np.stack([np.bincount(row, minlength=50) for row in draws]).astype(np.float64)
+    assert weights.dtype == np.float64 and np.array_equal(weights, expected)
+    assert (weights.sum(axis=1) == 50).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n_annotators", [3, 4])
+def test_stacked_bootstrap_products_give_the_same_bits(
+    seed: int, n_annotators: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three labels per unit make every per-unit figure a multiple of 1/8 (exact sums, stacked
+    # into one product); four make thirds (one product per field). Either way the intervals
+    # must be bit for bit those of one product per field.
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 4, size=(n_annotators, 300))
+    band = ag.band_distance(
+        [[1, 0.75, 0.25, 0], [0.75, 1, 0.5, 0], [0.25, 0.5, 1, 0.5], [0, 0, 0.5, 1]]
+    )
+    items = [
+        ag._resamplable(codes, 4, level, np.arange(4, dtype=np.float64))
+        for level in ("nominal", band, "ordinal")
+    ]
+    stacked = ag._bootstrap_cis(items, 300, 200, 0.95, seed)
+    monkeypatch.setattr(ag, "_exact_sums", lambda values, n_units: False)
+    assert stacked == ag._bootstrap_cis(items, 300, 200, 0.95, seed)
+
+
 def test_bootstrap_of_perfect_agreement_is_degenerate() -> None:
     units = ["answer", "refuse", "clarify", "answer", "abstain", "refuse"] * 5
     data: list[list[str | None]] = [
