@@ -9,8 +9,10 @@ database keeps a `Release` row per version for the dashboard (`list_releases`).
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,25 @@ def write_release_files(
     )
 
 
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk job, then restore its state.
+
+    A release makes millions of containers (records, their bands and soft labels) and no
+    reference cycles to speak of; every full collection walked all of them, 1.5-2.5 s of a
+    100,000-item release. Reference counting still frees everything as it goes; cycles made
+    meanwhile are collected once the collector runs again.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@cyclic_gc_paused()
 def create_release(
     *,
     session: Session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import os
 from pathlib import Path
@@ -273,6 +274,34 @@ def test_an_interrupted_release_leaves_nothing(
     assert written and not written[0].exists()
     assert _tree(tmp_path / "x") == ["c1"]  # the dataset folder only: no v1, no temporary folder
     assert session.exec(select(func.count()).select_from(Release)).one() == 0
+
+
+def test_a_release_pauses_the_cyclic_collector_and_restores_it(
+    session: Session, schema: LabelSchema, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign, _, lead = _release_setup(session, schema)
+    seen: list[bool] = []
+    real_parquet = release_mod.write_parquet
+
+    def watching_parquet(*args: object, **kwargs: object) -> None:
+        seen.append(gc.isenabled())
+        real_parquet(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(release_mod, "write_parquet", watching_parquet)
+    create_release(session=session, actor=lead, campaign=campaign, out_dir=tmp_path / "x")
+    assert seen == [False] and gc.isenabled()
+    # A failure restores it too, and a collector that was off stays off.
+    monkeypatch.setattr(release_mod, "write_parquet", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        create_release(session=session, actor=lead, campaign=campaign, out_dir=tmp_path / "x")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with release_mod.cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_concurrent_release_is_not_replaced(
