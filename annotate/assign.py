@@ -217,7 +217,12 @@ def _check_labeler(session: Session, user: User, campaign: Campaign) -> User:
 def current_claim(
     *, session: Session, user: User, campaign: Campaign, now: datetime | None = None
 ) -> Claim | None:
-    """`user`'s live lease in `campaign`, if any; reads only (safe on every page rerun)."""
+    """`user`'s live lease in `campaign`, if any; reads only (safe on every page rerun).
+
+    Raises PermissionDenied for anyone who may not label (the role check costs no query;
+    membership was checked when the lease was made by `claim_next`, and again on submit).
+    """
+    require_role(user, "annotator", "label items")
     now = now or utcnow()
     row = session.exec(
         select(Assignment, Item)

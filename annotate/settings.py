@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
         description="Key signing session cookies; generated and kept in the database if empty.",
     )
     session_hours: float = Field(default=12.0, gt=0, description="Sign-in cookie lifetime.")
+    secure_cookies: Literal["auto", "always"] = Field(
+        default="auto",
+        description="When the session cookie is marked Secure: `auto` when the request came over "
+        "https (directly, or per a proxy's X-Forwarded-Proto header), `always` on every response.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=0, description="How long SQLite waits for a lock before failing."
     )

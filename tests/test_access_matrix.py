@@ -179,6 +179,11 @@ MATRIX: list[tuple[str, str, Call]] = [
         lambda w: assign.claim_next(session=w.s, user=w.actor, campaign=w.c),
     ),
     (
+        "assign.current_claim",
+        "annotator",
+        lambda w: assign.current_claim(session=w.s, user=w.actor, campaign=w.c),
+    ),
+    (
         "assign.submit",
         "annotator",
         lambda w: assign.submit(
@@ -360,8 +365,6 @@ MATRIX: list[tuple[str, str, Call]] = [
 EXEMPT = {
     "store.save_annotation": "storage primitive behind submit/edit/import_labels, which check "
     "the role first; no page calls it",
-    "assign.current_claim": "reads only the caller's own lease; leases are made by claim_next, "
-    "which checks the role, and pages run only for a user current_user admitted",
     "sessions.issue_token": "signs a token for a user sign_in already admitted",
     "sessions.sign_out": "ends the caller's own sessions; anyone may sign out",
 }

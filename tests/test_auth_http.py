@@ -116,10 +116,12 @@ def request(
     *,
     form: dict[str, str] | None = None,
     cookie: str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Reply:
     """One request, no redirects followed, as a browser on the same origin would send it."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     headers = {"accept": "text/html", "origin": f"http://127.0.0.1:{server.port}"}
+    headers.update(extra or {})
     body = None
     if form is not None:
         body = urlencode(form)
@@ -170,6 +172,60 @@ def test_the_cookie_is_signed_httponly_samesite_and_expires(server: Running) -> 
         sessions.parse_token(key="another-key" * 4, token=token, max_age_s=3600)
     assert PASSWORDS["carl"] not in raw
     assert opens_the_app(server, token)
+
+
+def test_the_cookie_is_secure_behind_a_tls_proxy_and_only_there(server: Running) -> None:
+    def flags(reply: Reply) -> list[str]:
+        assert reply.status == 303, reply.body
+        (raw,) = reply.set_cookies()
+        return [a.strip() for a in raw.split(";")]
+
+    plain = sign_in(server, "carl", PASSWORDS["carl"])
+    assert "Secure" not in flags(plain)
+    # A TLS-terminating proxy in front (the README's nginx example) says so in
+    # X-Forwarded-Proto; the browser's Origin is then the https one.
+    proxied = request(
+        server,
+        "POST",
+        "/signin",
+        form={"name": "carl", "password": PASSWORDS["carl"]},
+        extra={
+            "x-forwarded-proto": "https",
+            "origin": f"https://127.0.0.1:{server.port}",
+        },
+    )
+    assert "Secure" in flags(proxied)
+    assert opens_the_app(server, cookie_of(proxied))
+    # Signing out through the proxy clears the cookie with the same flag.
+    out = request(
+        server,
+        "GET",
+        "/signout",
+        cookie=cookie_of(proxied),
+        extra={"x-forwarded-proto": "https"},
+    )
+    assert any("Max-Age=0" in c and "Secure" in c for c in out.set_cookies())
+
+
+def test_secure_cookies_always_marks_every_cookie_secure() -> None:
+    from starlette.requests import Request
+
+    from annotate.app.server import _cookie_header
+
+    def plain_http(headers: dict[str, str]) -> Request:
+        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+        return Request({"type": "http", "scheme": "http", "headers": raw, "path": "/"})
+
+    auto = Settings(database_url="sqlite://", secure_cookies="auto")
+    always = Settings(database_url="sqlite://", secure_cookies="always")
+    assert "Secure" not in _cookie_header(auto, plain_http({}), "v", 60)
+    assert _cookie_header(auto, plain_http({"x-forwarded-proto": "https, http"}), "v", 60).endswith(
+        "; Secure"
+    )
+    assert "Secure" not in _cookie_header(auto, plain_http({"x-forwarded-proto": "http"}), "v", 60)
+    assert _cookie_header(always, plain_http({}), "v", 60).endswith("; Secure")
+    with pytest.raises(ValueError, match="secure_cookies"):
+        Settings(database_url="sqlite://", secure_cookies="sometimes")  # type: ignore[arg-type]
 
 
 def test_tampered_and_expired_cookies_are_refused(server: Running) -> None:

@@ -145,8 +145,17 @@ def _safe_next(value: str | None) -> str:
     return value if not parts.scheme and not parts.netloc else "/"
 
 
-def _cookie_header(request: Request | None, value: str, max_age: int) -> str:
-    secure = "; Secure" if request is not None and request.url.scheme == "https" else ""
+def over_https(request: Request) -> bool:
+    """Whether the browser reached us over https: directly, or through a TLS-terminating proxy
+    that says so in X-Forwarded-Proto (first hop). Trusting the header is safe here: all it can
+    do is add Secure to a cookie, which only ever withholds it from plain http."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def _cookie_header(settings: Settings, request: Request, value: str, max_age: int) -> str:
+    always = settings.secure_cookies == "always"
+    secure = "; Secure" if always or over_https(request) else ""
     return (
         f"{sessions.COOKIE_NAME}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax"
         + secure
@@ -229,7 +238,7 @@ def routes(auth: Auth) -> list[Route]:
             _form_page(message=message, kind=kind, next_path=next_path), headers=FORM_HEADERS
         )
         if token:
-            response.headers.append("set-cookie", _cookie_header(request, "", 0))
+            response.headers.append("set-cookie", _cookie_header(auth.settings, request, "", 0))
         return response
 
     async def signin_submit(request: Request) -> Response:
@@ -268,7 +277,7 @@ def routes(auth: Auth) -> list[Route]:
         response = RedirectResponse(next_path, status_code=303)
         response.headers.append(
             "set-cookie",
-            _cookie_header(request, token, int(auth.settings.session_hours * 3600)),
+            _cookie_header(auth.settings, request, token, int(auth.settings.session_hours * 3600)),
         )
         return response
 
@@ -277,7 +286,7 @@ def routes(auth: Auth) -> list[Route]:
         if token:
             await run_in_threadpool(auth.sign_out, token)
         response = RedirectResponse("/signin?signed_out=1", status_code=303)
-        response.headers.append("set-cookie", _cookie_header(request, "", 0))
+        response.headers.append("set-cookie", _cookie_header(auth.settings, request, "", 0))
         return response
 
     return [
@@ -302,7 +311,11 @@ class SignInGate:
         path = request.url.path
         if path == "/auth/logout":
             await self.app(
-                scope, receive, _with_headers(send, {"set-cookie": _cookie_header(None, "", 0)})
+                scope,
+                receive,
+                _with_headers(
+                    send, {"set-cookie": _cookie_header(self.auth.settings, request, "", 0)}
+                ),
             )
             return
         if not self._is_page_load(request):
@@ -321,7 +334,9 @@ class SignInGate:
             )
             response = RedirectResponse(target, status_code=303)
             if token:
-                response.headers.append("set-cookie", _cookie_header(None, "", 0))
+                response.headers.append(
+                    "set-cookie", _cookie_header(self.auth.settings, request, "", 0)
+                )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, _with_headers(send, PAGE_HEADERS))
