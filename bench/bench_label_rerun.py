@@ -148,9 +148,16 @@ def main() -> None:
             f"seeded {args.items:,} items, {args.annotators} annotators x 1,000 labels "
             f"in {time.perf_counter() - t0:.1f} s"
         )
-        # As `annotate serve` runs Streamlit: no usage statistics (their bookkeeping costs
-        # time on every widget call).
-        os.environ["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
+        # As `annotate serve` runs Streamlit: its configuration, above all no usage statistics
+        # (their bookkeeping costs time on every widget call). The environment variable alone
+        # is read too late once Streamlit is imported, so the options are set directly.
+        from streamlit import config as streamlit_config
+
+        from annotate.app.server import STREAMLIT_CONFIG
+
+        for option, value in STREAMLIT_CONFIG.items():
+            streamlit_config.set_option(option, value)
+        assert streamlit_config.get_option("browser.gatherUsageStats") is False
         os.environ["ANNOTATE_DATABASE_URL"] = url
         os.environ["ANNOTATE_SECRET_KEY"] = SECRET
         # The entry script, timed from inside: the script run proper, without AppTest's thread

@@ -95,8 +95,11 @@ def press(page: Any, key: str) -> None:
 
 
 def submit_and_wait(page: Any, current: str) -> None:
+    # Read before the key: read after it, the header may already show the next item, and the
+    # wait would be for a change that never comes.
+    before = page.inner_text(HEADER)
     page.keyboard.press("Control+Enter")
-    page.wait_for_function(CHANGED, arg=page.inner_text(HEADER))
+    page.wait_for_function(CHANGED, arg=before)
     assert item_id(page) != current
     # The next item's form starts empty, and keys pressed while the page is still being
     # rebuilt can miss their button: wait for both, as a person reading the item would.
