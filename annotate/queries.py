@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -180,14 +181,10 @@ def load_labels(
     names = [c.key for c in item_cols]
     names[0] = "item_id"
     # Sorted by id here: ORDER BY made SQLite sort the whole rows, text and all, on disk.
-    item_columns = _columns(
-        _raw_rows(session, select(*item_cols).where(Item.campaign_id == campaign.id)),
-        len(names),
-    )
-    by_id = np.argsort(np.array(item_columns[0], dtype=np.int64), kind="stable").tolist()
-    item_data = {
-        name: [values[i] for i in by_id] for name, values in zip(names, item_columns, strict=True)
-    }
+    item_rows = _raw_rows(session, select(*item_cols).where(Item.campaign_id == campaign.id))
+    item_rows.sort(key=itemgetter(0))
+    item_data = dict(zip(names, _columns(item_rows, len(names)), strict=True))
+    del item_rows
     text_data: dict[str, pd.Series] = {}
     if with_text:
         # Only the release reads these: object columns, as select_gold wants them (pandas'
@@ -249,15 +246,19 @@ def load_labels(
     order = order[ranks[order] >= 0]
     codes, distinct = pd.factorize(pd.Series(columns[6], dtype=object).take(order))
     cells = [label_cells(text, fields) for text in distinct]
+    # Names and flags of the few users, taken row by row (the names as pandas would type a
+    # column of them).
+    by_rank = ranks[order]
+    annotator: Any = (
+        pd.Series([users[u][0] for u in ranked]).array.take(by_rank) if len(order) else []
+    )
     data: dict[str, Any] = {
         "item_id": item_ids[order],
         "user_id": user_ids[order],
-        "annotator": [users[u][0] for u in user_ids[order].tolist()],
-        "is_machine": np.array([users[u][1] for u in user_ids[order].tolist()], dtype=bool),
+        "annotator": annotator,
+        "is_machine": np.array([users[u][1] for u in ranked], dtype=bool)[by_rank],
         "flagged": np.array(columns[2], dtype=bool)[order],
-        "duration_s": pd.to_numeric(pd.Series(columns[3], dtype=object))
-        .astype("float64")
-        .to_numpy()[order],
+        "duration_s": np.array(columns[3], dtype=np.float64)[order],
         "created_at": _timestamps(columns[4]).take(order).reset_index(drop=True),
         "updated_at": _timestamps(columns[5]).take(order).reset_index(drop=True),
     }
