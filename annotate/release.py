@@ -118,12 +118,13 @@ def write_release_files(
     diff_summary: Mapping[str, Any] | None,
     license: str,
     lines: Sequence[str] | None = None,
-) -> None:
+) -> dict[str, dict[str, Any]]:
     """Write every file of a release into the empty folder `root`, manifest last.
 
     `rows` are gold records as JSON dicts, sorted by id (`lines`, if given, their encoded
     JSONL lines). No database: `create_release` calls this inside `publish`; tests and tools
-    can build a release from records the same way.
+    can build a release from records the same way. Returns the sha256 and size of every file
+    but the manifest, as the manifest lists them.
     """
     write_lines(root / GOLD_JSONL, lines if lines is not None else encode_rows(rows))
     write_parquet(root / GOLD_PARQUET, rows, schema)
@@ -162,6 +163,7 @@ def write_release_files(
     (root / MANIFEST).write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8", newline="\n"
     )
+    return files
 
 
 @contextmanager
@@ -230,28 +232,32 @@ def create_release(
     }
     created_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
+    written: dict[str, dict[str, Any]] = {}
+
     def write(root: Path) -> None:
-        write_release_files(
-            root,
-            rows=rows,
-            schema=schema,
-            dataset=campaign.name,
-            version=version,
-            parent_version=parent,
-            created_at=created_at,
-            created_by=actor.name,
-            counts=counts,
-            agreement=agreement,
-            policy=policy_info,
-            held_back=[h.model_dump() for h in selection.held_back],
-            diff_summary=diff_summary.model_dump() if diff_summary else None,
-            license=license,
-            lines=lines,
+        written.update(
+            write_release_files(
+                root,
+                rows=rows,
+                schema=schema,
+                dataset=campaign.name,
+                version=version,
+                parent_version=parent,
+                created_at=created_at,
+                created_by=actor.name,
+                counts=counts,
+                agreement=agreement,
+                policy=policy_info,
+                held_back=[h.model_dump() for h in selection.held_back],
+                diff_summary=diff_summary.model_dump() if diff_summary else None,
+                license=license,
+                lines=lines,
+            )
         )
 
     path = publish(dataset_dir, version, write)
     manifest_sha = sha256_file(path / MANIFEST)
-    content_hash = sha256_file(path / GOLD_JSONL)
+    content_hash = written[GOLD_JSONL]["sha256"]  # hashed as it was written, not read again
     ra = agreement["fields"].get(schema.right_action_field, {})
     store.add_release(
         session=session,

@@ -233,6 +233,30 @@ def test_jsonl_and_parquet_read_back_equal(tmp_path: Path, schema: LabelSchema) 
     assert sample["metadata"]["band"] == {"refuse": 1.0, "abstain": 0.25}
 
 
+@pytest.mark.parametrize(
+    ("content", "lines"),
+    [
+        (b"", []),
+        (b'{"id":"a"}\n{"id":"b"}\n', ['{"id":"a"}', '{"id":"b"}']),
+        (b'{"id":"a"}', ['{"id":"a"}']),  # no final line end
+        (b"a\r\nb\rc\n", ["a", "b", "c"]),  # universal newlines
+        (b"a\n\n  \nb\n", ["a", "b"]),  # blank lines dropped
+        ("x\u2028y\x85z\n".encode(), ["x\u2028y\x85z"]),  # not line ends in JSONL
+    ],
+)
+def test_read_jsonl_lines(tmp_path: Path, content: bytes, lines: list[str]) -> None:
+    (tmp_path / "gold.jsonl").write_bytes(content)
+    assert rw.read_jsonl_lines(tmp_path / "gold.jsonl") == lines
+
+
+def test_write_lines_ends_every_line(tmp_path: Path) -> None:
+    lines = [f'{{"id":"{n}"}}' for n in range(25_001)]
+    rw.write_lines(tmp_path / "gold.jsonl", iter(lines))
+    assert (tmp_path / "gold.jsonl").read_bytes() == "".join(f"{x}\n" for x in lines).encode()
+    rw.write_lines(tmp_path / "empty.jsonl", [])
+    assert (tmp_path / "empty.jsonl").read_bytes() == b""
+
+
 def test_parquet_refuses_actions_outside_the_schema(tmp_path: Path, schema: LabelSchema) -> None:
     row = gold_record(band={"answer": 1.0, "shrug": 0.5}).model_dump(mode="json")
     with pytest.raises(ValidationProblem, match="Item `g1`: band action\\(s\\) shrug"):
@@ -350,6 +374,7 @@ def test_releases_are_immutable_reproducible_and_hashed(
     assert manifest["files"] == rw.file_hashes(v2)
     assert set(manifest["files"]) == {*data_files, "README.md", "inspect/task.py"}
     assert manifest["content_hash"] == first.content_hash == second.content_hash
+    assert first.content_hash == rw.sha256_file(v1 / "gold.jsonl")
     assert (manifest["dataset"], manifest["version"], manifest["parent_version"]) == ("c1", 2, 1)
     assert manifest["schema"]["sha256"] == schema.fingerprint()
     assert (v2 / "gold-record.schema.json").read_text() == (
