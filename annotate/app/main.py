@@ -16,7 +16,7 @@ import streamlit as st
 
 from annotate import sessions
 from annotate.app import context
-from annotate.app.render import plain
+from annotate.app.render import inert, plain
 from annotate.auth import has_role
 from annotate.errors import AnnotateError
 from annotate.models import User
@@ -101,7 +101,8 @@ def sign_in_gate(why: str | None) -> None:
     """What someone who is not signed in sees (the server normally redirects them first)."""
     st.title("annotate")
     if why:
-        st.warning(why, icon=":material/lock:")
+        # `why` can quote an identity provider's claim (an email): never let it be markdown.
+        st.warning(inert(why), icon=":material/lock:")
     st.write("Sign in to label.")
     with st.container(horizontal=True):
         if st.button("Sign in with a password", type="primary", key="go-signin"):
