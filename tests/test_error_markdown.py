@@ -93,3 +93,25 @@ def test_inert_keeps_every_character_visible(value: str) -> None:
 def visible(markdown: str) -> str:
     """The text a reader sees once `markdown` is rendered."""
     return html.unescape(re.sub(r"<[^>]+>", "", render._parser().render(markdown)))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "No annotate user for `x`: see http://remote.invalid/x",
+        "No annotate user for www.remote.invalid: ask an admin",
+        "Unknown user mailto:someone@remote.invalid",
+    ],
+)
+def test_bare_urls_are_escaped_so_streamlit_does_not_link_them(message: str) -> None:
+    safe = render.inert(message)
+    assert safe != message
+    # No scheme or www. is left contiguous for GFM's autolinks to find...
+    assert not re.search(r"(?i)(https?://|mailto:|www\.)", safe)
+    # ...and the reader still sees every character.
+    assert visible(safe).strip() == message
+
+
+def test_urls_inside_code_spans_are_left_alone() -> None:
+    message = "No item `http://remote.invalid/x` in campaign `demo`"
+    assert render.inert(message) == message

@@ -129,6 +129,7 @@ def show_item(item: Any, *, response_label: str = "Response") -> None:
 # Markdown that fetches, links or injects when Streamlit renders an alert or a caption.
 _ACTIVE = {"image", "link_open", "html_inline", "html_block"}
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_BARE_URL = re.compile(r"(?i)\b(?:https?://|ftp://|mailto:|www\.)")
 
 
 def inert(text: str) -> str:
@@ -139,7 +140,14 @@ def inert(text: str) -> str:
     every ASCII punctuation character is backslash-escaped, so it shows exactly as typed.
     """
     for block in _parser().parse(text):
-        if block.type in _ACTIVE or any(t.type in _ACTIVE for t in block.children or []):
+        children = block.children or []
+        if (
+            block.type in _ACTIVE
+            or any(t.type in _ACTIVE for t in children)
+            # Streamlit's markdown turns a bare URL into a link (GFM autolinks; our parser
+            # has linkify off); escaped, `http\://...` stays text.
+            or any(t.type == "text" and _BARE_URL.search(t.content) for t in children)
+        ):
             return _PUNCTUATION.sub(r"\\\1", text)
     return text
 
