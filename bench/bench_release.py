@@ -16,7 +16,9 @@ import random
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import insert, text
 
@@ -25,12 +27,14 @@ from annotate.auth import system_actor
 from annotate.importers import ItemRecord
 from annotate.models import Adjudication, Annotation, utcnow
 from annotate.queries import load_labels
-from annotate.release import create_release
+from annotate.release import create_release, cyclic_gc_paused
+from annotate.reports import agreement_report
 from annotate.schema import resolve_schema
 from annotate.selection import select_gold
 from annotate.settings import get_settings
 
 WORDS = "kill process shoot photo execute script bleed radiator attack opening the a of".split()
+T = TypeVar("T")
 RIGHT = ["answer", "answer_with_caveat", "refuse", "clarify", "abstain"]
 INTENT = {"answer": "benign", "answer_with_caveat": "benign", "refuse": "harmful"}
 
@@ -131,13 +135,25 @@ def run(url: str, n_items: int, out: Path, label: str) -> None:
     actor = system_actor()
     with db.session_scope(engine) as s:
         campaign = store.get_campaign(session=s, name=name)
-        t0 = time.perf_counter()
-        table = load_labels(session=s, actor=actor, campaign=campaign, with_text=True)
-        t1 = time.perf_counter()
-        selection = select_gold(table)
-        t2 = time.perf_counter()
+        parts: list[str] = []
+
+        def timed(part: str, call: Callable[[], T]) -> T:
+            start, cpu = time.perf_counter(), time.process_time()
+            with cyclic_gc_paused():  # as inside create_release
+                result = call()
+            parts.append(
+                f"{part} {time.perf_counter() - start:.2f} s ({time.process_time() - cpu:.2f} CPU)"
+            )
+            return result
+
+        table = timed(
+            "load_labels",
+            lambda: load_labels(session=s, actor=actor, campaign=campaign, with_text=True),
+        )
+        selection = timed("select_gold", lambda: select_gold(table))
+        timed("agreement", lambda: agreement_report(table, actor=actor, n_resamples=1000))
         print(
-            f"{label}: parts: load_labels {t1 - t0:.2f} s, select_gold {t2 - t1:.2f} s "
+            f"{label}: parts: {', '.join(parts)} "
             f"({len(selection.rows)} gold, {len(selection.held_back)} held back)"
         )
     timings = []
