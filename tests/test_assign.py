@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from annotate import assign, db, store
 from annotate.errors import Conflict, NotFound, PermissionDenied, ValidationProblem
@@ -458,6 +459,22 @@ def _run_concurrently(
     lock = threading.Lock()
     start = threading.Barrier(2 * annotators)
 
+    deadline = time.monotonic() + 90
+
+    def live_leases() -> int:
+        with Session(engine) as s:
+            return int(
+                s.exec(
+                    select(func.count())
+                    .select_from(Assignment)
+                    .where(
+                        Assignment.campaign_id == campaign.id,
+                        Assignment.status == "active",
+                        col(Assignment.expires_at) > utcnow(),
+                    )
+                ).one()
+            )
+
     def work(user: User, tab: int) -> None:
         start.wait()
         rounds = 0
@@ -476,6 +493,12 @@ def _run_concurrently(
                         lease_minutes=0.05 / 60 if walk_away else 30,
                     )
                 if c is None:
+                    # Nothing open to this annotator now, but an item may still be under a
+                    # lease about to lapse (a tab that walked away) or about to be labeled:
+                    # look again until no live lease is left.
+                    if live_leases() and time.monotonic() < deadline:
+                        threading.Event().wait(0.05)
+                        continue
                     return
                 if walk_away:
                     with lock:
