@@ -254,10 +254,10 @@ def _mace_e_step(
         weights=log_hit - log_spam,
         minlength=table.n_units * table.n_values,
     )
-    log_joint: FloatArray = base[:, None] + flat.reshape(table.n_units, table.n_values).astype(
-        np.float64
-    )
-    log_joint = log_joint - math.log(table.n_values)
+    log_joint = np.asarray(base, dtype=np.float64)[:, None] + np.asarray(
+        flat, dtype=np.float64
+    ).reshape(table.n_units, table.n_values)
+    log_joint -= math.log(table.n_values)
     posterior, log_likelihood = _normalise_rows(log_joint)
     knowing = posterior[table.unit, table.code] * knows / np.maximum(spam + knows, _FLOOR)
     return posterior, log_likelihood, knowing, 1.0 - knowing
