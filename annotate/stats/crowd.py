@@ -12,8 +12,11 @@ posterior over the true class of every unit and a competence figure per annotato
   or variational Bayes with Beta and Dirichlet priors, from ``restarts`` seeded random starts;
   the start with the best marginal likelihood wins.
 
-The work is in long format (one row per label), so a fit costs O(labels x classes) per
-iteration, whatever the number of annotators. Missing labels simply have no row.
+Units that got the very same labels from the very same annotators share a posterior, so the
+EM runs over the distinct label columns, each weighted by how many units have it (exactly the
+same fit; with 5 annotators and 6 values, 100,000 units have at most a few thousand distinct
+columns). Within that the work is in long format (one row per label), O(labels x classes) per
+iteration whatever the number of annotators; missing labels simply have no row.
 """
 
 from __future__ import annotations
@@ -36,11 +39,18 @@ _FLOOR = 1e-10
 
 @dataclass(frozen=True)
 class _Long:
-    """Labels in long format: one entry per (annotator, unit) label present."""
+    """Labels in long format over the distinct label columns ("patterns").
+
+    One entry per (annotator, pattern) label present; ``unit`` indexes patterns, ``weight``
+    is the entry's pattern multiplicity, ``inverse`` maps each original unit to its pattern.
+    """
 
     unit: IntArray
     annotator: IntArray
     code: IntArray
+    weight: FloatArray
+    multiplicity: FloatArray
+    inverse: IntArray
     n_units: int
     n_annotators: int
     n_values: int
@@ -52,13 +62,23 @@ def _long(data: LabelMatrix, labels: Sequence[Hashable] | None) -> tuple[_Long, 
         raise AgreementInputError(
             f"An annotator model needs at least two labels, got {len(domain)}: {domain!r}"
         )
-    annotator, unit = np.nonzero(codes >= 0)
+    if codes.shape[1]:
+        patterns, inverse, counts = np.unique(
+            codes, axis=1, return_inverse=True, return_counts=True
+        )
+    else:
+        patterns, inverse, counts = codes, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    multiplicity = counts.astype(np.float64)
+    annotator, unit = np.nonzero(patterns >= 0)
     return (
         _Long(
             unit=unit.astype(np.int64),
             annotator=annotator.astype(np.int64),
-            code=codes[annotator, unit].astype(np.int64),
-            n_units=codes.shape[1],
+            code=patterns[annotator, unit].astype(np.int64),
+            weight=multiplicity[unit],
+            multiplicity=multiplicity,
+            inverse=np.asarray(inverse, dtype=np.int64).ravel(),
+            n_units=patterns.shape[1],
             n_annotators=codes.shape[0],
             n_values=len(domain),
         ),
@@ -73,19 +93,20 @@ def _check_fit_args(max_iter: int, tol: float) -> None:
         raise AgreementInputError(f"tol must be non-negative, got {tol}")
 
 
-def _normalise_rows(log_joint: FloatArray) -> tuple[FloatArray, float]:
+def _normalise_rows(log_joint: FloatArray, multiplicity: FloatArray) -> tuple[FloatArray, float]:
     """Posterior rows from unnormalised log joints, and the summed log marginal likelihood."""
     top = log_joint.max(axis=1, keepdims=True)
     scaled = np.exp(log_joint - top)
     total = scaled.sum(axis=1, keepdims=True)
     posterior: FloatArray = scaled / total
-    return posterior, float((np.log(total) + top).sum())
+    return posterior, float(multiplicity @ (np.log(total) + top)[:, 0])
 
 
 def majority_posterior(data: LabelMatrix, labels: Sequence[Hashable] | None = None) -> FloatArray:
     """Units x values share of each unit's labels per value (uniform where a unit has none)."""
     table, _ = _long(data, labels)
-    return _vote_shares(table)
+    shares: FloatArray = _vote_shares(table)[table.inverse]
+    return shares
 
 
 def _vote_shares(table: _Long) -> FloatArray:
@@ -136,13 +157,13 @@ def _ds_m_step(
     counts = np.empty((n_j, n_v, n_v))
     key = table.annotator * n_v + table.code
     for true in range(n_v):
-        weights = posterior[table.unit, true]
+        weights = posterior[table.unit, true] * table.weight
         counts[:, true, :] = np.bincount(key, weights=weights, minlength=n_j * n_v).reshape(
             n_j, n_v
         )
     counts = np.maximum(counts + smoothing, _FLOOR)
     confusion: FloatArray = counts / counts.sum(axis=2, keepdims=True)
-    priors: FloatArray = np.maximum(posterior.mean(axis=0), _FLOOR)
+    priors: FloatArray = np.maximum(table.multiplicity @ posterior, _FLOOR)
     return priors / priors.sum(), confusion
 
 
@@ -156,7 +177,7 @@ def _ds_e_step(table: _Long, priors: FloatArray, confusion: FloatArray) -> tuple
             table.unit, weights=per_label[:, true], minlength=table.n_units
         )
     log_joint += np.log(priors)
-    return _normalise_rows(log_joint)
+    return _normalise_rows(log_joint, table.multiplicity)
 
 
 def dawid_skene(
@@ -179,7 +200,7 @@ def dawid_skene(
     if not smoothing >= 0:
         raise AgreementInputError(f"smoothing must be non-negative, got {smoothing}")
     table, domain = _long(data, labels)
-    n_labels = max(len(table.unit), 1)
+    n_labels = max(float(table.weight.sum()), 1.0)
     posterior = _vote_shares(table)
     priors, confusion = _ds_m_step(table, posterior, smoothing)
     previous = -math.inf
@@ -198,7 +219,7 @@ def dawid_skene(
     competence = np.einsum("c,jcc->j", priors, confusion)
     return DawidSkeneFit(
         labels=domain,
-        posterior=posterior,
+        posterior=posterior[table.inverse],
         priors=priors,
         confusion=confusion,
         competence=competence,
@@ -258,7 +279,7 @@ def _mace_e_step(
         flat, dtype=np.float64
     ).reshape(table.n_units, table.n_values)
     log_joint -= math.log(table.n_values)
-    posterior, log_likelihood = _normalise_rows(log_joint)
+    posterior, log_likelihood = _normalise_rows(log_joint, table.multiplicity)
     knowing = posterior[table.unit, table.code] * knows / np.maximum(spam + knows, _FLOOR)
     return posterior, log_likelihood, knowing, 1.0 - knowing
 
@@ -290,10 +311,10 @@ def _mace_m_step(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Knowing weights, spamming weights and strategies from the expected counts."""
     n_j, n_v = table.n_annotators, table.n_values
-    know = np.bincount(table.annotator, weights=knowing, minlength=n_j)
-    spam = np.bincount(table.annotator, weights=spamming, minlength=n_j)
+    know = np.bincount(table.annotator, weights=knowing * table.weight, minlength=n_j)
+    spam = np.bincount(table.annotator, weights=spamming * table.weight, minlength=n_j)
     by_label = np.bincount(
-        table.annotator * n_v + table.code, weights=spamming, minlength=n_j * n_v
+        table.annotator * n_v + table.code, weights=spamming * table.weight, minlength=n_j * n_v
     ).reshape(n_j, n_v)
     if method == "em":
         knows_w = (know + smoothing) / (know + spam + 2 * smoothing)
@@ -344,7 +365,7 @@ def mace(
     if not add >= 0:
         raise AgreementInputError(f"smoothing must be non-negative, got {smoothing}")
     priors = (theta_prior[0], theta_prior[1], strategy_prior)
-    n_labels = max(len(table.unit), 1)
+    n_labels = max(float(table.weight.sum()), 1.0)
     rng = np.random.default_rng(seed)
     best: MaceFit | None = None
     for _ in range(restarts):
@@ -369,7 +390,7 @@ def mace(
         if best is None or log_likelihood > best.log_likelihood:
             best = MaceFit(
                 labels=domain,
-                posterior=posterior,
+                posterior=posterior[table.inverse],
                 competence=knows_w / (knows_w + spams_w),
                 strategy=strategy / strategy.sum(axis=1, keepdims=True),
                 log_likelihood=log_likelihood,
