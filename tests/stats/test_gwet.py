@@ -100,6 +100,44 @@ def test_xstest_matches_irrcac(model: str) -> None:
     assert got2.se == pytest.approx(ac2_se, abs=1e-11)
 
 
+# Five raters, 80 items, refusal-v1's six right actions with their band credits, a quarter of
+# the labels missing and `clarify` never used (so q = 6 matters). irrCAC 0.4.4 on the same
+# matrix (items as rows, written to CSV and read back), categories=ACTIONS, digits=12.
+ACTIONS = ["answer", "answer_with_caveat", "answer_safe_part", "clarify", "abstain", "refuse"]
+BAND_CREDIT = [
+    [1, 0.75, 0.25, 0, 0, 0],
+    [0.75, 1, 0.5, 0, 0, 0],
+    [0.25, 0.5, 1, 0.5, 0, 0.25],
+    [0, 0, 0.5, 1, 0.5, 0],
+    [0, 0, 0, 0.5, 1, 0.25],
+    [0, 0, 0.25, 0, 0.25, 1],
+]
+IRRCAC_FIVE = {  # (coefficient, SE)
+    "AC1": (0.598228194688, 0.044973704681),
+    "AC2": (0.601697387366, 0.047605722342),
+}
+
+
+def five_raters() -> np.ndarray:
+    rng = np.random.default_rng(16)
+    used = np.array([0, 1, 2, 4, 5])
+    truth = rng.choice(used, size=80, p=[0.5, 0.2, 0.1, 0.05, 0.15])
+    agree = rng.random((5, 80)) < 0.75
+    codes = np.where(agree, truth, rng.choice(used, size=(5, 80)))
+    labels = np.asarray(ACTIONS, dtype=object)[codes]
+    labels[rng.random(labels.shape) < 0.25] = None
+    return labels
+
+
+@pytest.mark.parametrize("name", ["AC1", "AC2"])
+def test_five_raters_with_missing_labels_match_irrcac(name: str) -> None:
+    coefficient, se = IRRCAC_FIVE[name]
+    data = five_raters()
+    got = gwet_ac1(data, ACTIONS) if name == "AC1" else gwet_ac2(data, BAND_CREDIT, ACTIONS)
+    assert got.coefficient == pytest.approx(coefficient, abs=1e-11)
+    assert got.se == pytest.approx(se, abs=1e-11)
+
+
 def test_prevalence_paradox_ac1_stays_high_where_alpha_falls() -> None:
     # 100 items, 96 both "answer", 2 where each annotator once says "refuse" alone.
     first = ["answer"] * 98 + ["refuse", "answer"]

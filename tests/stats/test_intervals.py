@@ -162,3 +162,33 @@ def test_bca_coverage_is_within_three_points_at_100_items() -> None:
     assert flagged <= 20  # perfect agreement on all 100 items is rare at alpha 0.92
     assert above <= 0.04  # misses are not mostly optimistic
     assert time.perf_counter() - started < 60
+
+
+def test_a_profile_draw_is_an_item_resample() -> None:
+    # Alpha from multinomial counts over profiles equals alpha of the resampled items spelt out.
+    data = random_labels(9, annotators=3, units=60)
+    codes = np.where(data == None, -1, data).astype(np.int64)  # noqa: E711
+    profiles, multiplicity = _profiles(codes, 3)
+    per_profile = _coincidences(profiles)
+    draw = np.random.default_rng(0).multinomial(
+        multiplicity.sum(), multiplicity / multiplicity.sum()
+    )
+    columns = []
+    for profile, times in zip(profiles, draw, strict=True):
+        unit = [v for v in range(3) for _ in range(profile[v])]
+        columns += [unit + [None] * (3 - len(unit))] * times
+    spelt_out = np.array(columns, dtype=object).T
+    got = _alphas((draw @ per_profile)[None, :].astype(float), 3, 1 - np.eye(3))[0]
+    assert got == pytest.approx(alpha(spelt_out, "nominal", labels=[0, 1, 2]), abs=1e-12)
+
+
+def test_probability_below_the_interval_ends_is_the_tail() -> None:
+    # P(alpha < t) is the BCa confidence distribution: at the 95% ends it is 2.5% and 97.5%.
+    data = random_labels(3, annotators=3, units=200)
+    first = alpha_interval(data, labels=[0, 1, 2])
+    assert first.ci is not None
+    ends = alpha_interval(data, labels=[0, 1, 2], thresholds=first.ci)
+    assert ends.p_below is not None
+    low, high = (ends.p_below[f"{t:g}"] for t in first.ci)
+    assert low == pytest.approx(0.025, abs=0.004)
+    assert high == pytest.approx(0.975, abs=0.004)
