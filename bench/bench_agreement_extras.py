@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from annotate.agreement import band_distance
+from annotate.stats import band_distance
 from annotate.stats.crowd import dawid_skene, mace
 from annotate.stats.gwet import gwet_ac1, gwet_ac2
 from annotate.stats.intervals import alpha_interval

@@ -1,6 +1,6 @@
 """Annotator models for suggested gold: Dawid-Skene and MACE, fitted by EM with numpy.
 
-Pure functions over annotators x units label matrices, the layout of ``annotate.agreement``
+Pure functions over annotators x units label matrices, the layout of ``annotate.stats.agreement``
 (rows are annotators, columns are units, None or NaN is a missing label). Both models give a
 posterior over the true class of every unit and a competence figure per annotator:
 
@@ -29,8 +29,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from annotate.agreement import FloatArray, IntArray, LabelMatrix, encode_labels
 from annotate.errors import AgreementInputError
+from annotate.stats.agreement import encode_labels
+from annotate.stats.distances import FloatArray, IntArray, LabelMatrix
 
 # Floor for probabilities before taking logs: an unseen confusion cell is unlikely, not
 # impossible, so one odd label cannot veto a class outright.

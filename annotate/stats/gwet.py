@@ -1,6 +1,6 @@
 """Gwet's AC1 (nominal) and AC2 (weighted) agreement coefficients with their standard errors.
 
-Pure numpy over annotators x units label matrices, the layout of ``annotate.agreement`` (rows
+Pure numpy over annotators x units label matrices, the layout of ``annotate.stats.agreement`` (rows
 are annotators, columns are units, None or NaN is a missing label). Any number of annotators;
 units with a single label count towards the chance term but not the observed agreement, as in
 Gwet (2014), Handbook of Inter-Rater Reliability, 4th ed., chapters 2-3.
@@ -24,14 +24,10 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from annotate.agreement import (
-    FloatArray,
-    LabelMatrix,
-    OptionalAlpha,
-    encode_labels,
-    value_counts_from_codes,
-)
 from annotate.errors import AgreementInputError
+from annotate.stats.agreement import encode_labels, value_counts_from_codes
+from annotate.stats.bootstrap import OptionalAlpha
+from annotate.stats.distances import FloatArray, LabelMatrix
 
 
 class GwetEstimate(BaseModel):

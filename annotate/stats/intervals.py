@@ -1,6 +1,6 @@
 """Honest intervals and readings for Krippendorff's alpha: BCa bootstrap over pairable units.
 
-Pure numpy over annotators x units label matrices, the layout of ``annotate.agreement``.
+Pure numpy over annotators x units label matrices, the layout of ``annotate.stats.agreement``.
 
 Method. Units with two or more labels are resampled with replacement (the unit is what was
 sampled from the population, so it is the unit that is resampled). Alpha of a resample only
@@ -29,18 +29,17 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from annotate.agreement import (
+from annotate.errors import AgreementInputError
+from annotate.stats.agreement import _resolve_domain, value_counts_from_codes
+from annotate.stats.bootstrap import OptionalAlpha
+from annotate.stats.distances import (
     FloatArray,
     IntArray,
     LabelMatrix,
     Metric,
-    OptionalAlpha,
     _distance,
     _ordinal_distances,
-    _resolve_domain,
-    value_counts_from_codes,
 )
-from annotate.errors import AgreementInputError
 
 # Krippendorff's smallest acceptable alphas: tentative conclusions, and reliable data.
 THRESHOLDS = (0.667, 0.8)
@@ -201,7 +200,7 @@ def alpha_interval(
 ) -> AlphaInterval:
     """Alpha with a BCa bootstrap interval over pairable units, and what it supports.
 
-    Arguments as ``annotate.agreement.alpha`` (``level`` a level name or a distance matrix
+    Arguments as ``annotate.stats.agreement.alpha`` (``level`` a level name or a distance matrix
     over ``labels``). ``status`` says why there is no interval: "no_variation" (every label is
     one value: alpha is undefined and more labels of the same kind will not change that),
     "too_few_units" (fewer than ``min_units`` units carry two labels), "degenerate" (every

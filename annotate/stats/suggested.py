@@ -1,6 +1,6 @@
 """Suggested gold from annotator models: per-item suggestions and per-annotator competence.
 
-Pure functions over annotators x units label matrices (``annotate.agreement``'s layout).
+Pure functions over annotators x units label matrices (``annotate.stats.agreement``'s layout).
 Dawid-Skene and MACE (``annotate.stats.crowd``) are fitted only where they can say something
 the majority cannot: when items typically carry three or more labels. The summary is what the
 agreement report shows; the per-item rows feed a review queue (where the model and the
@@ -16,9 +16,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from annotate.agreement import LabelMatrix, encode_labels
 from annotate.errors import AgreementInputError
+from annotate.stats.agreement import encode_labels
 from annotate.stats.crowd import DawidSkeneFit, MaceFit, dawid_skene, mace
+from annotate.stats.distances import LabelMatrix
 
 # Items need this many labels (median over labelled items) before a model is fitted.
 MIN_LABELS = 3

@@ -8,16 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import XSTEST
-from crowd_sim import (
+
+from annotate.errors import AgreementInputError
+from annotate.stats.crowd import dawid_skene, mace, majority_posterior
+
+from .crowd_sim import (
     CHECK_CONFUSIONS,
     as_labels,
     check_set,
     diagonal_confusion,
     simulate,
 )
-
-from annotate.errors import AgreementInputError
-from annotate.stats.crowd import dawid_skene, mace, majority_posterior
 
 # --- crowd-kit's figures ---------------------------------------------------------------------
 # crowd-kit 1.4.2 (PyPI; numpy 2.4.6, pandas 3.1.1) in a throwaway venv, on the same labels in

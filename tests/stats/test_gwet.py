@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import XSTEST
 
-from annotate.agreement import alpha
 from annotate.errors import AgreementInputError
+from annotate.stats import alpha
 from annotate.stats.gwet import gwet_ac1, gwet_ac2, gwet_from_counts
 
 # Gwet (2014), Handbook of Inter-Rater Reliability, 4th ed., chapter 2: 4 raters classify 12

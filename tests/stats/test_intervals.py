@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from annotate.agreement import alpha, band_distance
 from annotate.errors import AgreementInputError
+from annotate.stats import alpha, band_distance
 from annotate.stats.intervals import (
     SMALL_N,
     _alphas,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from crowd_sim import as_labels, diagonal_confusion, simulate
 
-from annotate.bands import majority
 from annotate.errors import AgreementInputError
+from annotate.stats.bands import majority
 from annotate.stats.suggested import annotator_models, strict_majority
+
+from .crowd_sim import as_labels, diagonal_confusion, simulate
 
 NAMES = [f"ann{j}" for j in range(7)]
 
