@@ -36,9 +36,10 @@ from annotate.stats.distances import (
     FloatArray,
     IntArray,
     LabelMatrix,
-    Metric,
+    MetricLike,
     _distance,
     _ordinal_distances,
+    as_metric,
 )
 
 # Krippendorff's smallest acceptable alphas: tentative conclusions, and reliable data.
@@ -188,7 +189,7 @@ def _reading(point: float, p_below: dict[str, float], thresholds: Sequence[float
 
 def alpha_interval(
     data: LabelMatrix,
-    level: Metric = "nominal",
+    level: MetricLike = "nominal",
     labels: Sequence[Hashable] | None = None,
     value_domain: Sequence[float] | npt.ArrayLike | None = None,
     *,
@@ -213,6 +214,7 @@ def alpha_interval(
         raise AgreementInputError(f"confidence must be in (0, 1), got {confidence}")
     if n_resamples < 0:
         raise AgreementInputError(f"n_resamples must be non-negative, got {n_resamples}")
+    level = as_metric(level)
     codes, domain, values = _resolve_domain(data, level, labels, value_domain)
     n_values = len(domain)
     profiles, multiplicity = _profiles(codes, n_values)

@@ -40,7 +40,9 @@ from annotate.stats.distances import (
     IntArray,
     LabelMatrix,
     Metric,
+    MetricLike,
     _check_distance_matrix,
+    as_metric,
     band_distance,
     masi_distance_matrix,
 )
@@ -95,7 +97,7 @@ def annotator_report(
     data: LabelMatrix,
     labels: Sequence[Hashable] | None = None,
     *,
-    level: Metric = "nominal",
+    level: MetricLike = "nominal",
     annotators: Sequence[Hashable] | None = None,
     gold: Sequence[Hashable | None] | npt.ArrayLike | None = None,
     durations: npt.ArrayLike | None = None,
@@ -111,6 +113,7 @@ def annotator_report(
     gold (exact-match rate, or 1 - distance when ``level`` is a distance matrix). With
     ``durations`` (annotators x units seconds, NaN missing): ``seconds_per_item``, the median.
     """
+    level = as_metric(level)
     codes, domain, values = _resolve_domain(data, level, labels, None)
     count, n_units = codes.shape
     n_values = len(domain)
