@@ -258,6 +258,9 @@ def agreement_report(
             n_resamples=n_resamples,
             confidence=confidence,
             seed=seed,
+            annotators=grid.annotators,
+            # Annotator models where a suggested gold matters: the right action and the intent.
+            models=[f.name for f in singles if f.name in (schema.right_action_field, "intent")],
         )
     humans = table.humans()
     humans = humans[humans["item_id"].isin(set(scope))]

@@ -63,3 +63,31 @@ def test_wrong_number_of_names_is_named() -> None:
     labels, _ = spammer_campaign()
     with pytest.raises(AgreementInputError, match="Got 2 annotator names for 7 rows of labels"):
         annotator_models(labels, ["a", "b", "c"], ["x", "y"])
+
+
+def test_summarize_reports_models_ac1_ac2_and_intervals_beside_alpha() -> None:
+    from annotate.stats import report as rep
+
+    labels, _ = spammer_campaign()
+    two_rows = labels.copy()
+    two_rows[2:] = None
+    credit = [[1, 0.5, 0], [0.5, 1, 0], [0, 0, 1]]
+    summary = rep.summarize(
+        {"right_action": labels, "intent": two_rows},
+        {"right_action": ["a", "b", "c"], "intent": ["a", "b", "c"]},
+        credit={"right_action": credit},
+        n_resamples=200,
+        annotators=NAMES,
+        models=["right_action", "intent"],
+    )
+    right = summary.fields["right_action"]
+    assert right.annotator_models is not None
+    assert list(right.annotator_models.dawid_skene.competence) == NAMES
+    assert right.ac1 is not None and right.ac2 is not None and right.ac2.weighted
+    assert right.interval is not None and right.interval.alpha == pytest.approx(right.alpha)
+    assert right.banded_interval is not None
+    assert right.banded_interval.alpha == pytest.approx(right.banded_alpha)
+    # Two annotators' labels only: fewer than three labels per item, no model.
+    dumped = summary.model_dump(mode="json")["fields"]
+    assert "annotator_models" not in dumped["intent"] and "ac2" not in dumped["intent"]
+    assert dumped["right_action"]["annotator_models"]["mace"]["model"] == "mace"
