@@ -63,12 +63,7 @@ def _long(data: LabelMatrix, labels: Sequence[Hashable] | None) -> tuple[_Long, 
         raise AgreementInputError(
             f"An annotator model needs at least two labels, got {len(domain)}: {domain!r}"
         )
-    if codes.shape[1]:
-        patterns, inverse, counts = np.unique(
-            codes, axis=1, return_inverse=True, return_counts=True
-        )
-    else:
-        patterns, inverse, counts = codes, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    patterns, inverse, counts = _distinct_columns(codes, len(domain))
     multiplicity = counts.astype(np.float64)
     annotator, unit = np.nonzero(patterns >= 0)
     return (
@@ -78,13 +73,32 @@ def _long(data: LabelMatrix, labels: Sequence[Hashable] | None) -> tuple[_Long, 
             code=patterns[annotator, unit].astype(np.int64),
             weight=multiplicity[unit],
             multiplicity=multiplicity,
-            inverse=np.asarray(inverse, dtype=np.int64).ravel(),
+            inverse=inverse,
             n_units=patterns.shape[1],
             n_annotators=codes.shape[0],
             n_values=len(domain),
         ),
         domain,
     )
+
+
+def _distinct_columns(codes: IntArray, n_values: int) -> tuple[IntArray, IntArray, IntArray]:
+    """(distinct columns, each unit's column index, units per column) of a code matrix."""
+    n_annotators, n_units = codes.shape
+    if n_units == 0:
+        return codes, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    base = n_values + 1
+    if n_annotators * math.log2(base) < 62:
+        # One int64 key per column (codes + 1 as base-(V+1) digits): a 1-D unique is much
+        # faster than np.unique(axis=1) over rows.
+        weights = base ** np.arange(n_annotators, dtype=np.int64)
+        keys = weights @ (codes + 1)
+        _, first, inverse, counts = np.unique(
+            keys, return_index=True, return_inverse=True, return_counts=True
+        )
+        return codes[:, first], inverse.astype(np.int64), counts.astype(np.int64)
+    patterns, inverse, counts = np.unique(codes, axis=1, return_inverse=True, return_counts=True)
+    return patterns, np.asarray(inverse, dtype=np.int64).ravel(), counts.astype(np.int64)
 
 
 def _check_fit_args(max_iter: int, tol: float) -> None:

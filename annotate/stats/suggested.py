@@ -23,6 +23,9 @@ from annotate.stats.distances import LabelMatrix
 
 # Items need this many labels (median over labelled items) before a model is fitted.
 MIN_LABELS = 3
+# MACE random starts in the report: three keep a 100,000-item report within its time budget
+# (the restarts differ little once items carry three or more labels).
+MACE_RESTARTS = 3
 
 
 class ModelSummary(BaseModel):
@@ -113,15 +116,17 @@ def annotator_models(
     names = [str(a) for a in annotators]
     majority = strict_majority(codes, len(domain))
     ds = dawid_skene(data, domain)
-    ma = mace(data, domain, seed=seed)
+    ma = mace(data, domain, seed=seed, restarts=MACE_RESTARTS)
+    predicted = ds.predicted
+    confidence = ds.posterior.max(axis=1)
     differing = [
         ItemSuggestion(
             unit=int(u),
-            model_label=str(domain[ds.predicted[u]]),
-            posterior=float(ds.posterior[u].max()),
+            model_label=str(domain[predicted[u]]),
+            posterior=float(confidence[u]),
             majority=None if majority[u] < 0 else str(domain[majority[u]]),
         )
-        for u in np.flatnonzero(labelled & (ds.predicted != majority))
+        for u in np.flatnonzero(labelled & (predicted != majority))
     ]
     differing.sort(key=lambda s: (-s.posterior, s.unit))
     return AnnotatorModels(
