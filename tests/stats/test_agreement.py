@@ -667,8 +667,17 @@ def test_summary_shape_values_and_json() -> None:
     )
     payload = no_nan(summary.model_dump_json())
     right, intent = payload["fields"]["right_action"], payload["fields"]["intent"]
-    assert set(right) == {"alpha", "ci", "n_units", "banded_alpha", "banded_ci"}
-    assert set(intent) == {"alpha", "ci", "n_units", "ordinal_alpha", "ordinal_ci"}
+    beside = {"ac1", "interval"}  # Gwet's AC1 and the BCa interval, beside every alpha
+    assert set(right) == {"alpha", "ci", "n_units", "banded_alpha", "banded_ci"} | beside | {
+        "ac2",
+        "banded_interval",
+    }
+    assert set(intent) == {"alpha", "ci", "n_units", "ordinal_alpha", "ordinal_ci"} | beside | {
+        "ordinal_interval"
+    }
+    assert right["interval"]["alpha"] == pytest.approx(right["alpha"], abs=1e-12)
+    assert intent["ordinal_interval"]["alpha"] == pytest.approx(intent["ordinal_alpha"], abs=1e-12)
+    assert right["ac2"]["weighted"] and not right["ac1"]["weighted"]
     assert right["alpha"] == pytest.approx(
         ag.alpha(campaign["fields"]["right_action"], "nominal", ACTIONS)
     )
@@ -692,10 +701,13 @@ def test_summary_without_bootstrap_or_variation_stays_json_safe() -> None:
     fields = {"confidence": np.array([["high", "high"], ["high", None]], dtype=object)}
     summary = rep.summarize(fields, {"confidence": ["low", "medium", "high"]}, n_resamples=0)
     payload = no_nan(summary.model_dump_json())
+    # Everyone said "high": alpha is undefined, while AC1 (whose chance term vanishes) is 1.
+    ac1 = payload["fields"]["confidence"].pop("ac1")
     assert payload == {
         "fields": {"confidence": {"alpha": None, "ci": None, "n_units": 1}},
         "failure_categories": None,
     }
+    assert ac1["coefficient"] == 1.0 and ac1["n_pairable"] == 1
 
 
 def test_summary_over_no_units_is_undefined_not_a_crash() -> None:
