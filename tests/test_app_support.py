@@ -17,7 +17,6 @@ from annotate.app import context
 from annotate.auth import hash_password
 from annotate.models import Campaign, User
 from annotate.schema import LabelSchema
-from annotate.settings import Settings
 from tests.conftest import ADMIN, ROOT, make_item
 
 ENTRY = ROOT / "annotate" / "app" / "entry" / "streamlit_app.py"
@@ -138,9 +137,8 @@ def app_db_fixture(
         yield seeded
     finally:
         seeded.engine.dispose()
-        settings = Settings(database_url=db_url)
-        # The app caches one engine per URL for the process; close this test's for good.
-        context._engine_for(db_url, settings.sqlite_busy_timeout_ms, settings.pool_size).dispose()
+        # The app keeps one engine per URL for the process; close this test's for good.
+        db.dispose_shared()
         st.cache_resource.clear()
 
 

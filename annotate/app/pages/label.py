@@ -14,7 +14,7 @@ import streamlit as st
 from annotate import assign, store
 from annotate.app import render as view
 from annotate.app import widgets
-from annotate.app.context import AppContext, show_error
+from annotate.app.context import AppContext, fragment, show_error
 from annotate.errors import AnnotateError, Conflict, StorageUnavailable, ValidationProblem
 from annotate.models import Campaign
 from annotate.schema import LabelSchema
@@ -162,7 +162,7 @@ def _progress_line(ctx: AppContext, campaign: Campaign, assignment_id: int) -> N
     )
 
 
-@st.fragment
+@fragment
 def label_form(
     ctx: AppContext,
     *,
