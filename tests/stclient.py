@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -117,6 +118,7 @@ class Run:
     messages: list[ForwardMsg] = field(default_factory=list)
     elements: list[Element] = field(default_factory=list)
     status: int | None = None
+    seconds: float = 0.0  # from the request (or the wait) until the run finished
 
     def texts(self) -> list[str]:
         """The text of every element this run sent, in order."""
@@ -248,12 +250,14 @@ class StreamlitClient:
             trigger = state.widget_states.widgets.add()
             trigger.id = widget_id
             trigger.trigger_value = True
+        started = time.perf_counter()
         self.send(message)
-        return self.wait(fragment_id=fragment_id)
+        return self.wait(fragment_id=fragment_id, started=started)
 
-    def wait(self, *, fragment_id: str = "") -> Run:
+    def wait(self, *, fragment_id: str = "", started: float | None = None) -> Run:
         """Collect ForwardMsgs until a run finished (not one stopped early for a rerun)."""
         run = Run()
+        started = time.perf_counter() if started is None else started
         touched: set[tuple[int, ...]] = set()
         while True:
             message = self.receive()
@@ -281,6 +285,7 @@ class StreamlitClient:
                         message.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
                     )
                     self._drop_stale(touched, fragment_id if partial else "")
+                    run.seconds = time.perf_counter() - started
                     return run
 
     def _drop_stale(self, touched: set[tuple[int, ...]], fragment_id: str) -> None:
@@ -289,6 +294,9 @@ class StreamlitClient:
                 continue
             if not fragment_id or element.fragment_id == fragment_id:
                 del self.page[path]
+        # As the browser does: values of widgets no longer shown are not sent again.
+        shown = {e.id for e in self.page.values() if e.id}
+        self._values = {k: v for k, v in self._values.items() if k in shown}
 
     # -- widgets -------------------------------------------------------------------------------
 
@@ -303,6 +311,16 @@ class StreamlitClient:
             shown = sorted(e.key or e.text[:40] for e in self.page.values() if e.key or e.text)
             raise LookupError(f"{len(found)} elements match key={key} label={label}: {shown}")
         return found[0]
+
+    def elements(self, *, key_prefix: str = "", kind: str | None = None) -> list[Element]:
+        """The page's elements in delta-path order, optionally those whose widget key starts
+        with `key_prefix` (e.g. "text-rationale-", whose suffix changes per item) or of `kind`."""
+        return [
+            self.page[p]
+            for p in sorted(self.page)
+            if (not key_prefix or self.page[p].key.startswith(key_prefix))
+            and (kind is None or self.page[p].kind == kind)
+        ]
 
     def click(self, *, key: str | None = None, label: str | None = None) -> Run:
         """Press a button: a fragment rerun when it sits in a fragment, else a full run."""
