@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from annotate.app.context import SESSION_CHANGED
 from tests.browser.conftest import Server
 from tests.stclient import StreamlitClient
 from tests.ws_helpers import annotations_of, change_user, choose_labels, open_app, serving
@@ -74,7 +75,7 @@ def test_a_fragment_rerun_after_the_session_changed_saves_nothing(
         apply(server, app)
         run = app.click(key="act-submit")
         shown = " ".join(run.texts())
-        assert message in shown
+        assert message in shown and SESSION_CHANGED in shown
         assert "Submit" not in [e.text for e in app.page.values()]
         assert not run.exceptions
     assert annotations_of(server.database_url, name) == 0
@@ -90,5 +91,5 @@ def test_a_demoted_lead_gets_no_more_dashboard_fragments(server: Server) -> None
         run = app.set_value(key="dash-time-batch", value=200)
         shown = run.texts()
         assert "Alpha over time" not in shown and "Annotators" not in shown
-        assert "Signed in as `lee` · annotator" in shown
+        assert "Signed in as `lee` · annotator" in shown and SESSION_CHANGED in shown
         assert not any(t in app.texts() for t in ("Alpha over time", "Annotators"))

@@ -167,7 +167,11 @@ def current_user(settings: Settings, engine: Engine) -> tuple[User | None, str |
 # -- fragments ---------------------------------------------------------------------------------
 
 P = ParamSpec("P")
-SESSION_CHANGED = "Your session changed (signed out, new password, or a new role)"
+SESSION_NOTICE_KEY = "annotate.session_notice"
+SESSION_CHANGED = (
+    "Your session changed (signed out, new password, deactivated, or a new role): the page "
+    "was reloaded and your last action was not carried out."
+)
 
 
 def _fragment_run() -> bool:
@@ -202,7 +206,8 @@ def fragment(func: Callable[P, None]) -> Callable[P, None]:
         ctx = args[0]
         assert isinstance(ctx, AppContext), "a checked fragment takes the AppContext first"
         if _fragment_run() and not still_signed_in(ctx):
-            LOG.warning("fragment run refused for user %s: %s", ctx.user.name, SESSION_CHANGED)
+            LOG.warning("fragment run refused for user %s: session changed", ctx.user.name)
+            st.session_state[SESSION_NOTICE_KEY] = SESSION_CHANGED
             st.rerun(scope="app")
         func(*args, **kwargs)
 
