@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from annotate import assign, db, sessions
 from annotate.app.render import inert
-from annotate.errors import AnnotateError, AuthError
+from annotate.errors import AnnotateError, AuthError, StorageUnavailable
 from annotate.models import User
 from annotate.settings import Settings, get_settings
 
@@ -184,11 +184,9 @@ def _fragment_run() -> bool:
 
 
 def still_signed_in(ctx: AppContext) -> bool:
-    """Whether the cookie still signs in `ctx.user`, as the same user with the same role."""
-    try:
-        user, _ = current_user(ctx.settings, ctx.engine)
-    except AnnotateError:
-        return False
+    """Whether the cookie still signs in `ctx.user`, as the same user with the same role
+    (StorageUnavailable when the database cannot say)."""
+    user, _ = current_user(ctx.settings, ctx.engine)
     return user is not None and user.id == ctx.user.id and user.role == ctx.user.role
 
 
@@ -205,7 +203,14 @@ def fragment(func: Callable[P, None]) -> Callable[P, None]:
     def checked(*args: P.args, **kwargs: P.kwargs) -> None:
         ctx = args[0]
         assert isinstance(ctx, AppContext), "a checked fragment takes the AppContext first"
-        if _fragment_run() and not still_signed_in(ctx):
+        try:
+            changed = _fragment_run() and not still_signed_in(ctx)
+        except StorageUnavailable:
+            # The check cannot be made, and neither can any write of the fragment: it runs
+            # and meets the same outage (the label form then says it cannot save, and keeps
+            # the choices for the retry).
+            changed = False
+        if changed:
             LOG.warning("fragment run refused for user %s: session changed", ctx.user.name)
             st.session_state[SESSION_NOTICE_KEY] = SESSION_CHANGED
             st.rerun(scope="app")
