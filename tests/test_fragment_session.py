@@ -5,8 +5,10 @@ fragments. Each change is made while the tab is open; the next click is a fragme
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +95,18 @@ def test_a_demoted_lead_gets_no_more_dashboard_fragments(server: Server) -> None
         assert "Alpha over time" not in shown and "Annotators" not in shown
         assert "Signed in as `lee` · annotator" in shown and SESSION_CHANGED in shown
         assert not any(t in app.texts() for t in ("Alpha over time", "Annotators"))
+
+
+def test_every_fragment_of_the_app_is_checked() -> None:
+    # A fragment made with st.fragment (or st.dialog, also a fragment) directly would skip the
+    # check; only context.fragment may call st.fragment.
+    app_dir = Path(__file__).resolve().parent.parent / "annotate" / "app"
+    direct = [
+        f"{path.name}:{n}"
+        for path in sorted(app_dir.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"@st\.(fragment|dialog)\b|\bst\.(fragment|dialog)\(", line)
+        and not (path.name == "context.py" and "return st.fragment(checked)" in line)
+    ]
+    assert direct == []
+    assert "@fragment" in (app_dir / "pages" / "label.py").read_text()
