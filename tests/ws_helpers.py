@@ -8,10 +8,11 @@ from pathlib import Path
 
 from sqlmodel import func, select
 
-from annotate import db, store
-from annotate.auth import system_actor
-from annotate.importers import ItemRecord
-from annotate.models import Annotation, User
+from annotate import storage
+from annotate.accounts.auth import system_actor
+from annotate.intake.items import ItemRecord
+from annotate.storage import db
+from annotate.storage.models import Annotation, User
 from tests.browser.conftest import PASSWORD, Server, free_port, seed, start_server
 from tests.stclient import StreamlitClient, sign_in
 
@@ -69,7 +70,7 @@ def annotations_of(url: str, name: str) -> int:
     engine = db.make_engine(url)
     try:
         with db.session_scope(engine) as s:
-            user = store.get_user(session=s, name=name)
+            user = storage.get_user(session=s, name=name)
             return int(s.exec(select(func.count()).where(Annotation.user_id == user.id)).one())
     finally:
         engine.dispose()
@@ -89,11 +90,11 @@ def change_user(
     try:
         with db.session_scope(engine) as s:
             if role is not None:
-                store.set_role(session=s, actor=actor, name=name, role=role)
+                storage.set_role(session=s, actor=actor, name=name, role=role)
             if active is not None:
-                store.set_active(session=s, actor=actor, name=name, active=active)
+                storage.set_active(session=s, actor=actor, name=name, active=active)
             if password is not None:
-                store.set_password(session=s, actor=actor, name=name, password=password)
-            return store.get_user(session=s, name=name)
+                storage.set_password(session=s, actor=actor, name=name, password=password)
+            return storage.get_user(session=s, name=name)
     finally:
         engine.dispose()

@@ -27,9 +27,9 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
-from annotate.auth import has_role
-from annotate.models import User
+from annotate.accounts.auth import has_role
 from annotate.settings import Settings, origin_of
+from annotate.storage.models import User
 
 LOG = logging.getLogger("annotate.server")
 STREAM = "/_stcore/stream"
@@ -110,7 +110,7 @@ class StreamGuard:
             await self.app(scope, receive, send)
 
     async def _user(self, conn: HTTPConnection) -> User | None:
-        from annotate.sessions import COOKIE_NAME
+        from annotate.accounts.sessions import COOKIE_NAME
 
         token = conn.cookies.get(COOKIE_NAME)
         if not token:

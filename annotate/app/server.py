@@ -31,11 +31,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from annotate import db, sessions
+from annotate.accounts import sessions
 from annotate.app.guard import StreamGuard
 from annotate.errors import AnnotateError, AuthError
-from annotate.models import User
 from annotate.settings import Settings
+from annotate.storage import db
+from annotate.storage.models import User
 
 LOG = logging.getLogger("annotate.server")
 MAIN_SCRIPT = Path(__file__).resolve().parent / "entry" / "streamlit_app.py"

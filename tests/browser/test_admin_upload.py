@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
-from annotate import db
-from annotate.importers import ItemRecord
-from annotate.models import Item
+from annotate.intake.items import ItemRecord
+from annotate.storage import db
+from annotate.storage.models import Item
 from tests.browser.conftest import Guarded, Server, free_port, seed, sign_in, start_server
 
 pytestmark = pytest.mark.browser
