@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from annotate.accounts import sessions
 from annotate.app.guard import StreamGuard
 from annotate.errors import AnnotateError, AuthError
-from annotate.settings import Settings
+from annotate.settings import Settings, origin_of
 from annotate.storage import db
 from annotate.storage.models import User
 
@@ -423,11 +423,17 @@ def run(settings: Settings, *, port: int, address: str) -> None:
     """Serve the app on `address:port` until interrupted (blocks)."""
     export_settings(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build_app(settings).run(
-        config={
-            **STREAMLIT_CONFIG,
-            "server.port": port,
-            "server.address": address,
-            "server.maxUploadSize": settings.max_upload_mb,
-        }
-    )
+    config: dict[str, Any] = {
+        **STREAMLIT_CONFIG,
+        "server.port": port,
+        "server.address": address,
+        "server.maxUploadSize": settings.max_upload_mb,
+    }
+    public = origin_of(settings.public_url) if settings.public_url else None
+    if public is not None:
+        # Streamlit checks a websocket's Origin against the Host too, and past a proxy that
+        # rewrites Host it would look the machine's addresses up (one over the network);
+        # naming the public host lets it match at once. The guard has checked the full origin.
+        config["browser.serverAddress"] = public[1]
+        config["browser.serverPort"] = public[2]
+    build_app(settings).run(config=config)

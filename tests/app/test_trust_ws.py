@@ -225,3 +225,15 @@ def test_repeated_clear_cache_leaks_no_postgres_connections(
         time.sleep(0.5)
         after = pg_connections(app_name)
     assert after - before <= 2, f"connections went from {before} to {after}"
+
+
+def test_behind_a_proxy_only_the_public_origin_opens_a_websocket(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'proxy.db'}"
+    public = "https://label.example.org"
+    with serving(tmp_path, url, {"adam": "admin"}, env={"ANNOTATE_PUBLIC_URL": public}) as app:
+        cookie = sign_in(app.url, "adam", PASSWORD)
+        # The address the proxy reaches the app at is not an origin any browser page has.
+        assert refused(app, cookie=cookie, origin=app.url) == 403
+        with StreamlitClient(app.url, cookie=cookie, origin=public) as client:
+            run = client.rerun(page="")
+            assert any("Signed in as `adam`" in t for t in run.texts())
