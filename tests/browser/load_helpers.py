@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, func, select
 
-from annotate import db
 from annotate.app import widgets
-from annotate.importers import ItemRecord
-from annotate.models import Annotation, Assignment, Item, User
+from annotate.intake.items import ItemRecord
 from annotate.schema import load_schema
+from annotate.storage import db
+from annotate.storage.models import Annotation, Assignment, Item, User
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LOOPBACK, PASSWORD, ROOT
 
 SCHEMA = load_schema(ROOT / "schemas" / "refusal-v1.yaml")

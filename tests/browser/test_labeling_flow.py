@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from annotate import db
 from annotate.app import widgets
-from annotate.importers import ItemRecord
-from annotate.models import Annotation, AnnotationHistory, Assignment, Item, User
+from annotate.intake.items import ItemRecord
 from annotate.schema import load_schema
+from annotate.storage import db
+from annotate.storage.models import Annotation, AnnotationHistory, Assignment, Item, User
 from tests.browser.conftest import (
     ROOT,
     Guarded,

@@ -11,13 +11,13 @@ import time
 
 import streamlit as st
 
-from annotate import assign, store
+from annotate import labeling, storage
 from annotate.app import render as view
 from annotate.app import widgets
 from annotate.app.context import AppContext, show_error
 from annotate.errors import AnnotateError, Conflict, StorageUnavailable, ValidationProblem
-from annotate.models import Campaign
 from annotate.schema import LabelSchema
+from annotate.storage.models import Campaign
 
 EXHAUSTED_RECHECK_S = 60.0
 NOTICE_KEY = "annotate.label.notice"
@@ -36,7 +36,7 @@ def render(ctx: AppContext) -> None:
     if claim is None:
         return
     with ctx.session() as s:
-        schema = store.campaign_schema(session=s, campaign=campaign)
+        schema = storage.campaign_schema(session=s, campaign=campaign)
     keys = widgets.key_map(schema)
     _progress_line(ctx, campaign, claim.assignment.id or 0)
     with st.sidebar:
@@ -88,8 +88,8 @@ def open_campaigns(ctx: AppContext) -> list[Campaign]:
         with ctx.session() as s:
             cache["value"] = [
                 c
-                for c in store.list_campaigns(session=s, actor=ctx.user)
-                if store.can_label(session=s, user=ctx.user, campaign=c)
+                for c in storage.list_campaigns(session=s, actor=ctx.user)
+                if storage.can_label(session=s, user=ctx.user, campaign=c)
             ]
         cache.update(user=ctx.user.id, at=time.time())
     return list(cache["value"])
@@ -111,15 +111,15 @@ def pick_campaign(ctx: AppContext) -> Campaign | None:
     return campaigns[names.index(current)]
 
 
-def _claim(ctx: AppContext, campaign: Campaign) -> assign.Claim | None:
+def _claim(ctx: AppContext, campaign: Campaign) -> labeling.Claim | None:
     exhausted: dict[int, float] = st.session_state.setdefault("annotate.exhausted", {})
     try:
         with ctx.session() as s:
-            claim = assign.current_claim(session=s, user=ctx.user, campaign=campaign)
+            claim = labeling.current_claim(session=s, user=ctx.user, campaign=campaign)
         recent = time.time() - exhausted.get(campaign.id or 0, 0.0) < EXHAUSTED_RECHECK_S
         if claim is None and not recent:
             with ctx.session(immediate=True) as s:
-                claim = assign.claim_next(
+                claim = labeling.claim_next(
                     session=s,
                     user=ctx.user,
                     campaign=campaign,
@@ -148,9 +148,9 @@ def _progress_line(ctx: AppContext, campaign: Campaign, assignment_id: int) -> N
     cache = st.session_state.setdefault("annotate.progress", {})
     if cache.get("for") != assignment_id:
         with ctx.session() as s:
-            cache["value"] = assign.progress(session=s, user=ctx.user, campaign=campaign)
+            cache["value"] = labeling.progress(session=s, user=ctx.user, campaign=campaign)
         cache["for"] = assignment_id
-    p: assign.Progress = cache["value"]
+    p: labeling.Progress = cache["value"]
     pace = (
         f" · median {p.median_seconds:.0f} s per item · {p.last_hour} in the last hour"
         if p.median_seconds is not None
@@ -236,9 +236,9 @@ def _submit(
     external_id: str,
     labels: dict[str, object],
 ) -> None:
-    rationale = assign.rationale_field(schema)
+    rationale = labeling.rationale_field(schema)
     try:
-        _, warnings = assign.review_labels(schema, labels, partial=state.flagged)
+        _, warnings = labeling.review_labels(schema, labels, partial=state.flagged)
     except ValidationProblem as exc:
         show_error(exc)
         return
@@ -246,7 +246,7 @@ def _submit(
         return
     try:
         with ctx.session(immediate=True) as s:
-            assign.submit(
+            labeling.submit(
                 session=s,
                 user=ctx.user,
                 assignment_id=assignment_id,
@@ -260,7 +260,7 @@ def _submit(
         # The item is no longer ours to label (labeled by enough others, or already sent from
         # another tab): let go of it and move on, saying why.
         with ctx.session(immediate=True) as s:
-            assign.release(session=s, user=ctx.user, assignment_id=assignment_id)
+            labeling.release(session=s, user=ctx.user, assignment_id=assignment_id)
         widgets.forget(scope)
         st.session_state[NOTICE_KEY] = str(exc)
         st.rerun()
@@ -325,7 +325,7 @@ def _skip_panel(
         reason = f"{reason}: {details}"
     try:
         with ctx.session(immediate=True) as s:
-            assign.skip(session=s, user=ctx.user, assignment_id=assignment_id, reason=reason)
+            labeling.skip(session=s, user=ctx.user, assignment_id=assignment_id, reason=reason)
     except StorageUnavailable as exc:
         _cannot_save(exc, "skip")
         return
