@@ -19,9 +19,9 @@ from conftest import DEFAULT_SCHEMA_PATH
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotate import agreement
 from annotate.errors import SchemaError, ValidationProblem
 from annotate.schema import LabelSchema, load_schema, parse_schema, schema_from_json
+from annotate.stats.distances import band_distance
 
 V2_PATH = DEFAULT_SCHEMA_PATH.parent / "refusal-v2.yaml"
 HARM_AREAS = [
@@ -223,7 +223,7 @@ def test_symmetrised_distance(v2: LabelSchema) -> None:
         if i != j:
             assert d[i, j] == pytest.approx(1 - (c[i, j] + c[j, i]) / 2)
     # What agreement computes from the symmetrised credits is the same distance.
-    assert np.allclose(agreement.band_distance(v2.symmetric_credit_matrix()), d)
+    assert np.allclose(band_distance(v2.symmetric_credit_matrix()), d)
 
 
 def _table_from_pairs(schema: LabelSchema) -> dict[str, dict[str, float]]:
@@ -775,7 +775,7 @@ def test_v1_credits_bands_and_distance_are_unchanged(v1: LabelSchema) -> None:
     assert v1.credit_matrix().tolist() == V1_CREDITS
     assert v1.symmetric_credit_matrix().tolist() == V1_CREDITS
     assert {a: v1.default_band(a) for a in v1.action_labels} == V1_BANDS
-    assert np.array_equal(v1.distance_matrix(), agreement.band_distance(V1_CREDITS))
+    assert np.array_equal(v1.distance_matrix(), band_distance(V1_CREDITS))
     for i, right in enumerate(v1.action_labels):
         for j, taken in enumerate(v1.action_labels):
             assert v1.credit(right, taken) == V1_CREDITS[i][j]
