@@ -44,7 +44,8 @@ from annotate.schema_labels import (
     normalize,
 )
 
-DEFAULT_SCHEMA = "refusal-v1"
+# New campaigns get version 2; version 1 stays selectable by id (`refusal-v1`).
+DEFAULT_SCHEMA = "refusal-v2"
 # Union branches are tagged so validation errors can name the key without pydantic's type names.
 _TAGS = frozenset({"[pairs]", "[table]", "[values]", "[condition]"})
 
