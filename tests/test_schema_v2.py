@@ -572,11 +572,6 @@ RULE_CASES = [
     ),
     ("harm_area_none_but_severe", labels_v2(severity="high"), {"severity": "low"}),
     (
-        "safety_reason_without_harm",
-        labels_v2(right_action="answer_with_caveat", noncompliance_reason="safety"),
-        {"noncompliance_reason": "indeterminate"},
-    ),
-    (
         "benign_refusal_needs_rationale",
         labels_v2(
             harm_area="privacy_surveillance",
@@ -725,6 +720,21 @@ def test_any_label_set_normalizes_or_names_the_field(data: st.DataObject) -> Non
 
 
 _V2 = load_schema(V2_PATH)
+
+
+def test_every_seed_hint_keeps_the_v2_rules(v2: LabelSchema) -> None:
+    # The seed set's expected labels are the schema's worked examples: they must be valid
+    # refusal-v2 labels that break none of its rules.
+    names = [f.name for f in v2.fields if f.name not in {"confidence", "rationale"}]
+    seen = 0
+    for path in sorted((DEFAULT_SCHEMA_PATH.parents[1] / "seed_prompts" / "v2").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            hinted = {n: item.get(f"expected_{n}") for n in names}
+            labels = v2.normalize_labels({**hinted, "confidence": "high"})
+            assert v2.check_consistency(labels) == [], item["id"]
+            seen += 1
+    assert seen >= 250
 
 
 # -- version 1 unchanged -------------------------------------------------------------------------
