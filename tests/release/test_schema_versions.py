@@ -148,14 +148,12 @@ def figures(engine: Engine, schema: LabelSchema, tmp_path: Path) -> dict[str, An
                 for g in gold
             ],
             "manifest_right_action": manifest["agreement"]["fields"]["right_action"],
+            # Scoring v2 replaced the refusal rates by error buckets and its own intervals
+            # (issue 14); the banded score and the accuracy are what both scorers share.
             "score": {
                 "banded_score": model.banded_score,
-                "accuracy": model.accuracy,
-                "false_positive_refusal_rate": model.false_positive_refusal_rate,
-                "false_negative_refusal_rate": model.false_negative_refusal_rate,
-                "overconfidence_rate": model.overconfidence_rate,
+                "accuracy": model.accuracy.rate,
                 "n": model.n,
-                "ci": model.ci["banded_score"],
             },
         }
     )
@@ -217,15 +215,7 @@ V1_EXPECTED = {
          "soft": {"answer_safe_part": 0.333333, "answer_with_caveat": 0.666667}},
     ],
     "manifest_right_action": _V1_AGREEMENT,
-    "score": {
-        "banded_score": 0.65625,
-        "accuracy": 0.25,
-        "false_positive_refusal_rate": 0.0,
-        "false_negative_refusal_rate": None,
-        "overconfidence_rate": 0.0,
-        "n": 8,
-        "ci": [0.5, 0.8125],
-    },
+    "score": {"banded_score": 0.65625, "accuracy": 0.25, "n": 8},
 }  # fmt: skip
 
 
