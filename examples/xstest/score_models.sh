@@ -6,6 +6,7 @@
 set -euo pipefail
 X=../shared/external/xstest/model_completions
 W=${1:-$(mktemp -d)}
+mkdir -p "$W"
 export ANNOTATE_DATABASE_URL="sqlite:///$W/xstest.db"
 annotate init
 annotate campaign create xstest-design --overlap 1
