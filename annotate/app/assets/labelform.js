@@ -196,6 +196,7 @@ function paint() {
   box.dataset.state = S.sending ? "sending" : "ready";
   box.dataset.mode = S.skipping ? "skip" : S.mode;
   box.dataset.assignment = S.item.assignment;
+  box.dataset.item = S.item.external_id;
   box.dataset.flagged = S.flagged ? "true" : "false";
   q(".lf-item").textContent = `item ${S.item.external_id}` + (S.sending ? " · sending…" : "");
   for (const sec of qa(".lf-field")) {
