@@ -132,7 +132,7 @@ function build(parent) {
     acts.append(b);
   }
   box.append(acts);
-  const skip = el("section", "lf-skip");
+  const skip = el("section", "lf-skippanel");
   skip.append(el("div", "lf-head lf-skip-title"));
   const reasons = el("div", "lf-options");
   f.skip_reasons.forEach((r, i) => {
@@ -216,7 +216,7 @@ function paint() {
   for (const t of qa("textarea")) if (t.value !== textOf(t.dataset.text)) t.value = textOf(t.dataset.text);
   q(".lf-main-actions").hidden = S.skipping;
   q(".lf-flag .lf-act-text").textContent = S.flagged ? "Unflag" : "Flag for lead";
-  const skip = q(".lf-skip");
+  const skip = q(".lf-skippanel");
   skip.hidden = !S.skipping;
   q(".lf-skip-title").textContent = `Skip ${S.item.external_id}? Pick a reason.`;
   for (const b of qa(".lf-reason")) b.setAttribute("aria-pressed", b.dataset.reason === S.reason ? "true" : "false");
@@ -233,7 +233,7 @@ function say(kind, text, where) {
 function placeAlert() {
   // Next to the cursor: under the field (or text box, or skip panel) that has the focus.
   const where = S.alert.dataset.where || (S.skipping ? "_skip" : S.mode === "text" ? S.text : S.focus);
-  const host = where === "_skip" || where === "_skip_details" ? q(".lf-skip")
+  const host = where === "_skip" || where === "_skip_details" ? q(".lf-skippanel")
     : (q(`.lf-field[data-field="${CSS.escape(where || "")}"]:not([hidden])`) || q(".lf-main-actions"));
   if (S.alert.parentNode !== host) host.append(S.alert);
 }
@@ -443,10 +443,13 @@ function isForeignInput(e) {
 
 function replay() {
   const keys = S.queue.splice(0);
+  let done = 0;
   for (const k of keys) {
     if (S.sending) { S.queue.push(k); continue; }
     handle(k);
+    done += 1;
   }
+  if (keys.length) S.inst.box.dataset.replayed = String(done);
 }
 
 window.addEventListener("keydown", onKey, true);
