@@ -73,6 +73,7 @@ class Outcome:
     """What the page does after a message: the next item (`advance`) or the same form."""
 
     advance: bool
+    finished: str | None = None  # "done" or "skipped": what became of the item
     toast: str | None = None
     notice: str | None = None
     feedback: Feedback | None = None
@@ -215,7 +216,7 @@ def _submit(
         focus = rationale if rationale and "rationale" in str(exc) else None
         return _refuse(str(exc), focus or _named_field(schema, str(exc)))
     flagged = " (flagged for the lead)" if message.flagged else ""
-    return Outcome(advance=True, toast=f"Saved {saved}{flagged}")
+    return Outcome(advance=True, finished="done", toast=f"Saved {saved}{flagged}")
 
 
 def _external_id(session: Session, item_id: int) -> str:
@@ -269,4 +270,4 @@ def _skip(engine: Engine, user: User, message: Message) -> Outcome:
         return _refuse(CANT_SAVE, "_skip")
     except AnnotateError as exc:
         return _refuse(str(exc), "_skip_details")
-    return Outcome(advance=True, toast=f"Skipped {skipped}")
+    return Outcome(advance=True, finished="skipped", toast=f"Skipped {skipped}")

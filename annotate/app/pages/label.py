@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import streamlit as st
@@ -84,7 +84,9 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         return
     if desk.feedback is not None and outcome is None:
         desk.feedback = None
-    _progress_line(ctx, campaign, claim.assignment.id or 0)
+    _progress_line(
+        ctx, campaign, claim.assignment.id or 0, outcome.finished if outcome is not None else None
+    )
     left, right = st.columns([3, 2], gap="large")
     with left:
         item = claim.item
@@ -198,12 +200,30 @@ def _claim(ctx: AppContext, campaign: Campaign) -> assign.Claim | None:
     return None
 
 
-def _progress_line(ctx: AppContext, campaign: Campaign, assignment_id: int) -> None:
-    # Counted once per item, not on every keypress.
+PROGRESS_REFRESH_S = 300.0
+
+
+def _progress_line(
+    ctx: AppContext, campaign: Campaign, assignment_id: int, finished: str | None = None
+) -> None:
+    # Counted once per item, not on every keypress; after a submit or a skip from this page
+    # the counts move on by one without a query, and are recounted every few minutes (other
+    # tabs, the last hour sliding).
     cache = st.session_state.setdefault("annotate.progress", {})
     if cache.get("for") != assignment_id:
-        with ctx.session() as s:
-            cache["value"] = assign.progress(session=s, user=ctx.user, campaign=campaign)
+        fresh = time.time() - cache.get("at", 0.0) < PROGRESS_REFRESH_S
+        old: assign.Progress | None = cache.get("value")
+        if finished and fresh and old is not None and cache.get("campaign") == campaign.id:
+            cache["value"] = replace(
+                old,
+                done=old.done + (finished == "done"),
+                skipped=old.skipped + (finished == "skipped"),
+                last_hour=old.last_hour + (finished == "done"),
+            )
+        else:
+            with ctx.session() as s:
+                cache["value"] = assign.progress(session=s, user=ctx.user, campaign=campaign)
+            cache.update(at=time.time(), campaign=campaign.id)
         cache["for"] = assignment_id
     p: assign.Progress = cache["value"]
     pace = (
