@@ -93,8 +93,7 @@ function build(parent) {
     if (CHOICE.has(spec.kind)) {
       const row = el("div", "lf-options");
       spec.options.forEach((o, i) => {
-        const b = el("button", "lf-opt");
-        b.type = "button";
+        const b = button("lf-opt", () => { setFocus(spec.name); choose(spec.name, o.value); });
         b.dataset.field = spec.name;
         b.dataset.value = o.value;
         b.title = o.guideline;
@@ -103,7 +102,6 @@ function build(parent) {
         b.append(el("span", "lf-title", o.title));
         if (o.key) b.append(el("kbd", "lf-key", o.key));
         b.append(el("span", "lf-guide", o.guideline));
-        b.addEventListener("click", () => { b.blur(); setFocus(spec.name); choose(spec.name, o.value); });
         row.append(b);
       });
       sec.append(row);
@@ -118,49 +116,45 @@ function build(parent) {
   flag.append(el("div", "lf-head", "Note for the lead (why you flag this item)"),
     textarea("_flag_note", "Note for the lead"));
   box.append(flag);
-  const acts = el("div", "lf-actions lf-main-actions");
-  for (const [act, text, key] of [["submit", "Submit", "Ctrl+Enter"], ["skip", "Skip…", f.keys.skip],
-    ["flag", "Flag for lead", f.keys.flag]]) {
-    const b = el("button", `lf-act lf-${act}`);
-    b.type = "button";
-    b.dataset.act = act;
-    b.append(el("span", "lf-act-text", text), el("kbd", "lf-key", key));
-    b.addEventListener("click", () => {
-      b.blur();
-      if (act === "submit") submit(); else if (act === "skip") startSkip(); else toggleFlag();
-    });
-    acts.append(b);
-  }
-  box.append(acts);
+  box.append(actions("lf-main-actions", [["submit", "Submit", "Ctrl+Enter", submit],
+    ["skip", "Skip…", f.keys.skip, startSkip], ["flag", "Flag for lead", f.keys.flag, toggleFlag]]));
   const skip = el("section", "lf-skippanel");
   skip.append(el("div", "lf-head lf-skip-title"));
   const reasons = el("div", "lf-options");
   f.skip_reasons.forEach((r, i) => {
-    const b = el("button", "lf-opt lf-reason");
-    b.type = "button";
+    const b = button("lf-opt lf-reason", () => pickReason(i));
     b.dataset.reason = r;
     b.setAttribute("aria-pressed", "false");
     b.append(el("kbd", "lf-num", i + 1), el("span", "lf-title", r));
-    b.addEventListener("click", () => { b.blur(); pickReason(i); });
     reasons.append(b);
   });
   skip.append(reasons, el("div", "lf-help", "Details (optional, unless Other)"),
-    textarea("_skip_details", "Details"));
-  const sacts = el("div", "lf-actions");
-  for (const [act, text, key] of [["skip-confirm", "Skip item", "Ctrl+Enter"], ["skip-back", "Back", "Esc"]]) {
-    const b = el("button", `lf-act lf-${act}`);
-    b.type = "button";
-    b.dataset.act = act;
-    b.append(el("span", "lf-act-text", text), el("kbd", "lf-key", key));
-    b.addEventListener("click", () => { b.blur(); if (act === "skip-back") stopSkip(); else confirmSkip(); });
-    sacts.append(b);
-  }
-  skip.append(sacts);
+    textarea("_skip_details", "Details"),
+    actions("", [["skip-confirm", "Skip item", "Ctrl+Enter", confirmSkip], ["skip-back", "Back", "Esc", stopSkip]]));
   box.append(skip);
   S.alert = el("div", "lf-alert");
   S.alert.setAttribute("role", "alert");
   root.append(box);
   S.inst.box = box;
+}
+
+function button(cls, onClick) {
+  // A click leaves no focus behind: Enter and Space must not press the button again.
+  const b = el("button", cls);
+  b.type = "button";
+  b.addEventListener("click", () => { b.blur(); onClick(); });
+  return b;
+}
+
+function actions(cls, list) {
+  const row = el("div", `lf-actions ${cls}`);
+  for (const [act, text, key, onClick] of list) {
+    const b = button(`lf-act lf-${act}`, onClick);
+    b.dataset.act = act;
+    b.append(el("span", "lf-act-text", text), el("kbd", "lf-key", key));
+    row.append(b);
+  }
+  return row;
 }
 
 function textarea(name, label) {
@@ -305,8 +299,9 @@ function toggleFlag() {
   paint();
 }
 
-function startSkip() { S.skipping = true; if (S.mode === "text") leaveText(); say("", "", ""); paint(); }
-function stopSkip() { S.skipping = false; S.reason = null; if (S.mode === "text") leaveText(); say("", "", ""); paint(); }
+function startSkip() { S.skipping = true; stopText(); }
+function stopSkip() { S.skipping = false; S.reason = null; stopText(); }
+function stopText() { if (S.mode === "text") leaveText(); say("", "", ""); paint(); }
 
 function pickReason(i) {
   S.reason = S.form.skip_reasons[i];
@@ -378,7 +373,7 @@ function handle(k) {
   if (k.key === "Enter" && k.ctrl) { submit(); return true; }
   if (k.ctrl) return false;
   if (S.mode === "text") {
-    if (k.key === "Escape") { const back = S.text; leaveText(); if (back === "_skip_details") say("", "", ""); paint(); return true; }
+    if (k.key === "Escape") { leaveText(); paint(); return true; }
     if (k.key === "Tab" && S.text !== "_skip_details") { leaveText(); moveFocus(k.shift ? -1 : 1); return true; }
     if (!k.real) {
       // A replayed key lands in the text box it was typed for.
@@ -434,11 +429,9 @@ function onKey(e) {
 }
 
 function inside(e) { return S.inst && e.composedPath().includes(S.inst.host); }
-
-function isForeignInput(e) {
+function isForeignInput(e) {  // another widget's text box: its keys are not ours
   const t = e.composedPath()[0];
-  const editable = t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName));
-  return editable && !inside(e);
+  return t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName)) && !inside(e);
 }
 
 function replay() {
@@ -478,7 +471,6 @@ function feedback(fb) {
     if (S.form.rationale) enterText(S.form.rationale);
     return;
   }
-  if (fb.kind === "skip") { S.skipping = true; }
   refuse(fb.text, fb.focus || "", fb.kind);
 }
 
