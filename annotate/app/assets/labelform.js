@@ -33,8 +33,7 @@ function visible(f) {
   return Object.entries(cond).every(([name, allowed]) => holds(S.values[name], allowed));
 }
 
-function fields() { return S.form.fields.filter(visible); }
-function field(name) { return S.form.fields.find((f) => f.name === name); }
+const fields = () => S.form.fields.filter(visible), field = (n) => S.form.fields.find((f) => f.name === n);
 
 function labels() {
   const out = {};
@@ -182,8 +181,7 @@ function textOf(name) {
 
 // -- painting state onto the DOM ---------------------------------------------------------------
 
-function q(sel) { return S.inst.box.querySelector(sel); }
-function qa(sel) { return S.inst.box.querySelectorAll(sel); }
+const q = (sel) => S.inst.box.querySelector(sel), qa = (sel) => S.inst.box.querySelectorAll(sel);
 
 function paint() {
   const box = S.inst.box;
@@ -210,8 +208,7 @@ function paint() {
   for (const t of qa("textarea")) if (t.value !== textOf(t.dataset.text)) t.value = textOf(t.dataset.text);
   q(".lf-main-actions").hidden = S.skipping;
   q(".lf-flag .lf-act-text").textContent = S.flagged ? "Unflag" : "Flag for lead";
-  const skip = q(".lf-skippanel");
-  skip.hidden = !S.skipping;
+  q(".lf-skippanel").hidden = !S.skipping;
   q(".lf-skip-title").textContent = `Skip ${S.item.external_id}? Pick a reason.`;
   for (const b of qa(".lf-reason")) b.setAttribute("aria-pressed", b.dataset.reason === S.reason ? "true" : "false");
   placeAlert();
@@ -493,5 +490,10 @@ export default function (component) {
   paint();
   replay();
   paint();
-  return () => { if (S.inst && S.inst.root === parentElement) S.inst = null; };
+  return () => {
+    if (!S.inst || S.inst.root !== parentElement) return;
+    S.inst = null;
+    // Keys typed while no form is mounted wait for one only briefly ("Nothing left" has none).
+    setTimeout(() => { if (!S.inst) { S.sending = false; S.queue = []; } }, 3000);
+  };
 }
