@@ -79,7 +79,7 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     if outcome is not None and not outcome.advance and desk.claim is not None:
         claim: assign.Claim | None = desk.claim  # refused: the same item, no query
     else:
-        claim = desk.claim = _claim(ctx, campaign)
+        claim = desk.claim = _claim(ctx, campaign, after=outcome is not None)
     if claim is None:
         return
     if desk.feedback is not None and outcome is None:
@@ -168,11 +168,15 @@ def pick_campaign(ctx: AppContext) -> Campaign | None:
     return campaigns[names.index(current)]
 
 
-def _claim(ctx: AppContext, campaign: Campaign) -> assign.Claim | None:
+def _claim(ctx: AppContext, campaign: Campaign, *, after: bool = False) -> assign.Claim | None:
+    # `after` a finished item there is no live lease to read first (claim_next returns one
+    # anyway, should another tab have claimed meanwhile).
     exhausted: dict[int, float] = st.session_state.setdefault("annotate.exhausted", {})
     try:
-        with ctx.session() as s:
-            claim = assign.current_claim(session=s, user=ctx.user, campaign=campaign)
+        claim = None
+        if not after:
+            with ctx.session() as s:
+                claim = assign.current_claim(session=s, user=ctx.user, campaign=campaign)
         recent = time.time() - exhausted.get(campaign.id or 0, 0.0) < EXHAUSTED_RECHECK_S
         if claim is None and not recent:
             with ctx.session(immediate=True) as s:
