@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from annotate import db
+from annotate import db, sessions
 from annotate.models import Annotation, Assignment, Item, User
 from tests.browser.conftest import Guarded, Server, free_port, seed, sign_in, start_server
 from tests.browser.form_helpers import (
@@ -37,7 +37,7 @@ TEXT_FOCUSED = f"{FORM_ROOT}.activeElement && {FORM_ROOT}.activeElement.tagName 
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("keyboard")
     url = f"sqlite:///{workdir / 'keys.db'}"
-    people = {name: "annotator" for name in ("alice", "bob", "carol")}
+    people = {name: "annotator" for name in ("alice", "bob", "carol", "dave")}
     seed(url, make_items(8), people, name="keys", overlap=3, seed=2)
     running = start_server(["serve", "--port", str(port := free_port())], url, workdir, port)
     yield running
@@ -231,3 +231,25 @@ def test_keys_typed_right_after_submit_land_on_the_next_item(
     saved = stored(server.database_url, "carol")
     assert {ext: a.labels for ext, a in saved.items()} == labeled
     assert guarded.blocked == []
+
+
+def test_a_submit_after_signing_out_elsewhere_saves_nothing(
+    server: Server, guarded: Guarded
+) -> None:
+    # The answer to a submit reruns only the item and its form, not the page's sign-in check:
+    # the form's message is checked against the session itself.
+    page = guarded.page
+    sign_in(page, server.url, "dave")
+    page.wait_for_selector(".lf[data-state=ready]")
+    for key in keys_for(LABEL_SETS[0]):
+        page.keyboard.press(key)
+    engine = db.make_engine(server.database_url)
+    try:
+        with db.session_scope(engine) as s:
+            dave = s.exec(select(User).where(User.name == "dave")).one()
+            sessions.sign_out(session=s, user=dave)
+    finally:
+        engine.dispose()
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector(".lf[data-state=ready] .lf-alert >> text=You are signed out")
+    assert stored(server.database_url, "dave") == {}

@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from annotate import assign, store
-from annotate.app import labelform, submission
+from annotate.app import context, labelform, submission
 from annotate.app import render as view
 from annotate.app.context import AppContext, show_error
 from annotate.app.submission import Feedback
@@ -24,6 +24,7 @@ from annotate.models import Campaign, utcnow
 from annotate.schema import LabelSchema
 
 EXHAUSTED_RECHECK_S = 60.0
+SIGNED_OUT = "You are signed out, so nothing was saved: reload the page and sign in again."
 LOG = logging.getLogger("annotate.app")
 
 
@@ -67,9 +68,17 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     outcome = None
     if raw is not None:
         claimed_at = desk.claim.assignment.claimed_at if desk.claim is not None else None
-        outcome = submission.handle_message(
-            engine=ctx.engine, user=ctx.user, schema=schema, raw=raw, claimed_at=claimed_at
-        )
+        # A fragment run skips the page's sign-in check: make it here, before anything is
+        # saved (a sign-out elsewhere, a stopped account, a changed role).
+        user, _ = context.current_user(ctx.settings, ctx.engine)
+        if user is None or user.id != ctx.user.id:
+            outcome = submission.Outcome(
+                advance=False, feedback=Feedback(kind="error", text=SIGNED_OUT)
+            )
+        else:
+            outcome = submission.handle_message(
+                engine=ctx.engine, user=user, schema=schema, raw=raw, claimed_at=claimed_at
+            )
         desk.seq += 1
         desk.feedback = outcome.feedback
         if outcome.toast:
