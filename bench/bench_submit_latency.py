@@ -56,6 +56,29 @@ CHANGED = (
 )
 
 
+# Measured inside the page too, without Playwright's round trips: from the number key's
+# keydown event to the first animation frame after its option shows as chosen. Installed
+# before the page's own scripts, so that it sees the key before the form takes it.
+IN_PAGE = """
+window.__keyAt = null; window.__shown = [];
+window.addEventListener('keydown', (e) => {
+  if (e.key >= '1' && e.key <= '9') window.__keyAt = e.timeStamp;
+}, true);
+new MutationObserver(() => {
+  const host = document.querySelector('[data-testid=stBidiComponentIsolated]');
+  if (!host || !host.shadowRoot || host.__watched) return;
+  host.__watched = true;
+  new MutationObserver((changes) => {
+    const at = window.__keyAt;
+    if (at === null) return;
+    if (!changes.some((c) => c.target.getAttribute('aria-pressed') === 'true')) return;
+    window.__keyAt = null;
+    requestAnimationFrame(() => window.__shown.push(performance.now() - at));
+  }).observe(host.shadowRoot, {subtree: true, attributes: true, attributeFilter: ['aria-pressed']});
+}).observe(document, {subtree: true, childList: true});
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -142,6 +165,7 @@ def main() -> None:
                     executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
                 )
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.add_init_script(IN_PAGE)
                 page.set_default_timeout(30_000)
                 page.goto(base + "/")
                 page.wait_for_function(
@@ -153,9 +177,11 @@ def main() -> None:
                 page.keyboard.press("Enter")
                 page.wait_for_selector(".lf[data-state=ready]")
                 label_items(page, 5)  # warm-up
+                page.evaluate("window.__shown = []")
                 cpu0 = proc_cpu(process.pid)
                 submit, keypress = label_items(page, args.items_to_label)
                 cpu = (proc_cpu(process.pid) - cpu0) / len(submit)
+                shown = [ms / 1000 for ms in page.evaluate("window.__shown")]
                 browser.close()
         finally:
             process.terminate()
@@ -168,7 +194,12 @@ def main() -> None:
     print(f"server CPU per label: {cpu * 1000:.1f} ms (target <= 15 ms)")
     print(
         f"option key -> shown as chosen: p50 {statistics.median(keypress) * 1000:.0f} ms, "
-        f"p95 {percentile(keypress, 0.95) * 1000:.0f} ms (target p95 < 30 ms)"
+        f"p95 {percentile(keypress, 0.95) * 1000:.0f} ms (target p95 < 30 ms), as Playwright "
+        "sees it"
+    )
+    print(
+        f"option key -> next frame with it shown, in the page ({len(shown)} keys): "
+        f"p50 {statistics.median(shown) * 1000:.1f} ms, p95 {percentile(shown, 0.95) * 1000:.1f} ms"
     )
 
 
