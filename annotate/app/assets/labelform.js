@@ -386,7 +386,7 @@ function handle(k) {
     if (i >= 0 && i < S.form.skip_reasons.length) { pickReason(i); return true; }
     if (k.key === "Escape") { stopSkip(); return true; }
     if (k.key === "Enter" || k.key === S.form.keys.text) { enterText("_skip_details"); return true; }
-    return k.key === "Tab";
+    return k.key === "Tab" || k.key.length === 1;
   }
   if (k.key === "Tab") { moveFocus(k.shift ? -1 : 1); return true; }
   const spec = field(S.focus);
@@ -405,7 +405,7 @@ function handle(k) {
   if (lower === S.form.keys.flag) { toggleFlag(); return true; }
   const hit = S.form.shortcuts[lower];
   if (hit && visible(field(hit[0]))) { S.focus = hit[0]; choose(hit[0], hit[1]); return true; }
-  return false;
+  return k.key.length === 1;  // a stray letter must not reach Streamlit's own keys (c, r)
 }
 
 function onKey(e) {
