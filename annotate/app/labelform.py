@@ -36,7 +36,10 @@ def _component() -> Any:
         NAME,
         html="",
         css=(ASSETS / "labelform.css").read_text(encoding="utf-8"),
-        js=(ASSETS / "labelform.js").read_text(encoding="utf-8"),
+        # One module: the label logic shared with the server's rules, then the form.
+        js="\n".join(
+            (ASSETS / name).read_text(encoding="utf-8") for name in ("labels.js", "labelform.js")
+        ),
     )
 
 

@@ -4,7 +4,7 @@
 // skip) and answers by sending the next item as new `data`. The component stays mounted
 // across items (a stable key), so this module's state survives: keys pressed while the
 // answer is on its way are queued and replayed on whatever form the answer brings.
-// Everything shown is set with textContent, never as HTML.
+// Everything shown is set with textContent, never as HTML. labels.js comes first (same module).
 
 const S = {
   inst: null, form: null, item: null, values: {}, focus: null, mode: "nav",
@@ -21,49 +21,13 @@ function el(tag, cls, text) {
   return e;
 }
 
-function holds(value, allowed) {
-  if (value === null || value === undefined) return false;
-  if (Array.isArray(value)) return value.some((v) => allowed.includes(v));
-  return allowed.includes(value);
-}
-
-function visible(f) {
-  const cond = f.show_when;
-  if (!cond) return true;
-  return Object.entries(cond).every(([name, allowed]) => holds(S.values[name], allowed));
-}
-
-const fields = () => S.form.fields.filter(visible), field = (n) => S.form.fields.find((f) => f.name === n);
-
-function labels() {
-  const out = {};
-  for (const f of S.form.fields) {
-    const v = visible(f) ? S.values[f.name] : null;
-    out[f.name] = f.kind === "text" ? ((v || "").trim() || null) : (v === undefined ? null : v);
-  }
-  return out;
-}
-
-function broken(vals) {
-  const out = [];
-  for (const r of S.form.rules) {
-    const when = Object.entries(r.when).every(([k, a]) => holds(vals[k], a));
-    const ok = Object.entries(r.expect).every(([k, a]) => holds(vals[k], a));
-    if (when && !ok) out.push({ rule: r.id, message: fill(r.message, vals) });
-  }
-  return out;
-}
-
-function fill(message, vals) {
-  // As the server's str.format: lists joined with ", "; an unknown name leaves it as written.
-  let failed = false;
-  const text = message.replace(/\{([a-z_][a-z0-9_]*)\}/g, (_, name) => {
-    if (!(name in vals)) { failed = true; return ""; }
-    const v = vals[name];
-    return Array.isArray(v) ? v.join(", ") : (v === null ? "None" : String(v));
-  });
-  return failed ? message : text;
-}
+// Condition language, visibility and rules: labels.js, loaded before this file.
+const view = () => normalized(S.form, S.values, S.flagged);
+const visible = (f) => view().shown.has(f.name);
+const fields = () => { const v = view(); return S.form.fields.filter((f) => v.shown.has(f.name)); };
+const field = (n) => S.form.fields.find((f) => f.name === n);
+const labels = () => view().labels;
+const broken = (vals) => brokenRules(S.form, vals);
 
 // -- building the DOM (once per schema) ------------------------------------------------------
 
@@ -267,7 +231,8 @@ function choose(name, value) {
   }
   S.confirmed = [];
   if (S.alert.dataset.kind !== "rule") say("", "", "");
-  if (!visible(field(S.focus) || { show_when: null })) moveFocus(1);
+  const current = field(S.focus);
+  if (current && !visible(current)) moveFocus(1);
   liveWarnings();
   paint();
 }
