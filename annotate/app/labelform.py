@@ -11,6 +11,7 @@ which `on_message` puts in the page's inbox for submission.handle_message.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,14 @@ def _component() -> Any:
     )
 
 
-def _show_when(spec: Any) -> dict[str, list[str]] | None:
-    # Schemas that describe when a field shows (refusal-v2) hold it as field -> values.
-    cond = getattr(spec, "show_when", None)
-    if not cond:
-        return None
-    if hasattr(cond, "model_dump"):
-        cond = cond.model_dump()
-    return {str(k): list(v) for k, v in dict(cond).items()}
+def _show_when(spec: Any) -> dict[str, Any] | None:
+    # Schemas that say when a field shows (refusal-v2) hold conditions in the same language as
+    # rules: field -> values, {none_of: [...]} or {empty: bool}; labels.js reads them as JSON.
+    if hasattr(spec, "model_dump"):
+        cond = spec.model_dump(mode="json").get("show_when")
+    else:
+        cond = getattr(spec, "show_when", None)
+    return json.loads(json.dumps(cond)) if cond else None
 
 
 # Keyed by object identity (the store hands out one cached schema object per stored schema);
