@@ -1,4 +1,4 @@
-"""Benchmark annotate.agreement against the krippendorff package's raw-matrix call.
+"""Benchmark annotate.stats (alpha, bootstrap) against the krippendorff package's raw-matrix call.
 
 Run from the repository root: ``python bench/bench_agreement.py``. Each figure is measured in
 its own subprocess (so peak memory is that measurement's alone) on seeded synthetic data:
@@ -11,7 +11,7 @@ its own subprocess (so peak memory is that measurement's alone) on seeded synthe
   beside an estimate of calling the package once per resample;
 - db-report: what a lead waits for, from an SQLite file holding 100,000 items x 5 annotators
   (500,000 annotations, built first and not timed): ``queries.load_labels`` alone, then
-  ``reports.campaign_report`` (load + every figure) without bootstrap and with the CLI's
+  ``review.campaign_report`` (load + every figure) without bootstrap and with the CLI's
   default 1,000 resamples.
 
 Prints plain ``name: value`` lines.
@@ -38,14 +38,15 @@ import krippendorff
 import numpy as np
 from sqlalchemy import insert
 
-from annotate import agreement as ag
-from annotate import agreement_report as rep
-from annotate import db, reports, store
-from annotate.auth import system_actor
-from annotate.models import Annotation, Item
-from annotate.queries import load_labels
+from annotate import review, storage
+from annotate import stats as ag
+from annotate.accounts.auth import system_actor
 from annotate.schema import resolve_schema
 from annotate.settings import get_settings
+from annotate.stats import report as rep
+from annotate.storage import db
+from annotate.storage.models import Annotation, Item
+from annotate.storage.queries import load_labels
 
 ANNOTATORS = 5
 FIELDS: dict[str, list[str]] = {
@@ -210,12 +211,12 @@ def build_database(path: Path, n_items: int) -> None:
     admin = system_actor()
     with db.session_scope(engine) as session:
         schema = resolve_schema(None, get_settings().schemas_dir)
-        campaign = store.create_campaign(
+        campaign = storage.create_campaign(
             session=session, actor=admin, name="bench", schema=schema, overlap=ANNOTATORS
         )
-        lead = store.add_user(session=session, actor=admin, name="lead", role="lead")
+        lead = storage.add_user(session=session, actor=admin, name="lead", role="lead")
         users = [
-            store.add_user(session=session, actor=admin, name=f"a{i}") for i in range(ANNOTATORS)
+            storage.add_user(session=session, actor=admin, name=f"a{i}") for i in range(ANNOTATORS)
         ]
         start = datetime(2026, 1, 1, tzinfo=UTC)
         session.execute(
@@ -268,18 +269,18 @@ def build_database(path: Path, n_items: int) -> None:
 def db_report(path: Path) -> None:
     engine = db.make_engine(f"sqlite:///{path}")
     with db.session_scope(engine) as session:
-        actor = store.get_user(session=session, name="lead")
+        actor = storage.get_user(session=session, name="lead")
 
     def load() -> Any:
         with db.session_scope(engine) as session:
-            campaign = store.get_campaign(session=session, name="bench")
+            campaign = storage.get_campaign(session=session, name="bench")
             return load_labels(session=session, actor=actor, campaign=campaign)
 
     def report(n_resamples: int) -> Callable[[], object]:
         def run() -> object:
             with db.session_scope(engine) as session:
-                campaign = store.get_campaign(session=session, name="bench")
-                return reports.campaign_report(
+                campaign = storage.get_campaign(session=session, name="bench")
+                return review.campaign_report(
                     session=session, actor=actor, campaign=campaign, n_resamples=n_resamples
                 )
 
@@ -291,13 +292,13 @@ def db_report(path: Path) -> None:
     measure("db-report", report(0), repeats=2)
     measure("db-report-bootstrap1000", report(1000), repeats=1)
     start = time.perf_counter()
-    reports.item_disagreement(table, actor=actor)
+    review.item_disagreement(table, actor=actor)
     print(f"db item_disagreement (queue order) seconds: {time.perf_counter() - start:.3f}")
     start = time.perf_counter()
-    reports.annotator_table(table, actor=actor)
+    review.annotator_table(table, actor=actor)
     print(f"db annotator_table seconds: {time.perf_counter() - start:.3f}")
     start = time.perf_counter()
-    reports.alpha_over_time(table, actor=actor)
+    review.alpha_over_time(table, actor=actor)
     print(f"db alpha_over_time (per day) seconds: {time.perf_counter() - start:.3f}")
     engine.dispose()
 

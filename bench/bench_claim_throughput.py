@@ -1,7 +1,7 @@
 """Claim + label throughput with 32 concurrent threads, on SQLite and PostgreSQL.
 
 Each thread is an annotator of its own that claims the next item and submits labels through
-the core functions (`assign.claim_next`, `assign.submit`, each in `assign.write_session`), as
+the core functions (`labeling.claim_next`, `labeling.submit`, each in `labeling.write_session`), as
 the labeling page does, until `--labels` labels are in. Prints labels per second and the latency of
 a claim and of a submit (p50, p95) per backend.
 
@@ -26,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from annotate import assign, db, store  # noqa: E402
-from annotate.auth import system_actor  # noqa: E402
-from annotate.importers import ItemRecord  # noqa: E402
-from annotate.models import User  # noqa: E402
+from annotate import labeling, storage  # noqa: E402
+from annotate.accounts.auth import system_actor  # noqa: E402
+from annotate.intake.items import ItemRecord  # noqa: E402
 from annotate.schema import load_schema  # noqa: E402
+from annotate.storage import db  # noqa: E402
+from annotate.storage.models import User  # noqa: E402
 
 LABELS = {
     "intent": "benign",
@@ -47,7 +48,7 @@ def seed(url: str, items: int, annotators: int, overlap: int) -> tuple[list[User
     db.migrate(engine)
     actor = system_actor()
     with db.session_scope(engine) as s:
-        campaign = store.create_campaign(
+        campaign = storage.create_campaign(
             session=s,
             actor=actor,
             name="throughput",
@@ -55,7 +56,7 @@ def seed(url: str, items: int, annotators: int, overlap: int) -> tuple[list[User
             overlap=overlap,
             seed=4,
         )
-        store.import_items(
+        storage.import_items(
             session=s,
             actor=actor,
             campaign=campaign,
@@ -65,7 +66,7 @@ def seed(url: str, items: int, annotators: int, overlap: int) -> tuple[list[User
             ],
         )
         users = [
-            store.add_user(session=s, actor=actor, name=f"w{n:02d}") for n in range(annotators)
+            storage.add_user(session=s, actor=actor, name=f"w{n:02d}") for n in range(annotators)
         ]
     engine.dispose()
     return users, campaign.id or 0
@@ -75,7 +76,7 @@ def run(url: str, *, items: int, threads: int, labels: int, overlap: int) -> Non
     users, campaign_id = seed(url, items, threads, overlap)
     engine = db.make_engine(url, pool_size=threads)
     with db.session_scope(engine) as s:
-        campaign = store.get_campaign(session=s, name="throughput")
+        campaign = storage.get_campaign(session=s, name="throughput")
     done = 0
     lock = threading.Lock()
     claims: list[float] = []
@@ -92,13 +93,13 @@ def run(url: str, *, items: int, threads: int, labels: int, overlap: int) -> Non
                     return
             try:
                 t0 = time.perf_counter()
-                with assign.write_session(engine) as s:
-                    claim = assign.claim_next(session=s, user=user, campaign=campaign)
+                with labeling.write_session(engine) as s:
+                    claim = labeling.claim_next(session=s, user=user, campaign=campaign)
                 t1 = time.perf_counter()
                 if claim is None:
                     return
-                with assign.write_session(engine) as s:
-                    assign.submit(
+                with labeling.write_session(engine) as s:
+                    labeling.submit(
                         session=s,
                         user=user,
                         assignment_id=claim.assignment.id or 0,

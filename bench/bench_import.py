@@ -17,10 +17,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from annotate import db, importers, store
-from annotate.auth import system_actor
+from annotate import intake, storage
+from annotate.accounts.auth import system_actor
 from annotate.schema import resolve_schema
 from annotate.settings import get_settings
+from annotate.storage import db
 
 WORDS = "kill process shoot photo execute script bleed radiator attack opening the a of to".split()
 
@@ -41,17 +42,17 @@ def run(url: str, path: Path, label: str) -> float:
     db.migrate(engine)
     actor = system_actor()
     with db.session_scope(engine) as s:
-        campaign = store.create_campaign(
+        campaign = storage.create_campaign(
             session=s,
             actor=actor,
             name=f"bench-{uuid.uuid4().hex[:8]}",
             schema=resolve_schema(None, get_settings().schemas_dir),
         )
     start = time.perf_counter()
-    records = importers.parse_items(path)
+    records = intake.parse_items(path)
     parsed = time.perf_counter()
     with db.session_scope(engine) as s:
-        result = store.import_items(
+        result = storage.import_items(
             session=s, actor=actor, campaign=campaign, records=records, source=str(path)
         )
     done = time.perf_counter()

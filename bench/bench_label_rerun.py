@@ -31,11 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
-from annotate import db, sessions, store  # noqa: E402
-from annotate.auth import hash_password, system_actor  # noqa: E402
-from annotate.importers import ItemRecord  # noqa: E402
-from annotate.models import Annotation, Assignment, utcnow  # noqa: E402
+from annotate import storage  # noqa: E402
+from annotate.accounts import sessions  # noqa: E402
+from annotate.accounts.auth import hash_password, system_actor  # noqa: E402
+from annotate.intake.items import ItemRecord  # noqa: E402
 from annotate.schema import load_schema  # noqa: E402
+from annotate.storage import db  # noqa: E402
+from annotate.storage.models import Annotation, Assignment, utcnow  # noqa: E402
 
 SECRET = "bench-signing-key-" + "x" * 30
 LABELS = {
@@ -63,7 +65,7 @@ def seed_big(url: str, *, items: int, annotators: int, labels_each: int, overlap
     rng = random.Random(1)
     pw = hash_password("bench password")
     with db.session_scope(engine) as s:
-        campaign = store.create_campaign(
+        campaign = storage.create_campaign(
             session=s, actor=actor, name="big", schema=schema, overlap=overlap, seed=9
         )
         records = [
@@ -76,10 +78,10 @@ def seed_big(url: str, *, items: int, annotators: int, labels_each: int, overlap
             )
             for i in range(items)
         ]
-        store.import_items(session=s, actor=actor, campaign=campaign, records=records)
+        storage.import_items(session=s, actor=actor, campaign=campaign, records=records)
         users = []
         for n in range(annotators):
-            user = store.add_user(session=s, actor=actor, name=f"ann{n:02d}")
+            user = storage.add_user(session=s, actor=actor, name=f"ann{n:02d}")
             user.password_hash = pw
             users.append(user)
         s.flush()
@@ -129,7 +131,7 @@ def seed_big(url: str, *, items: int, annotators: int, labels_each: int, overlap
 def token_for(url: str, name: str) -> str:
     engine = db.make_engine(url)
     with db.session_scope(engine) as s:
-        user = store.get_user(session=s, name=name)
+        user = storage.get_user(session=s, name=name)
     engine.dispose()
     return sessions.issue_token(key=SECRET, user=user)
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from annotate import db  # noqa: E402
+from annotate.storage import db  # noqa: E402
 from tests.browser.conftest import Server, free_port, seed, start_server  # noqa: E402
 from tests.browser.load_helpers import check_invariants, drive, make_items  # noqa: E402
 

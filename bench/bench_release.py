@@ -22,16 +22,17 @@ from typing import TypeVar
 
 from sqlalchemy import insert, text
 
-from annotate import db, store
-from annotate.auth import system_actor
-from annotate.importers import ItemRecord
-from annotate.models import Adjudication, Annotation, utcnow
-from annotate.queries import load_labels
-from annotate.release import create_release, cyclic_gc_paused
-from annotate.reports import agreement_report
+from annotate import storage
+from annotate.accounts.auth import system_actor
+from annotate.intake.items import ItemRecord
+from annotate.release.publish import create_release, cyclic_gc_paused
+from annotate.release.selection import select_gold
+from annotate.review.figures import agreement_report
 from annotate.schema import resolve_schema
-from annotate.selection import select_gold
 from annotate.settings import get_settings
+from annotate.storage import db
+from annotate.storage.models import Adjudication, Annotation, utcnow
+from annotate.storage.queries import load_labels
 
 WORDS = "kill process shoot photo execute script bleed radiator attack opening the a of".split()
 T = TypeVar("T")
@@ -47,7 +48,7 @@ def setup(url: str, n_items: int) -> str:
     actor = system_actor()
     name = f"bench-{uuid.uuid4().hex[:6]}"
     with db.session_scope(engine) as s:
-        campaign = store.create_campaign(
+        campaign = storage.create_campaign(
             session=s,
             actor=actor,
             name=name,
@@ -66,11 +67,12 @@ def setup(url: str, n_items: int) -> str:
             )
             for n in range(n_items)
         ]
-        store.import_items(session=s, actor=actor, campaign=campaign, records=records)
+        storage.import_items(session=s, actor=actor, campaign=campaign, records=records)
         users = [
-            store.add_user(session=s, actor=actor, name=f"{name}-{who}") for who in ("a", "b", "c")
+            storage.add_user(session=s, actor=actor, name=f"{name}-{who}")
+            for who in ("a", "b", "c")
         ]
-        lead = store.add_user(session=s, actor=actor, name=f"{name}-lead", role="lead")
+        lead = storage.add_user(session=s, actor=actor, name=f"{name}-lead", role="lead")
         item_ids = [
             i
             for (i,) in s.execute(
@@ -134,7 +136,7 @@ def run(url: str, n_items: int, out: Path, label: str) -> None:
     engine = db.make_engine(url)
     actor = system_actor()
     with db.session_scope(engine) as s:
-        campaign = store.get_campaign(session=s, name=name)
+        campaign = storage.get_campaign(session=s, name=name)
         parts: list[str] = []
 
         def timed(part: str, call: Callable[[], T]) -> T:
@@ -159,7 +161,7 @@ def run(url: str, n_items: int, out: Path, label: str) -> None:
     timings = []
     for _ in range(2):
         with db.session_scope(engine) as s:
-            campaign = store.get_campaign(session=s, name=name)
+            campaign = storage.get_campaign(session=s, name=name)
             start, cpu = time.perf_counter(), time.process_time()
             result = create_release(session=s, actor=actor, campaign=campaign, out_dir=out)
             timings.append(time.perf_counter() - start)

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from annotate.predictions import score_release
-from annotate.release import write_release_files
-from annotate.release_writers import publish
+from annotate.release.folders import publish
+from annotate.release.publish import write_release_files
 from annotate.schema import resolve_schema
-from annotate.scoring import tradeoff_plot
+from annotate.scoring.predictions import score_release
+from annotate.scoring.score import tradeoff_plot
 from annotate.settings import get_settings
 
 INTENT = {"answer": "benign", "answer_with_caveat": "benign", "refuse": "harmful"}

@@ -17,11 +17,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from annotate import db, store
-from annotate.auth import system_actor
-from annotate.importers import ItemRecord
-from annotate.models import Campaign, User
+from annotate import storage
+from annotate.accounts.auth import system_actor
+from annotate.intake.items import ItemRecord
 from annotate.schema import LabelSchema, load_schema
+from annotate.storage import db
+from annotate.storage.models import Campaign, User
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -114,14 +115,14 @@ def make_campaign(
     session: Session, schema: LabelSchema, name: str = "c1", overlap: int = 2, **kw: Any
 ) -> Campaign:
     """A campaign on `schema`, flushed."""
-    return store.create_campaign(
+    return storage.create_campaign(
         session=session, actor=ADMIN, name=name, schema=schema, overlap=overlap, **kw
     )
 
 
 def make_user(session: Session, name: str = "alice", role: str = "annotator", **kw: Any) -> User:
     """A user with the password `correct horse`."""
-    return store.add_user(
+    return storage.add_user(
         session=session, actor=ADMIN, name=name, role=role, password="correct horse", **kw
     )
 

@@ -15,8 +15,9 @@ import sys
 
 from sqlmodel import select
 
-from annotate import assign, db, store
-from annotate.models import User
+from annotate import labeling, storage
+from annotate.storage import db
+from annotate.storage.models import User
 
 LABELS = {
     "intent": "benign",
@@ -32,7 +33,7 @@ LABELS = {
 def main(url: str, campaign_name: str, names: list[str], limit: int | None) -> None:
     engine = db.make_engine(url)
     with db.session_scope(engine) as s:
-        campaign = store.get_campaign(session=s, name=campaign_name)
+        campaign = storage.get_campaign(session=s, name=campaign_name)
         users = [s.exec(select(User).where(User.name == n)).one() for n in names]
     done: set[int] = set()
     acks = 0
@@ -40,13 +41,13 @@ def main(url: str, campaign_name: str, names: list[str], limit: int | None) -> N
         for user in users:
             if user.id in done:
                 continue
-            with assign.write_session(engine) as s:
-                claim = assign.claim_next(session=s, user=user, campaign=campaign)
+            with labeling.write_session(engine) as s:
+                claim = labeling.claim_next(session=s, user=user, campaign=campaign)
             if claim is None:
                 done.add(user.id or 0)
                 continue
-            with assign.write_session(engine) as s:
-                assign.submit(
+            with labeling.write_session(engine) as s:
+                labeling.submit(
                     session=s,
                     user=user,
                     assignment_id=claim.assignment.id or 0,

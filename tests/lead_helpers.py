@@ -9,9 +9,9 @@ from typing import Any
 from conftest import ADMIN, full_labels, make_campaign, make_item, make_user
 from sqlmodel import Session, select
 
-from annotate import store
-from annotate.models import Annotation, Campaign, Item, User
+from annotate import storage
 from annotate.schema import LabelSchema
+from annotate.storage.models import Annotation, Campaign, Item, User
 
 HUMANS = ("alice", "bob", "carol")
 JUDGE = "judge-gpt"
@@ -87,7 +87,7 @@ def seed_campaign(
     With `days`, item iN's labels are dated 2026-01-0N so that alpha over time has periods.
     """
     campaign = make_campaign(session, schema, name=name, overlap=2)
-    store.import_items(
+    storage.import_items(
         session=session,
         actor=ADMIN,
         campaign=campaign,
@@ -112,7 +112,7 @@ def seed_campaign(
     for ext, by in LABELS.items():
         for seconds, (who, overrides) in enumerate(by.items(), start=10):
             labels = schema.normalize_labels(full_labels(**overrides))
-            store.save_annotation(
+            storage.save_annotation(
                 session=session,
                 user=users[who],
                 item=items[ext],
@@ -122,12 +122,12 @@ def seed_campaign(
                 flag_note="unclear guideline" if ext == "i3" and who == "bob" else None,
             )
     if with_judge:
-        judge = session.exec(select(User).where(User.name == JUDGE)).first() or store.add_user(
+        judge = session.exec(select(User).where(User.name == JUDGE)).first() or storage.add_user(
             session=session, actor=ADMIN, name=JUDGE, is_machine=True
         )
         users[JUDGE] = judge
         for ext, action in JUDGE_LABELS.items():
-            store.save_annotation(
+            storage.save_annotation(
                 session=session,
                 user=judge,
                 item=items[ext],

@@ -9,13 +9,13 @@ from typing import Any
 from conftest import ADMIN, full_labels, make_campaign, make_item, make_user
 from sqlmodel import Session, col, select
 
-from annotate import store
-from annotate.gold import GoldRecord
-from annotate.models import Adjudication, Campaign, Item, User
-from annotate.release import write_release_files
-from annotate.release_writers import publish
+from annotate import storage
+from annotate.release.folders import publish
+from annotate.release.publish import write_release_files
+from annotate.release.record import GoldRecord
+from annotate.release.selection import GoldSelection, InclusionPolicy, gold_counts
 from annotate.schema import LabelSchema
-from annotate.selection import GoldSelection, InclusionPolicy, gold_counts
+from annotate.storage.models import Adjudication, Campaign, Item, User
 
 # item id -> {annotator: overrides of full_labels()}
 Spec = Mapping[str, Mapping[str, Mapping[str, Any]]]
@@ -33,7 +33,7 @@ def labeled_campaign(
     """A campaign whose items (ids of `spec`) carry the labels `spec` gives, via the store."""
     campaign = make_campaign(session, schema, name=name, overlap=overlap)
     extra = items or {}
-    store.import_items(
+    storage.import_items(
         session=session,
         actor=ADMIN,
         campaign=campaign,
@@ -68,7 +68,7 @@ def items_by_id(session: Session, campaign: Campaign) -> dict[str, Item]:
 
 def label(session: Session, user: User, item: Item, **overrides: Any) -> None:
     """`user` labels `item` with full_labels(**overrides) through the store."""
-    store.save_annotation(session=session, user=user, item=item, labels=full_labels(**overrides))
+    storage.save_annotation(session=session, user=user, item=item, labels=full_labels(**overrides))
 
 
 def adjudicate(

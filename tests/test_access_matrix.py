@@ -25,17 +25,39 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from annotate import adjudication, assign, db, queries, release, reports, sessions, store
+from annotate import labeling, review, storage
+from annotate.accounts import sessions
 from annotate.errors import AuthError, PermissionDenied
-from annotate.importers import LabelRow
-from annotate.models import Assignment, Campaign, Item, User, utcnow
-from annotate.queries import LabelTable
+from annotate.intake.labels import LabelRow
+from annotate.labeling import claims, slots, submission
+from annotate.release import publish as release
+from annotate.review import adjudication, breakdowns, figures, queue
 from annotate.schema import LabelSchema
 from annotate.settings import Settings
+from annotate.storage import annotations, campaigns, db, items, queries, releases, schemas, users
+from annotate.storage.models import Assignment, Campaign, Item, User, utcnow
+from annotate.table import LabelTable
 from tests.conftest import ADMIN, full_labels, make_campaign, make_item
 from tests.test_app_support import PASSWORD, password_hash
 
-MODULES: tuple[ModuleType, ...] = (store, assign, adjudication, reports, release, queries, sessions)
+MODULES: tuple[ModuleType, ...] = (
+    schemas,
+    users,
+    campaigns,
+    items,
+    annotations,
+    releases,
+    slots,
+    claims,
+    submission,
+    figures,
+    breakdowns,
+    queue,
+    adjudication,
+    release,
+    queries,
+    sessions,
+)
 KEY = "matrix-signing-key-" + "k" * 30
 
 # role -> user name; `bot` is an imported judge, `ina` a deactivated admin.
@@ -79,46 +101,46 @@ def _settings(w: World) -> Settings:
 # (module.function, least role, call). A call returning False counts as refused (predicates).
 MATRIX: list[tuple[str, str, Call]] = [
     # -- store ------------------------------------------------------------------------------
-    ("store.add_user", "admin", lambda w: store.add_user(session=w.s, actor=w.actor, name="n")),
+    ("users.add_user", "admin", lambda w: storage.add_user(session=w.s, actor=w.actor, name="n")),
     (
-        "store.set_password",
+        "users.set_password",
         "admin",
-        lambda w: store.set_password(session=w.s, actor=w.actor, name="oth", password="p" * 9),
+        lambda w: storage.set_password(session=w.s, actor=w.actor, name="oth", password="p" * 9),
     ),
     (
-        "store.set_password (own)",
+        "users.set_password (own)",
         "annotator",
-        lambda w: store.set_password(
+        lambda w: storage.set_password(
             session=w.s, actor=w.actor, name=w.actor.name, password="p" * 9
         ),
     ),
-    ("store.list_users", "admin", lambda w: store.list_users(session=w.s, actor=w.actor)),
+    ("users.list_users", "admin", lambda w: storage.list_users(session=w.s, actor=w.actor)),
     (
-        "store.create_campaign",
+        "campaigns.create_campaign",
         "admin",
-        lambda w: store.create_campaign(session=w.s, actor=w.actor, name="c2", schema=w.schema),
+        lambda w: storage.create_campaign(session=w.s, actor=w.actor, name="c2", schema=w.schema),
     ),
     (
-        "store.list_campaigns",
+        "campaigns.list_campaigns",
         "annotator",
-        lambda w: store.list_campaigns(session=w.s, actor=w.actor),
+        lambda w: storage.list_campaigns(session=w.s, actor=w.actor),
     ),
     (
-        "store.set_members",
+        "campaigns.set_members",
         "admin",
-        lambda w: store.set_members(session=w.s, actor=w.actor, campaign=w.c, members=["oth"]),
+        lambda w: storage.set_members(session=w.s, actor=w.actor, campaign=w.c, members=["oth"]),
     ),
     (
-        "store.import_items",
+        "items.import_items",
         "admin",
-        lambda w: store.import_items(
+        lambda w: storage.import_items(
             session=w.s, actor=w.actor, campaign=w.c, records=[make_item(external_id="new")]
         ),
     ),
     (
-        "store.import_labels",
+        "annotations.import_labels",
         "admin",
-        lambda w: store.import_labels(
+        lambda w: storage.import_labels(
             session=w.s,
             actor=w.actor,
             campaign=w.c,
@@ -126,86 +148,86 @@ MATRIX: list[tuple[str, str, Call]] = [
         ),
     ),
     (
-        "store.campaign_status",
+        "campaigns.campaign_status",
         "lead",
-        lambda w: store.campaign_status(session=w.s, actor=w.actor, campaign=w.c),
+        lambda w: storage.campaign_status(session=w.s, actor=w.actor, campaign=w.c),
     ),
     (
-        "store.campaign_members",
+        "campaigns.campaign_members",
         "lead",
-        lambda w: store.campaign_members(session=w.s, actor=w.actor, campaign=w.c),
+        lambda w: storage.campaign_members(session=w.s, actor=w.actor, campaign=w.c),
     ),
     (
-        "store.set_role",
+        "users.set_role",
         "admin",
-        lambda w: store.set_role(session=w.s, actor=w.actor, name="oth", role="lead"),
+        lambda w: storage.set_role(session=w.s, actor=w.actor, name="oth", role="lead"),
     ),
     (
-        "store.set_active",
+        "users.set_active",
         "admin",
-        lambda w: store.set_active(session=w.s, actor=w.actor, name="oth", active=False),
+        lambda w: storage.set_active(session=w.s, actor=w.actor, name="oth", active=False),
     ),
     (
-        "store.update_campaign",
+        "campaigns.update_campaign",
         "admin",
-        lambda w: store.update_campaign(session=w.s, actor=w.actor, campaign=w.c, overlap=3),
+        lambda w: storage.update_campaign(session=w.s, actor=w.actor, campaign=w.c, overlap=3),
     ),
     (
-        "store.list_own_annotations",
+        "annotations.list_own_annotations",
         "annotator",
-        lambda w: store.list_own_annotations(session=w.s, user=w.actor, campaign=w.c),
+        lambda w: storage.list_own_annotations(session=w.s, user=w.actor, campaign=w.c),
     ),
     (
-        "store.get_own_annotation",
+        "annotations.get_own_annotation",
         "annotator",
-        lambda w: store.get_own_annotation(
+        lambda w: storage.get_own_annotation(
             session=w.s, user=w.actor, annotation_id=w.own_annotation
         ),
     ),
     (
-        "store.own_history",
+        "annotations.own_history",
         "annotator",
-        lambda w: store.own_history(session=w.s, user=w.actor, annotation_id=w.own_annotation),
+        lambda w: storage.own_history(session=w.s, user=w.actor, annotation_id=w.own_annotation),
     ),
     (
-        "store.can_label",
+        "campaigns.can_label",
         "annotator",
-        lambda w: store.can_label(session=w.s, user=w.actor, campaign=w.c),
+        lambda w: storage.can_label(session=w.s, user=w.actor, campaign=w.c),
     ),
     # -- assign -----------------------------------------------------------------------------
     (
-        "assign.claim_next",
+        "claims.claim_next",
         "annotator",
-        lambda w: assign.claim_next(session=w.s, user=w.actor, campaign=w.c),
+        lambda w: labeling.claim_next(session=w.s, user=w.actor, campaign=w.c),
     ),
     (
-        "assign.current_claim",
+        "claims.current_claim",
         "annotator",
-        lambda w: assign.current_claim(session=w.s, user=w.actor, campaign=w.c),
+        lambda w: labeling.current_claim(session=w.s, user=w.actor, campaign=w.c),
     ),
     (
-        "assign.submit",
+        "submission.submit",
         "annotator",
-        lambda w: assign.submit(
+        lambda w: labeling.submit(
             session=w.s, user=w.actor, assignment_id=w.own_assignment, labels=full_labels()
         ),
     ),
     (
-        "assign.skip",
+        "submission.skip",
         "annotator",
-        lambda w: assign.skip(
+        lambda w: labeling.skip(
             session=w.s, user=w.actor, assignment_id=w.own_assignment, reason="unclear"
         ),
     ),
     (
-        "assign.release",
+        "slots.release",
         "annotator",
-        lambda w: assign.release(session=w.s, user=w.actor, assignment_id=w.own_assignment),
+        lambda w: labeling.release(session=w.s, user=w.actor, assignment_id=w.own_assignment),
     ),
     (
-        "assign.edit",
+        "submission.edit",
         "annotator",
-        lambda w: assign.edit(
+        lambda w: labeling.edit(
             session=w.s,
             user=w.actor,
             annotation_id=w.own_annotation,
@@ -213,121 +235,121 @@ MATRIX: list[tuple[str, str, Call]] = [
         ),
     ),
     (
-        "assign.progress",
+        "slots.progress",
         "annotator",
-        lambda w: assign.progress(session=w.s, user=w.actor, campaign=w.c),
+        lambda w: labeling.progress(session=w.s, user=w.actor, campaign=w.c),
     ),
     (
-        "assign.expire_leases",
+        "slots.expire_leases",
         "lead",
-        lambda w: assign.expire_leases(session=w.s, actor=w.actor, campaign=w.c),
+        lambda w: labeling.expire_leases(session=w.s, actor=w.actor, campaign=w.c),
     ),
     # -- adjudication -----------------------------------------------------------------------
     (
-        "adjudication.queue_from_table",
+        "queue.queue_from_table",
         "lead",
-        lambda w: adjudication.queue_from_table(w.table, actor=w.actor),
+        lambda w: review.queue_from_table(w.table, actor=w.actor),
     ),
     (
-        "adjudication.review_queue",
+        "queue.review_queue",
         "lead",
-        lambda w: adjudication.review_queue(session=w.s, actor=w.actor, campaign=w.c),
+        lambda w: review.review_queue(session=w.s, actor=w.actor, campaign=w.c),
     ),
     (
-        "adjudication.current_adjudications",
+        "queue.current_adjudications",
         "lead",
-        lambda w: adjudication.current_adjudications(session=w.s, actor=w.actor, campaign=w.c),
+        lambda w: review.current_adjudications(session=w.s, actor=w.actor, campaign=w.c),
     ),
     (
-        "adjudication.find_item",
+        "queue.find_item",
         "lead",
-        lambda w: adjudication.find_item(
-            session=w.s, actor=w.actor, campaign=w.c, external_id="i00"
-        ),
+        lambda w: review.find_item(session=w.s, actor=w.actor, campaign=w.c, external_id="i00"),
     ),
     (
         "adjudication.item_detail",
         "lead",
-        lambda w: adjudication.item_detail(session=w.s, actor=w.actor, item_id=w.items["i00"]),
+        lambda w: review.item_detail(session=w.s, actor=w.actor, item_id=w.items["i00"]),
     ),
     (
         "adjudication.adjudication_history",
         "lead",
-        lambda w: adjudication.adjudication_history(
-            session=w.s, actor=w.actor, item_id=w.items["i00"]
-        ),
+        lambda w: review.adjudication_history(session=w.s, actor=w.actor, item_id=w.items["i00"]),
     ),
     (
         "adjudication.adjudicate",
         "lead",
-        lambda w: adjudication.adjudicate(
+        lambda w: review.adjudicate(
             session=w.s, actor=w.actor, item_id=w.items["i00"], labels=full_labels()
         ),
     ),
     (
-        "adjudication.bulk_accept_unanimous",
+        "queue.bulk_accept_unanimous",
         "lead",
-        lambda w: adjudication.bulk_accept_unanimous(
+        lambda w: review.bulk_accept_unanimous(
             session=w.s, actor=w.actor, campaign=w.c, item_ids=[w.items["i01"]]
         ),
     ),
     # -- reports ----------------------------------------------------------------------------
     (
-        "reports.agreement_report",
+        "figures.agreement_report",
         "lead",
-        lambda w: reports.agreement_report(w.table, actor=w.actor, n_resamples=5),
-    ),
-    ("reports.alpha_over_time", "lead", lambda w: reports.alpha_over_time(w.table, actor=w.actor)),
-    (
-        "reports.annotator_table",
-        "lead",
-        lambda w: reports.annotator_table(w.table, actor=w.actor, field="right_action"),
+        lambda w: review.agreement_report(w.table, actor=w.actor, n_resamples=5),
     ),
     (
-        "reports.campaign_filters",
+        "breakdowns.alpha_over_time",
         "lead",
-        lambda w: reports.campaign_filters(w.table, actor=w.actor),
+        lambda w: review.alpha_over_time(w.table, actor=w.actor),
     ),
     (
-        "reports.campaign_report",
+        "breakdowns.annotator_table",
         "lead",
-        lambda w: reports.campaign_report(session=w.s, actor=w.actor, campaign=w.c, n_resamples=5),
+        lambda w: review.annotator_table(w.table, actor=w.actor, field="right_action"),
     ),
     (
-        "reports.confusion",
+        "breakdowns.campaign_filters",
         "lead",
-        lambda w: reports.confusion(w.table, actor=w.actor, field="right_action"),
+        lambda w: review.campaign_filters(w.table, actor=w.actor),
     ),
     (
-        "reports.item_disagreement",
+        "figures.campaign_report",
         "lead",
-        lambda w: reports.item_disagreement(w.table, actor=w.actor),
+        lambda w: review.campaign_report(session=w.s, actor=w.actor, campaign=w.c, n_resamples=5),
     ),
     (
-        "reports.kappa_matrix",
+        "breakdowns.confusion",
         "lead",
-        lambda w: reports.kappa_matrix(w.table, actor=w.actor, field="right_action"),
+        lambda w: review.confusion(w.table, actor=w.actor, field="right_action"),
     ),
     (
-        "reports.label_distribution",
+        "breakdowns.item_disagreement",
         "lead",
-        lambda w: reports.label_distribution(w.table, actor=w.actor, field="right_action"),
+        lambda w: review.item_disagreement(w.table, actor=w.actor),
     ),
     (
-        "reports.labels_version",
+        "breakdowns.kappa_matrix",
         "lead",
-        lambda w: reports.labels_version(session=w.s, actor=w.actor, campaign=w.c),
+        lambda w: review.kappa_matrix(w.table, actor=w.actor, field="right_action"),
+    ),
+    (
+        "breakdowns.label_distribution",
+        "lead",
+        lambda w: review.label_distribution(w.table, actor=w.actor, field="right_action"),
+    ),
+    (
+        "breakdowns.labels_version",
+        "lead",
+        lambda w: review.labels_version(session=w.s, actor=w.actor, campaign=w.c),
     ),
     # -- release, queries -------------------------------------------------------------------
     (
-        "release.create_release",
+        "publish.create_release",
         "lead",
         lambda w: release.create_release(
             session=w.s, actor=w.actor, campaign=w.c, out_dir=w.out, n_resamples=5
         ),
     ),
     (
-        "release.list_releases",
+        "publish.list_releases",
         "lead",
         lambda w: release.list_releases(session=w.s, actor=w.actor, campaign=w.c),
     ),
@@ -363,8 +385,8 @@ MATRIX: list[tuple[str, str, Call]] = [
 
 # Public functions taking a user that need no row, and why.
 EXEMPT = {
-    "store.save_annotation": "storage primitive behind submit/edit/import_labels, which check "
-    "the role first; no page calls it",
+    "annotations.save_annotation": "storage primitive behind submit/edit/import_labels, which "
+    "check the role first; no page calls it",
     "sessions.issue_token": "signs a token for a user sign_in already admitted",
     "sessions.sign_out": "ends the caller's own sessions; anyone may sign out",
 }
@@ -388,13 +410,15 @@ def world_db(
             ("ina", "admin", False, False),
             ("oth", "annotator", False, True),
         ):
-            user = store.add_user(session=s, actor=ADMIN, name=name, role=role, is_machine=machine)
+            user = storage.add_user(
+                session=s, actor=ADMIN, name=name, role=role, is_machine=machine
+            )
             user.password_hash = password_hash()
             user.active = active
             s.add(user)
             users[name] = user
         campaign = make_campaign(s, schema, name="c", overlap=2, seed=5)
-        store.import_items(
+        storage.import_items(
             session=s,
             actor=ADMIN,
             campaign=campaign,
@@ -403,14 +427,14 @@ def world_db(
         items = {i.external_id: i for i in s.exec(select(Item)).all()}
         for n in range(4):  # two matching labels: unanimous, gold
             for who in ("ann", "oth"):
-                store.save_annotation(
+                storage.save_annotation(
                     session=s, user=users[who], item=items[f"i{n:02d}"], labels=full_labels()
                 )
         own_annotation: dict[str, int] = {}
         own_assignment: dict[str, int] = {}
         now = utcnow()
         for n, (role, name) in enumerate(ROLES.items()):
-            ann = store.save_annotation(
+            ann = storage.save_annotation(
                 session=s, user=users[name], item=items["i04"], labels=full_labels()
             )
             lease = Assignment(

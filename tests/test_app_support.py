@@ -13,12 +13,14 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
-from annotate import db, sessions, store
+from annotate import storage
+from annotate.accounts import sessions
+from annotate.accounts.auth import hash_password
 from annotate.app import context, labelform
-from annotate.auth import hash_password
-from annotate.models import Campaign, User
 from annotate.schema import LabelSchema
 from annotate.settings import Settings
+from annotate.storage import db
+from annotate.storage.models import Campaign, User
 from tests.conftest import ADMIN, ROOT, make_item
 
 ENTRY = ROOT / "annotate" / "app" / "entry" / "streamlit_app.py"
@@ -69,11 +71,11 @@ def seed_app_db(
             ("lena", "lead"),
             ("adam", "admin"),
         ):
-            user = store.add_user(session=s, actor=ADMIN, name=name, role=role)
+            user = storage.add_user(session=s, actor=ADMIN, name=name, role=role)
             user.password_hash = password_hash()
             s.add(user)
             users[name] = user
-        campaign = store.create_campaign(
+        campaign = storage.create_campaign(
             session=s,
             actor=ADMIN,
             name="demo",
@@ -87,7 +89,7 @@ def seed_app_db(
             make_item(external_id=f"it-{i:02d}", prompt=f"Prompt number {i}") for i in range(items)
         ]
         records += [make_item(**kw) for kw in extra_items or []]
-        store.import_items(session=s, actor=ADMIN, campaign=campaign, records=records)
+        storage.import_items(session=s, actor=ADMIN, campaign=campaign, records=records)
     return AppDB(url=db_url, engine=engine, campaign=campaign, users=users)
 
 

@@ -12,7 +12,7 @@ import yaml
 from conftest import DEFAULT_SCHEMA_PATH, full_labels
 
 from annotate.errors import SchemaError, ValidationProblem
-from annotate.gold import dump_json_schema
+from annotate.release.record import dump_json_schema
 from annotate.schema import LabelSchema, load_schema, resolve_schema
 
 
@@ -241,6 +241,7 @@ def test_team_schema_with_extra_category(tmp_path: Path) -> None:
 def test_gold_record_json_schema_is_committed_and_current() -> None:
     committed = (DEFAULT_SCHEMA_PATH.parent / "gold-record.schema.json").read_text()
     assert committed == dump_json_schema(), (
-        "schemas/gold-record.schema.json drifted from annotate.gold.GoldRecord: regenerate it "
-        "with `python -m annotate.gold > schemas/gold-record.schema.json`"
+        "schemas/gold-record.schema.json drifted from annotate.release.record.GoldRecord: "
+        "regenerate it "
+        "with `python -m annotate.release.record > schemas/gold-record.schema.json`"
     )

@@ -26,11 +26,13 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from annotate import assign, db, sessions
+from annotate import labeling
+from annotate.accounts import sessions
 from annotate.app.render import inert
 from annotate.errors import AnnotateError, AuthError
-from annotate.models import User
 from annotate.settings import Settings, get_settings
+from annotate.storage import db
+from annotate.storage.models import User
 
 LOG = logging.getLogger("annotate.app")
 
@@ -51,9 +53,9 @@ class AppContext:
 
     def session(self, *, immediate: bool = False) -> AbstractContextManager[Session]:
         """A committed-on-success session; immediate=True: a write transaction for claims,
-        submits and edits (assign.write_session: SQLite writers queue, then BEGIN IMMEDIATE)."""
+        submits and edits (labeling.write_session: SQLite writers queue, then BEGIN IMMEDIATE)."""
         if immediate:
-            return assign.write_session(self.engine)
+            return labeling.write_session(self.engine)
         return db.session_scope(self.engine)
 
     def guard(self) -> AbstractContextManager[None]:

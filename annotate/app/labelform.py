@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from annotate import assign
+from annotate import labeling
 from annotate.app.submission import SKIP_REASONS, SUBMIT_KEY
 from annotate.schema import LabelSchema
 
@@ -111,7 +111,7 @@ def _build_spec(schema: LabelSchema) -> dict[str, Any]:
         "id": f"{schema.id}:{schema.fingerprint()[:12]}",
         "fields": fields,
         "rules": [r.model_dump(mode="json") for r in schema.rules],
-        "rationale": assign.rationale_field(schema),
+        "rationale": labeling.rationale_field(schema),
         "keys": keys,
         "shortcuts": shortcuts,
         "skip_reasons": list(SKIP_REASONS),

@@ -1,6 +1,6 @@
 """What the lead's pages share: the campaign, the filters, cached labels, opening an item.
 
-Every figure comes from `annotate.reports` / `annotate.adjudication`, which check the lead
+Every figure comes from `annotate.review`, which check the lead
 role themselves; the caches here sit behind those checks (`labels_version` is called, and
 checks the role, before a cached table is handed out).
 
@@ -19,12 +19,14 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from annotate import adjudication, db, reports, store
+from annotate import review, storage
 from annotate.app.context import AppContext
 from annotate.app.render import plain
-from annotate.models import Campaign, User
-from annotate.queries import LabelTable, load_labels
-from annotate.reports import ReportFilters
+from annotate.review.figures import ReportFilters
+from annotate.storage import db
+from annotate.storage.models import Campaign, User
+from annotate.storage.queries import load_labels
+from annotate.table import LabelTable
 
 CAMPAIGN_PARAM = "campaign"
 ITEM_PARAM = "item"
@@ -36,7 +38,7 @@ MAX_GROUP_CHOICES = 300
 def pick_campaign(ctx: AppContext, *, key: str) -> Campaign | None:
     """The campaign the lead is looking at: `?campaign=`, else the first; a select if several."""
     with ctx.session() as s:
-        campaigns = store.list_campaigns(session=s, actor=ctx.user)
+        campaigns = storage.list_campaigns(session=s, actor=ctx.user)
     if not campaigns:
         st.info("There are no campaigns yet. An admin creates them.")
         return None
@@ -75,7 +77,7 @@ def label_table(
     so that saving one does not reload half a million labels.
     """
     with ctx.session() as s:
-        version = reports.labels_version(
+        version = review.labels_version(
             session=s, actor=ctx.user, campaign=campaign, adjudications=adjudications
         )
     table = _table(ctx.settings.database_url, campaign.id or 0, version, ctx.engine, ctx.user)
@@ -89,7 +91,7 @@ def filters_key(filters: ReportFilters) -> str:
 
 def filter_bar(ctx: AppContext, table: LabelTable, *, key: str) -> ReportFilters:
     """Category, model, group and intent filters in one row; empty means everything."""
-    options = reports.campaign_filters(table, actor=ctx.user)
+    options = review.campaign_filters(table, actor=ctx.user)
     cols = st.columns(4)
     categories = cols[0].multiselect("Category", options["categories"], key=f"{key}-category")
     models = cols[1].multiselect("Model", options["models"], key=f"{key}-model")
@@ -129,9 +131,9 @@ def queue(
     """The review queue, from the cached labels and the adjudications as they are now."""
     table, key = label_table(ctx, campaign, adjudications=False)
     with ctx.session() as s:
-        current = adjudication.current_adjudications(session=s, actor=ctx.user, campaign=campaign)
+        current = review.current_adjudications(session=s, actor=ctx.user, campaign=campaign)
     chosen = filters or ReportFilters()
-    return adjudication.queue_from_table(
+    return review.queue_from_table(
         table,
         actor=ctx.user,
         filters=chosen,
@@ -146,7 +148,7 @@ def queue(
 @st.cache_data(max_entries=8, show_spinner="Ordering the queue…")
 def _disagreement(key: str, filters: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
     # Keyed by the annotations' version and the filters; adjudications are applied after.
-    return reports.item_disagreement(
+    return review.item_disagreement(
         _table, actor=_actor, filters=ReportFilters.model_validate_json(filters)
     )
 

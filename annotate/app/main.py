@@ -14,12 +14,12 @@ from typing import Any
 
 import streamlit as st
 
-from annotate import sessions
+from annotate.accounts import sessions
+from annotate.accounts.auth import has_role
 from annotate.app import context
 from annotate.app.render import inert, plain
-from annotate.auth import has_role
 from annotate.errors import AnnotateError
-from annotate.models import User
+from annotate.storage.models import User
 
 
 @dataclass(frozen=True)

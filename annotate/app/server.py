@@ -30,9 +30,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from annotate import db, sessions
+from annotate.accounts import sessions
 from annotate.errors import AnnotateError, AuthError
 from annotate.settings import Settings
+from annotate.storage import db
 
 LOG = logging.getLogger("annotate.server")
 MAIN_SCRIPT = Path(__file__).resolve().parent / "entry" / "streamlit_app.py"

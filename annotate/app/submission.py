@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from annotate import assign
+from annotate import labeling
 from annotate.errors import AnnotateError, Conflict, StorageUnavailable, ValidationProblem
-from annotate.models import Item, User, utcnow
 from annotate.schema import LabelSchema
+from annotate.storage.models import Item, User, utcnow
 
 LOG = logging.getLogger("annotate.app")
 SUBMIT_KEY = "Ctrl+Enter"
@@ -173,9 +173,9 @@ def _submit(
     claimed_at: datetime | None,
     now: datetime,
 ) -> Outcome:
-    rationale = assign.rationale_field(schema)
+    rationale = labeling.rationale_field(schema)
     try:
-        _, warnings = assign.review_labels(schema, message.labels, partial=message.flagged)
+        _, warnings = labeling.review_labels(schema, message.labels, partial=message.flagged)
     except ValidationProblem as exc:
         return _refuse(str(exc), _named_field(schema, str(exc)))
     if message.flagged and not (message.flag_note or "").strip():
@@ -195,8 +195,8 @@ def _submit(
             ),
         )
     try:
-        with assign.write_session(engine) as s:
-            annotation = assign.submit(
+        with labeling.write_session(engine) as s:
+            annotation = labeling.submit(
                 session=s,
                 user=user,
                 assignment_id=message.assignment_id,
@@ -228,8 +228,8 @@ def _let_go(engine: Engine, user: User, message: Message, exc: Conflict) -> Outc
     # The item is no longer ours to label (labeled by enough others, or already sent from
     # another tab): let go of it and move on, saying why.
     try:
-        with assign.write_session(engine) as s:
-            assign.release(session=s, user=user, assignment_id=message.assignment_id)
+        with labeling.write_session(engine) as s:
+            labeling.release(session=s, user=user, assignment_id=message.assignment_id)
     except StorageUnavailable as down:
         LOG.warning("release failed, database unavailable: %s", down)
         return _refuse(CANT_SAVE)
@@ -258,8 +258,8 @@ def _skip(engine: Engine, user: User, message: Message) -> Outcome:
         where = "_skip_details" if message.reason == SKIP_REASONS[-1] else "_skip"
         return _refuse(str(exc), where)
     try:
-        with assign.write_session(engine) as s:
-            done = assign.skip(
+        with labeling.write_session(engine) as s:
+            done = labeling.skip(
                 session=s, user=user, assignment_id=message.assignment_id, reason=reason
             )
             skipped = _external_id(s, done.item_id)

@@ -21,10 +21,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from annotate import db, store
-from annotate.auth import system_actor
-from annotate.importers import ItemRecord
+from annotate import storage
+from annotate.accounts.auth import system_actor
+from annotate.intake.items import ItemRecord
 from annotate.schema import load_schema
+from annotate.storage import db
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -129,9 +130,9 @@ def seed(
     actor = system_actor()
     with db.session_scope(engine) as s:
         for name, role in users.items():
-            store.add_user(session=s, actor=actor, name=name, role=role, password=PASSWORD)
-        made = store.create_campaign(session=s, actor=actor, schema=schema, **campaign)
-        store.import_items(session=s, actor=actor, campaign=made, records=items)
+            storage.add_user(session=s, actor=actor, name=name, role=role, password=PASSWORD)
+        made = storage.create_campaign(session=s, actor=actor, schema=schema, **campaign)
+        storage.import_items(session=s, actor=actor, campaign=made, records=items)
     engine.dispose()
 
 

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, func, select
 
-from annotate import db
-from annotate.importers import ItemRecord
-from annotate.models import Annotation, Assignment, Item, User
+from annotate.intake.items import ItemRecord
+from annotate.storage import db
+from annotate.storage.models import Annotation, Assignment, Item, User
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LOOPBACK, PASSWORD
 from tests.browser.form_helpers import (
     CHANGED,

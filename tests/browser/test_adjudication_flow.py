@@ -15,9 +15,9 @@ import pytest
 from lead_helpers import seed_campaign
 from sqlmodel import Session, col, select
 
-from annotate import db
-from annotate.models import Adjudication, Annotation, Item, User
 from annotate.schema import load_schema
+from annotate.storage import db
+from annotate.storage.models import Adjudication, Annotation, Item, User
 from tests.browser.conftest import ROOT, Guarded, Server, free_port, sign_in, start_server
 
 pytestmark = pytest.mark.browser

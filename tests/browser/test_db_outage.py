@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from annotate import db
-from annotate.models import Annotation, Item
+from annotate.storage import db
+from annotate.storage.models import Annotation, Item
 from tests import pgtemp
 from tests.browser.conftest import Guarded, free_port, seed, sign_in, start_server
 from tests.browser.form_helpers import (

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from annotate import db, sessions
-from annotate.models import Annotation, Assignment, Item, User
+from annotate.accounts import sessions
+from annotate.storage import db
+from annotate.storage.models import Annotation, Assignment, Item, User
 from tests.browser.conftest import Guarded, Server, free_port, seed, sign_in, start_server
 from tests.browser.form_helpers import (
     CHANGED,

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from annotate import db
-from annotate.importers import ItemRecord
-from annotate.models import Annotation, AnnotationHistory, Assignment, Item, User
+from annotate.intake.items import ItemRecord
+from annotate.storage import db
+from annotate.storage.models import Annotation, AnnotationHistory, Assignment, Item, User
 from tests.browser.conftest import (
     Guarded,
     Server,

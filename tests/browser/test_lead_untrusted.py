@@ -18,9 +18,9 @@ import pytest
 from lead_helpers import seed_campaign
 from sqlmodel import select
 
-from annotate import db
-from annotate.models import Annotation, Item
 from annotate.schema import load_schema
+from annotate.storage import db
+from annotate.storage.models import Annotation, Item
 from tests.browser.conftest import ROOT, Guarded, Server, free_port, sign_in, start_server
 
 pytestmark = pytest.mark.browser

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from annotate.importers import ItemRecord
+from annotate.intake.items import ItemRecord
 from tests.browser.conftest import Guarded, Server, free_port, seed, start_server
 
 pytestmark = pytest.mark.browser

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from annotate.importers import ItemRecord, Turn
+from annotate.intake.items import ItemRecord, Turn
 from tests.browser.conftest import Guarded, Server, free_port, seed, sign_in, start_server
 
 pytestmark = pytest.mark.browser

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from annotate import db
 from annotate.schema import load_schema
+from annotate.storage import db
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """Adjudicate one item: everyone's labels side by side, then the final labels and the band.
 
-Leads only (`annotate.adjudication` checks the role; names are shown because only leads get
+Leads only (`annotate.review` checks the role; names are shown because only leads get
 here). The final labels start from the annotators' majority per field (or the current
 adjudication when re-adjudicating); the band starts from `bands.suggest_band`: the schema's
 credits around the chosen right action, widened for actions a good share of annotators chose.
@@ -16,14 +16,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from annotate import adjudication, bands, store
-from annotate.adjudication import ItemDetail
+from annotate import review, storage
 from annotate.app import lead, widgets
 from annotate.app import render as view
 from annotate.app.context import AppContext, show_error
 from annotate.errors import AnnotateError
-from annotate.models import Campaign
+from annotate.review.adjudication import ItemDetail
 from annotate.schema import LabelSchema
+from annotate.stats import bands
+from annotate.storage.models import Campaign
 
 FLASH_KEY = "annotate.adjudicate.flash"
 EXTRA_ROWS = {"Seconds", "Flagged", "Rule warnings", "Labeled at (UTC)"}
@@ -44,11 +45,11 @@ def render(ctx: AppContext) -> None:
         return
     try:
         with ctx.session() as s:
-            item_id = adjudication.find_item(
+            item_id = review.find_item(
                 session=s, actor=ctx.user, campaign=campaign, external_id=external_id
             )
-            detail = adjudication.item_detail(session=s, actor=ctx.user, item_id=item_id)
-            schema = store.campaign_schema(session=s, campaign=campaign)
+            detail = review.item_detail(session=s, actor=ctx.user, item_id=item_id)
+            schema = storage.campaign_schema(session=s, campaign=campaign)
     except AnnotateError as exc:
         show_error(exc)
         _no_item(ctx, campaign)
@@ -70,7 +71,7 @@ def _campaign(ctx: AppContext, name: str | None) -> Campaign | None:
     if name:
         try:
             with ctx.session() as s:
-                return store.get_campaign(session=s, name=name)
+                return storage.get_campaign(session=s, name=name)
         except AnnotateError as exc:
             show_error(exc)
     return lead.pick_campaign(ctx, key="adj-campaign")
@@ -211,7 +212,7 @@ def _save(
 ) -> bool:
     try:
         with ctx.session(immediate=True) as s:
-            adjudication.adjudicate(
+            review.adjudicate(
                 session=s,
                 actor=ctx.user,
                 item_id=detail.item_id,

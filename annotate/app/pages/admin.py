@@ -10,12 +10,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from annotate import assign, importers, store
+from annotate import intake, labeling, storage
+from annotate.accounts.auth import require_role
 from annotate.app.context import AppContext, show_error
-from annotate.auth import require_role
 from annotate.errors import AnnotateError, ImportProblem
-from annotate.models import ROLES, Campaign
 from annotate.schema import resolve_schema
+from annotate.storage.models import ROLES, Campaign
 
 IMPORT_TYPES = ["csv", "tsv", "jsonl", "parquet"]
 
@@ -35,7 +35,7 @@ def render(ctx: AppContext) -> None:
 def render_users(ctx: AppContext) -> None:
     """List users, add one, change a role, allow or stop sign-in, set a password."""
     with ctx.session() as s:
-        users = store.list_users(session=s, actor=ctx.user)
+        users = storage.list_users(session=s, actor=ctx.user)
     st.dataframe(
         [
             {
@@ -60,7 +60,7 @@ def render_users(ctx: AppContext) -> None:
         if st.form_submit_button("Add user", type="primary"):
             try:
                 with ctx.session() as s:
-                    store.add_user(
+                    storage.add_user(
                         session=s, actor=ctx.user, name=name, role=role, password=password
                     )
             except AnnotateError as exc:
@@ -83,11 +83,11 @@ def render_users(ctx: AppContext) -> None:
                 try:
                     with ctx.session() as s:
                         if role != target.role:
-                            store.set_role(session=s, actor=ctx.user, name=who, role=role)
+                            storage.set_role(session=s, actor=ctx.user, name=who, role=role)
                         if active != target.active:
-                            store.set_active(session=s, actor=ctx.user, name=who, active=active)
+                            storage.set_active(session=s, actor=ctx.user, name=who, active=active)
                         if password:
-                            store.set_password(
+                            storage.set_password(
                                 session=s, actor=ctx.user, name=who, password=password
                             )
                 except AnnotateError as exc:
@@ -106,9 +106,9 @@ def render_campaigns(ctx: AppContext) -> None:
     # directly, it shows a lead nothing rather than a half-drawn page.
     require_role(ctx.user, "admin", "manage campaigns")
     with ctx.session() as s:
-        campaigns = store.list_campaigns(session=s, actor=ctx.user)
+        campaigns = storage.list_campaigns(session=s, actor=ctx.user)
         status = [
-            store.campaign_status(session=s, actor=ctx.user, campaign=c).model_dump()
+            storage.campaign_status(session=s, actor=ctx.user, campaign=c).model_dump()
             for c in campaigns
         ]
     if status:
@@ -156,7 +156,7 @@ def _annotator_names(ctx: AppContext) -> list[str]:
     with ctx.session() as s:
         return [
             u.name
-            for u in store.list_users(session=s, actor=ctx.user)
+            for u in storage.list_users(session=s, actor=ctx.user)
             if not u.is_machine and u.active
         ]
 
@@ -182,7 +182,7 @@ def _create_form(ctx: AppContext) -> None:
     try:
         schema = resolve_schema(schema_id, ctx.settings.schemas_dir)
         with ctx.session() as s:
-            campaign = store.create_campaign(
+            campaign = storage.create_campaign(
                 session=s,
                 actor=ctx.user,
                 name=name,
@@ -201,7 +201,7 @@ def _create_form(ctx: AppContext) -> None:
 
 def _manage(ctx: AppContext, campaign: Campaign) -> None:
     with ctx.session() as s:
-        members = store.campaign_members(session=s, actor=ctx.user, campaign=campaign)
+        members = storage.campaign_members(session=s, actor=ctx.user, campaign=campaign)
     st.subheader("Import items")
     _import_form(ctx, campaign)
     st.subheader("Settings")
@@ -218,8 +218,8 @@ def _manage(ctx: AppContext, campaign: Campaign) -> None:
         if st.form_submit_button("Save settings"):
             try:
                 with ctx.session() as s:
-                    fresh = store.get_campaign(session=s, name=campaign.name)
-                    store.update_campaign(
+                    fresh = storage.get_campaign(session=s, name=campaign.name)
+                    storage.update_campaign(
                         session=s,
                         actor=ctx.user,
                         campaign=fresh,
@@ -227,7 +227,9 @@ def _manage(ctx: AppContext, campaign: Campaign) -> None:
                         overlap=int(overlap),
                     )
                     if sorted(chosen) != members:
-                        store.set_members(session=s, actor=ctx.user, campaign=fresh, members=chosen)
+                        storage.set_members(
+                            session=s, actor=ctx.user, campaign=fresh, members=chosen
+                        )
             except AnnotateError as exc:
                 show_error(exc)
             else:
@@ -240,7 +242,7 @@ def _manage(ctx: AppContext, campaign: Campaign) -> None:
     if st.button("Release lapsed leases", key=f"expire-{campaign.id}"):
         try:
             with ctx.session() as s:
-                n = assign.expire_leases(session=s, actor=ctx.user, campaign=campaign)
+                n = labeling.expire_leases(session=s, actor=ctx.user, campaign=campaign)
         except AnnotateError as exc:
             show_error(exc)
         else:
@@ -270,10 +272,10 @@ def _import_form(ctx: AppContext, campaign: Campaign) -> None:
         path = Path(tmp) / filename
         path.write_bytes(upload.getvalue())
         try:
-            cmap = importers.ColumnMap.build(_lines(columns), _lines(constants), None)
-            records = importers.parse_items(path, cmap)
+            cmap = intake.ColumnMap.build(_lines(columns), _lines(constants), None)
+            records = intake.parse_items(path, cmap)
             with ctx.session() as s:
-                result = store.import_items(
+                result = storage.import_items(
                     session=s,
                     actor=ctx.user,
                     campaign=campaign,

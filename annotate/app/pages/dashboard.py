@@ -1,6 +1,6 @@
 """Dashboard: how reliable a campaign's labels are, and where the lead should look first.
 
-Leads only (the figures come from `annotate.reports`, which checks the role). The headline
+Leads only (the figures come from `annotate.review`, which checks the role). The headline
 figures come first with a plain-words reading; the heavier views (confusion between
 annotators, the annotator table, alpha over time) are fragments, so changing one of their
 controls reruns that part alone.
@@ -14,22 +14,22 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from annotate import reports
+from annotate import review
 from annotate.app import lead
 from annotate.app.context import AppContext
 from annotate.app.render import plain
-from annotate.models import User
-from annotate.queries import LabelTable
-from annotate.reports import CampaignReport, ReportFilters
+from annotate.review.figures import CampaignReport, ReportFilters
+from annotate.storage.models import User
+from annotate.table import LabelTable
 
 RESAMPLES = (0, 200, 1000)
 READING_COLORS = {
-    reports.reading(0.9): "#2e7d32",
-    reports.reading(0.7): "#ef8f00",
-    reports.reading(0.0): "#c62828",
+    review.reading(0.9): "#2e7d32",
+    review.reading(0.7): "#ef8f00",
+    review.reading(0.0): "#c62828",
 }
 THRESHOLDS = pd.DataFrame(
-    {"alpha": [reports.TENTATIVE, reports.RELIABLE], "line": ["tentative", "reliable"]}
+    {"alpha": [review.TENTATIVE, review.RELIABLE], "line": ["tentative", "reliable"]}
 )
 
 
@@ -40,7 +40,7 @@ THRESHOLDS = pd.DataFrame(
 def _report(
     key: str, filters: str, n_resamples: int, _table: LabelTable, _actor: User
 ) -> CampaignReport:
-    return reports.agreement_report(
+    return review.agreement_report(
         _table,
         actor=_actor,
         filters=ReportFilters.model_validate_json(filters),
@@ -50,7 +50,7 @@ def _report(
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _items(key: str, filters: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
-    return reports.item_disagreement(
+    return review.item_disagreement(
         _table, actor=_actor, filters=ReportFilters.model_validate_json(filters)
     )
 
@@ -61,9 +61,9 @@ def _annotators(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     parsed = ReportFilters.model_validate_json(filters)
     return (
-        reports.annotator_table(_table, actor=_actor, field=field, filters=parsed),
-        reports.kappa_matrix(_table, actor=_actor, field=field, filters=parsed),
-        reports.label_distribution(_table, actor=_actor, field=field, filters=parsed),
+        review.annotator_table(_table, actor=_actor, field=field, filters=parsed),
+        review.kappa_matrix(_table, actor=_actor, field=field, filters=parsed),
+        review.label_distribution(_table, actor=_actor, field=field, filters=parsed),
     )
 
 
@@ -71,7 +71,7 @@ def _annotators(
 def _over_time(
     key: str, filters: str, by: str, batch: int, _table: LabelTable, _actor: User
 ) -> pd.DataFrame:
-    return reports.alpha_over_time(
+    return review.alpha_over_time(
         _table,
         actor=_actor,
         by=by,  # type: ignore[arg-type]
@@ -154,7 +154,7 @@ def _headline(
 def _attention(report: CampaignReport, items: pd.DataFrame, people: pd.DataFrame) -> list[str]:
     """One line each: the weakest field, category and annotator, and the top item."""
     lines: list[str] = []
-    rows = [r for r in reports.summary_rows(report) if r["alpha"] is not None]
+    rows = [r for r in review.summary_rows(report) if r["alpha"] is not None]
     fields = [r for r in rows if not r["measure"].startswith("failure")]
     if fields:
         worst = min(fields, key=lambda r: r["alpha"])
@@ -191,12 +191,12 @@ def _alphas(report: CampaignReport) -> None:
     st.subheader("Agreement")
     st.caption(
         "Krippendorff's alpha on human labels: 1 is perfect agreement, 0 what chance gives. "
-        f"At least {reports.RELIABLE} is reliable; {reports.TENTATIVE} to {reports.RELIABLE} "
+        f"At least {review.RELIABLE} is reliable; {review.TENTATIVE} to {review.RELIABLE} "
         "supports tentative conclusions only; below that, revisit the guidelines. Banded: "
         "near-miss actions count as near-agreement (1 - the schema's credit). Intervals: "
         f"95% bootstrap over items ({report.n_resamples} resamples)."
     )
-    rows = pd.DataFrame(reports.summary_rows(report))
+    rows = pd.DataFrame(review.summary_rows(report))
     defined = rows.dropna(subset=["alpha"])
     if not defined.empty:
         base = alt.Chart(defined).encode(
@@ -303,7 +303,7 @@ def confusion_view(
     ]
     choice = st.selectbox("Between", pairs, key="dash-conf-pair")
     pair = None if choice == pairs[0] else tuple(choice.split(" vs ", 1))
-    frame = reports.confusion(
+    frame = review.confusion(
         table,
         actor=ctx.user,
         field=field,

@@ -14,14 +14,14 @@ from typing import Any
 
 import streamlit as st
 
-from annotate import assign, store
+from annotate import labeling, storage
 from annotate.app import context, labelform, submission
 from annotate.app import render as view
 from annotate.app.context import AppContext, show_error
 from annotate.app.submission import Feedback
 from annotate.errors import AnnotateError
-from annotate.models import Campaign, utcnow
 from annotate.schema import LabelSchema
+from annotate.storage.models import Campaign, utcnow
 
 EXHAUSTED_RECHECK_S = 60.0
 SIGNED_OUT = "You are signed out, so nothing was saved: reload the page and sign in again."
@@ -34,7 +34,7 @@ def render(ctx: AppContext) -> None:
     if campaign is None:
         return
     with ctx.session() as s:
-        schema = store.campaign_schema(session=s, campaign=campaign)
+        schema = storage.campaign_schema(session=s, campaign=campaign)
     with st.sidebar:
         if campaign.guidelines.strip():
             with st.expander("Guidelines", icon=":material/menu_book:"):
@@ -48,7 +48,7 @@ def render(ctx: AppContext) -> None:
 class Desk:
     """What the page keeps between runs: the item on screen and the form's answer counter."""
 
-    claim: assign.Claim | None = None
+    claim: labeling.Claim | None = None
     seq: int = 0
     feedback: Feedback | None = None
 
@@ -86,7 +86,7 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         if outcome.notice:
             slot.warning(view.inert(outcome.notice), icon=":material/info:")
     if outcome is not None and not outcome.advance and desk.claim is not None:
-        claim: assign.Claim | None = desk.claim  # refused: the same item, no query
+        claim: labeling.Claim | None = desk.claim  # refused: the same item, no query
     else:
         claim = desk.claim = _claim(ctx, campaign, after=outcome is not None)
     if claim is None:
@@ -120,7 +120,7 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         labelform.mount(form_data(schema, claim, desk))
 
 
-def form_data(schema: LabelSchema, claim: assign.Claim, desk: Desk) -> dict[str, Any]:
+def form_data(schema: LabelSchema, claim: labeling.Claim, desk: Desk) -> dict[str, Any]:
     """What the browser form gets: the schema, the item on screen, the last refusal."""
     elapsed = (utcnow() - claim.assignment.claimed_at).total_seconds()
     fb = desk.feedback
@@ -154,8 +154,8 @@ def open_campaigns(ctx: AppContext) -> list[Campaign]:
         with ctx.session() as s:
             cache["value"] = [
                 c
-                for c in store.list_campaigns(session=s, actor=ctx.user)
-                if store.can_label(session=s, user=ctx.user, campaign=c)
+                for c in storage.list_campaigns(session=s, actor=ctx.user)
+                if storage.can_label(session=s, user=ctx.user, campaign=c)
             ]
         cache.update(user=ctx.user.id, at=time.time())
     return list(cache["value"])
@@ -177,7 +177,7 @@ def pick_campaign(ctx: AppContext) -> Campaign | None:
     return campaigns[names.index(current)]
 
 
-def _claim(ctx: AppContext, campaign: Campaign, *, after: bool = False) -> assign.Claim | None:
+def _claim(ctx: AppContext, campaign: Campaign, *, after: bool = False) -> labeling.Claim | None:
     # `after` a finished item there is no live lease to read first (claim_next returns one
     # anyway, should another tab have claimed meanwhile).
     exhausted: dict[int, float] = st.session_state.setdefault("annotate.exhausted", {})
@@ -185,11 +185,11 @@ def _claim(ctx: AppContext, campaign: Campaign, *, after: bool = False) -> assig
         claim = None
         if not after:
             with ctx.session() as s:
-                claim = assign.current_claim(session=s, user=ctx.user, campaign=campaign)
+                claim = labeling.current_claim(session=s, user=ctx.user, campaign=campaign)
         recent = time.time() - exhausted.get(campaign.id or 0, 0.0) < EXHAUSTED_RECHECK_S
         if claim is None and not recent:
             with ctx.session(immediate=True) as s:
-                claim = assign.claim_next(
+                claim = labeling.claim_next(
                     session=s,
                     user=ctx.user,
                     campaign=campaign,
@@ -225,7 +225,7 @@ def _progress_line(
     cache = st.session_state.setdefault("annotate.progress", {})
     if cache.get("for") != assignment_id:
         fresh = time.time() - cache.get("at", 0.0) < PROGRESS_REFRESH_S
-        old: assign.Progress | None = cache.get("value")
+        old: labeling.Progress | None = cache.get("value")
         if finished and fresh and old is not None and cache.get("campaign") == campaign.id:
             cache["value"] = replace(
                 old,
@@ -235,10 +235,10 @@ def _progress_line(
             )
         else:
             with ctx.session() as s:
-                cache["value"] = assign.progress(session=s, user=ctx.user, campaign=campaign)
+                cache["value"] = labeling.progress(session=s, user=ctx.user, campaign=campaign)
             cache.update(at=time.time(), campaign=campaign.id)
         cache["for"] = assignment_id
-    p: assign.Progress = cache["value"]
+    p: labeling.Progress = cache["value"]
     pace = (
         f" · median {p.median_seconds:.0f} s per item · {p.last_hour} in the last hour"
         if p.median_seconds is not None

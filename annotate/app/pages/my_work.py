@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from annotate import assign, store
+from annotate import labeling, storage
 from annotate.app import render as view
 from annotate.app import widgets
 from annotate.app.context import AppContext, show_error
 from annotate.app.pages.label import pick_campaign
 from annotate.errors import AnnotateError
-from annotate.models import Annotation, Campaign, Item
 from annotate.schema import LabelSchema, RuleWarning
+from annotate.storage.models import Annotation, Campaign, Item
 
 PAGE_SIZE = 20
 EDIT_KEY = "annotate.my_work.edit"
@@ -39,7 +39,7 @@ def render(ctx: AppContext) -> None:
     search = st.text_input("Find", key="mw-search", placeholder="item id or words from the prompt")
     page = int(st.session_state.get("mw-page", 0))
     with ctx.session() as s:
-        rows, total = store.list_own_annotations(
+        rows, total = storage.list_own_annotations(
             session=s,
             user=ctx.user,
             campaign=campaign,
@@ -47,7 +47,7 @@ def render(ctx: AppContext) -> None:
             limit=PAGE_SIZE,
             search=search,
         )
-        schema = store.campaign_schema(session=s, campaign=campaign)
+        schema = storage.campaign_schema(session=s, campaign=campaign)
     if total == 0:
         st.info("No labels here yet." if not search else "Nothing matches.")
         return
@@ -105,13 +105,13 @@ def _row(schema: LabelSchema, annotation: Annotation, item: Item) -> None:
 def _editor(ctx: AppContext, annotation_id: int) -> None:
     try:
         with ctx.session() as s:
-            annotation, item = store.get_own_annotation(
+            annotation, item = storage.get_own_annotation(
                 session=s, user=ctx.user, annotation_id=annotation_id
             )
             campaign = s.get(Campaign, annotation.campaign_id)
             assert campaign is not None
-            schema = store.campaign_schema(session=s, campaign=campaign)
-            history = store.own_history(session=s, user=ctx.user, annotation_id=annotation_id)
+            schema = storage.campaign_schema(session=s, campaign=campaign)
+            history = storage.own_history(session=s, user=ctx.user, annotation_id=annotation_id)
     except AnnotateError as exc:
         show_error(exc)
         st.session_state.pop(EDIT_KEY, None)
@@ -189,12 +189,12 @@ def _save(
     note_key: str,
     item_name: str,
 ) -> None:
-    rationale = assign.rationale_field(schema)
+    rationale = labeling.rationale_field(schema)
     if widgets.awaits_override(state, warnings, scope, rationale):
         return
     try:
         with ctx.session(immediate=True) as s:
-            assign.edit(
+            labeling.edit(
                 session=s,
                 user=ctx.user,
                 annotation_id=annotation.id or 0,

@@ -1,6 +1,6 @@
 """Review queue: items with complete labels, most disagreed first; unanimous ones in bulk.
 
-Leads only (`annotate.adjudication` checks the role). Disagreement is the mean band distance
+Leads only (`annotate.review` checks the role). Disagreement is the mean band distance
 between two annotators' right actions (0 unanimous, 1 far apart), so a near miss such as
 answer / answer_with_caveat ranks below answer / refuse. Choosing a row, or "Adjudicate
 next", opens the item on the Adjudicate page.
@@ -11,11 +11,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from annotate import adjudication
+from annotate import review
 from annotate.app import lead
 from annotate.app.context import AppContext
 from annotate.app.render import plain
-from annotate.models import Campaign
+from annotate.storage.models import Campaign
 
 FLASH_KEY = "annotate.review.flash"
 # The picker offers the top of the queue; the table holds all of it.
@@ -138,7 +138,7 @@ def _bulk(ctx: AppContext, campaign: Campaign, unanimous: pd.DataFrame) -> None:
     if st.button("Accept unanimous items", key="rev-bulk", disabled=not sure):
         result = None
         with ctx.guard(), ctx.session(immediate=True) as s:
-            result = adjudication.bulk_accept_unanimous(
+            result = review.bulk_accept_unanimous(
                 session=s,
                 actor=ctx.user,
                 campaign=campaign,

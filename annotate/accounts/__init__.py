@@ -1,0 +1,1 @@
+"""Accounts: password hashing, roles and permission checks, signed session cookies."""

@@ -1,0 +1,34 @@
+"""The `annotate` command: one thin module per command group (parse, call the core, print).
+
+Each command is a plain function in its module; this file registers them, in the order
+`annotate --help` lists them.
+"""
+
+from __future__ import annotations
+
+from annotate.cli import campaigns, figures, imports, releases, scores, setup, users
+from annotate.cli.common import app, campaign_app, users_app
+
+app.command()(setup.init)
+campaign_app.command("create")(campaigns.campaign_create)
+campaign_app.command("list")(campaigns.campaign_list)
+app.command("import")(imports.import_cmd)
+app.command("import-labels")(imports.import_labels_cmd)
+app.command()(campaigns.status)
+users_app.command("add")(users.users_add)
+users_app.command("passwd")(users.users_passwd)
+users_app.command("list")(users.users_list)
+app.command()(setup.demo)
+app.command()(setup.serve)
+app.command("release")(releases.release_cmd)
+app.command("diff")(releases.diff_cmd)
+app.command("score")(scores.score_cmd)
+app.command("agreement")(figures.agreement_cmd)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

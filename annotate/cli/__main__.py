@@ -1,0 +1,5 @@
+"""`python -m annotate.cli`: the same as the `annotate` console script."""
+
+from annotate.cli import main
+
+main()

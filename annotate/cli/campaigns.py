@@ -1,0 +1,98 @@
+"""`annotate campaign create|list` and `annotate status`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from annotate.accounts.auth import system_actor
+from annotate.cli.common import CampaignOpt, DbOpt, JsonOpt, _session, _table, handle_errors, out
+from annotate.errors import AnnotateError
+from annotate.schema import resolve_schema
+from annotate.storage.campaigns import (
+    campaign_status,
+    create_campaign,
+    get_campaign,
+    list_campaigns,
+)
+from annotate.storage.releases import dumps
+
+
+@handle_errors
+def campaign_create(
+    name: Annotated[str, typer.Argument(help="Campaign name (no `/`).")],
+    overlap: Annotated[int, typer.Option(help="Annotators per item (k).")] = 2,
+    schema: Annotated[
+        str | None, typer.Option(help="Schema id (refusal-v1) or path to a schema file.")
+    ] = None,
+    guidelines: Annotated[
+        Path | None, typer.Option(help="Markdown file with the annotation guidelines.")
+    ] = None,
+    member: Annotated[
+        list[str] | None,
+        typer.Option("--member", help="Restrict to these annotators (repeatable)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the per-annotator item order.")] = None,
+    dbu: DbOpt = None,
+) -> None:
+    """Create a campaign; the schema defaults to the shipped refusal-v1."""
+    with _session(dbu) as (settings, session):
+        label_schema = resolve_schema(schema, settings.schemas_dir)
+        text = ""
+        if guidelines is not None:
+            try:
+                text = guidelines.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise AnnotateError(f"{guidelines}: cannot read guidelines: {exc}") from None
+        campaign = create_campaign(
+            session=session,
+            actor=system_actor(),
+            name=name,
+            schema=label_schema,
+            overlap=overlap,
+            guidelines=text,
+            members=member or [],
+            seed=seed,
+        )
+        out.print(
+            f"campaign {campaign.name} created (schema {label_schema.id}, overlap "
+            f"{campaign.overlap})",
+            markup=False,
+        )
+
+
+@handle_errors
+def campaign_list(as_json: JsonOpt = False, dbu: DbOpt = None) -> None:
+    """List campaigns with their schema, overlap and item counts."""
+    with _session(dbu) as (_settings_, session):
+        rows = []
+        for c in list_campaigns(session=session, actor=system_actor()):
+            st = campaign_status(session=session, actor=system_actor(), campaign=c)
+            rows.append(
+                {
+                    "name": c.name,
+                    "schema": st.schema_id,
+                    "overlap": c.overlap,
+                    "items": st.items,
+                    "complete_items": st.complete_items,
+                    "restricted": c.restricted,
+                }
+            )
+    if as_json:
+        out.print(dumps(rows), markup=False)
+        return
+    _table(rows, empty="no campaigns yet: annotate campaign create NAME")
+
+
+@handle_errors
+def status(campaign: CampaignOpt, as_json: JsonOpt = False, dbu: DbOpt = None) -> None:
+    """Items, human annotations and annotators, and items with k labels (judges apart)."""
+    with _session(dbu) as (_s, session):
+        target = get_campaign(session=session, name=campaign)
+        st = campaign_status(session=session, actor=system_actor(), campaign=target)
+    if as_json:
+        out.print(dumps(st.model_dump()), markup=False)
+        return
+    _table([{"what": k, "value": v} for k, v in st.model_dump().items()], empty="")

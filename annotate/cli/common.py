@@ -1,0 +1,147 @@
+"""What every command shares: the Typer apps, consoles, options, error handling, sessions."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from annotate.errors import AnnotateError
+from annotate.settings import Settings, get_settings
+from annotate.storage import db
+from annotate.storage.releases import dumps
+
+app = typer.Typer(
+    help="Label the right action an LLM should take on safety-relevant requests.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+campaign_app = typer.Typer(help="Create and list campaigns.", no_args_is_help=True)
+
+users_app = typer.Typer(help="Add and list users.", no_args_is_help=True)
+
+app.add_typer(campaign_app, name="campaign")
+
+app.add_typer(users_app, name="users")
+
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Database URL; defaults to $ANNOTATE_DATABASE_URL or sqlite:///annotate.db."
+    ),
+]
+
+CampaignOpt = Annotated[str, typer.Option("--campaign", "-c", help="Campaign name.")]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Turn domain errors into a message on stderr and exit code 1; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AnnotateError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing was changed by the unfinished step", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(url: str | None) -> Settings:
+    return get_settings(database_url=url)
+
+
+def _engine(settings: Settings, *, require_migrated: bool = True) -> Engine:
+    return db.engine_for(settings, require_migrated=require_migrated)
+
+
+@contextmanager
+def _session(url: str | None, *, immediate: bool = False) -> Iterator[tuple[Settings, Session]]:
+    settings = _settings(url)
+    engine = _engine(settings)
+    try:
+        with db.session_scope(engine, immediate=immediate) as session:
+            yield settings, session
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _progress(path: Path) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for files over ~5 MB; silent for small ones."""
+    size = path.stat().st_size if path.exists() else 0
+    if size < 5_000_000 or not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} rows"),
+        TimeElapsedColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task(f"importing {path.name}", total=None)
+        yield lambda n: bar.advance(task, n)
+
+
+def _table(rows: list[dict[str, Any]], *, empty: str) -> None:
+    if not rows:
+        out.print(empty, markup=False)
+        return
+    table = Table(*rows[0].keys())
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+
+
+def _read_password(password_stdin: bool, prompt: str = "Password") -> str:
+    if password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise AnnotateError("--password-stdin: nothing on standard input")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise AnnotateError("No terminal to ask for a password: pipe it in with --password-stdin")
+    first = getpass.getpass(f"{prompt}: ")
+    if getpass.getpass(f"{prompt} (again): ") != first:
+        raise AnnotateError("The two passwords differ; nothing was changed")
+    return first
+
+
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Folder holding the releases; defaults to $ANNOTATE_EXPORTS_DIR or exports/."
+    ),
+]
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else dumps(value)
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

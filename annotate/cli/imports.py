@@ -1,0 +1,114 @@
+"""`annotate import` and `annotate import-labels`: items and labels from files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from annotate import intake
+from annotate.accounts.auth import system_actor
+from annotate.cli.common import CampaignOpt, DbOpt, _progress, _session, handle_errors, out
+from annotate.errors import AnnotateError
+from annotate.storage.annotations import import_labels
+from annotate.storage.campaigns import (
+    get_campaign,
+)
+from annotate.storage.items import import_items
+
+
+@handle_errors
+def import_cmd(
+    path: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file of items.")],
+    campaign: CampaignOpt,
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--column", help="FIELD=COLUMN: read FIELD from COLUMN (repeatable)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="FIELD=VALUE: the same value for every row (repeatable)."),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="YAML/JSON file with `columns`, `constants` and `drop`."),
+    ] = None,
+    dbu: DbOpt = None,
+) -> None:
+    """Import items (prompt or conversation, response, metadata); all or nothing."""
+    cmap = intake.ColumnMap.build(column, set_, mapping)
+    with _progress(path) as tick:
+        records = intake.parse_items(path, cmap, progress=tick)
+        with _session(dbu) as (_s, session):
+            target = get_campaign(session=session, name=campaign)
+            result = import_items(
+                session=session,
+                actor=system_actor(),
+                campaign=target,
+                records=records,
+                source=str(path),
+            )
+    out.print(
+        f"imported {result.added} items into {campaign} ({result.unchanged} already there)",
+        markup=False,
+    )
+
+
+@handle_errors
+def import_labels_cmd(
+    path: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file of labels.")],
+    campaign: CampaignOpt,
+    values: Annotated[
+        Path | None,
+        typer.Option(help="YAML/JSON `{field: {from: to}}` translating values."),
+    ] = None,
+    machine: Annotated[
+        bool, typer.Option("--machine", help="The annotators are automatic judges.")
+    ] = False,
+    wide: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--wide",
+            help="COLUMN=ANNOTATOR: read a wide file where COLUMN holds ANNOTATOR's value "
+            "of --field (repeatable).",
+        ),
+    ] = None,
+    field: Annotated[
+        str | None, typer.Option(help="With --wide: the field the columns hold.")
+    ] = None,
+    id_column: Annotated[str, typer.Option(help="With --wide: the item id column.")] = "id",
+    dbu: DbOpt = None,
+) -> None:
+    """Import labels made elsewhere, long format: item_id, annotator, field, value."""
+    wide_map: dict[str, str] = {}
+    for pair in wide or []:
+        col_name, sep, who = pair.partition("=")
+        if not sep or not col_name or not who:
+            raise AnnotateError(f"--wide `{pair}`: expected COLUMN=ANNOTATOR")
+        wide_map[col_name] = who
+    if wide_map and not field:
+        raise AnnotateError("--wide needs --field FIELD (e.g. --field observed_action)")
+    rows = intake.parse_label_rows(
+        path,
+        intake.read_value_mapping(values),
+        wide=wide_map or None,
+        wide_field=field,
+        id_column=id_column if wide_map else "item_id",
+    )
+    with _session(dbu) as (_s, session):
+        target = get_campaign(session=session, name=campaign)
+        result = import_labels(
+            session=session,
+            actor=system_actor(),
+            campaign=target,
+            rows=rows,
+            machine=machine,
+            source=str(path),
+        )
+    out.print(
+        f"labels imported into {campaign}: {result.annotations_added} annotations added, "
+        f"{result.annotations_updated} updated, {result.unchanged} unchanged"
+        + (f"; new annotators: {', '.join(result.users_created)}" if result.users_created else ""),
+        markup=False,
+    )

@@ -1,0 +1,60 @@
+"""`annotate init`, `demo` and `serve`: a database, the demo campaign, the app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from annotate.cli.common import DbOpt, _engine, _settings, handle_errors, out
+from annotate.intake.demo import DEMO_USERS, load_demo
+from annotate.settings import Settings
+from annotate.storage import db
+
+
+@handle_errors
+def init(dbu: DbOpt = None) -> None:
+    """Create the database (SQLite file by default) and migrate it to the current schema."""
+    settings = _settings(dbu)
+    engine = _engine(settings, require_migrated=False)
+    db.migrate(engine)
+    engine.dispose()
+    out.print(f"database ready: {engine.url.render_as_string(hide_password=True)}", markup=False)
+
+
+@handle_errors
+def demo(
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Load the demo and exit (for scripts).")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of the app.")] = 8501,
+    dbu: DbOpt = None,
+) -> None:
+    """One command: database, seed prompts in campaign `demo`, demo users, then the app."""
+    settings = _settings(dbu)
+    passwords = load_demo(settings)
+    out.print("demo campaign ready; sign in as:", markup=False)
+    for (name, role), password in zip(DEMO_USERS, passwords.values(), strict=True):
+        out.print(f"  {name:6} {role:9} password: {password}", markup=False)
+    if not no_serve:
+        serve_app(settings, port=port, address="127.0.0.1")
+
+
+def serve_app(settings: Settings, *, port: int, address: str) -> None:
+    """Run the Streamlit app in this process (blocks until stopped)."""
+    from annotate.app.server import run
+
+    run(settings, port=port, address=address)
+
+
+@handle_errors
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    dbu: DbOpt = None,
+) -> None:
+    """Start the labeling app (http://127.0.0.1:8501 by default)."""
+    settings = _settings(dbu)
+    _engine(settings).dispose()
+    out.print(f"serving on http://{address}:{port}", markup=False)
+    serve_app(settings, port=port, address=address)

@@ -1,0 +1,49 @@
+"""Labeling: claims and leases on items, and submitting, skipping and editing labels."""
+
+from __future__ import annotations
+
+from annotate.labeling.claims import (
+    Claim,
+    claim_next,
+    current_claim,
+)
+from annotate.labeling.slots import (
+    MAX_REASON,
+    Progress,
+    expire_leases,
+    order_constants,
+    order_key,
+    progress,
+    release,
+    taken_slots,
+    write_session,
+)
+from annotate.labeling.submission import (
+    check_overrides,
+    edit,
+    rationale_field,
+    review_labels,
+    skip,
+    submit,
+)
+
+__all__ = [
+    "Claim",
+    "MAX_REASON",
+    "Progress",
+    "check_overrides",
+    "claim_next",
+    "current_claim",
+    "edit",
+    "expire_leases",
+    "order_constants",
+    "order_key",
+    "progress",
+    "rationale_field",
+    "release",
+    "review_labels",
+    "skip",
+    "submit",
+    "taken_slots",
+    "write_session",
+]

@@ -1,0 +1,208 @@
+"""Submit, skip and edit labels on a claimed item, with the schema's rules checked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from annotate.accounts.auth import require_role
+from annotate.errors import Conflict, ValidationProblem
+from annotate.labeling.claims import _check_labeler, _check_write_transaction, _lock_user
+from annotate.labeling.slots import MAX_REASON, _own_assignment, taken_slots
+from annotate.schema import LabelSchema, LabelValue, RuleWarning
+from annotate.storage.annotations import get_own_annotation, save_annotation
+from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
+from annotate.storage.schemas import campaign_schema
+
+
+def rationale_field(schema: LabelSchema) -> str | None:
+    """The text field that holds an annotator's rationale: `rationale`, else the first text one."""
+    texts = [f.name for f in schema.fields if f.kind == "text"]
+    return "rationale" if "rationale" in texts else (texts[0] if texts else None)
+
+
+def review_labels(
+    schema: LabelSchema, labels: Mapping[str, Any], *, partial: bool = False
+) -> tuple[dict[str, LabelValue], list[RuleWarning]]:
+    """Normalize `labels` and list the consistency rules they break (pure; nothing is saved).
+
+    Raises ValidationProblem naming the field when a value is unknown or a required field is
+    missing (unless `partial`).
+    """
+    normalized = schema.normalize_labels(labels, partial=partial)
+    return normalized, schema.check_consistency(normalized)
+
+
+def check_overrides(
+    schema: LabelSchema,
+    labels: Mapping[str, Any],
+    warnings: Sequence[RuleWarning],
+    overridden_rules: Sequence[str],
+) -> list[str]:
+    """The rule ids to record as overridden; ValidationProblem unless each is confirmed.
+
+    Every broken rule must be in `overridden_rules`, and overriding needs a rationale (in the
+    schema's rationale field) when the schema has one.
+    """
+    broken = [w.rule for w in warnings]
+    unconfirmed = [w for w in warnings if w.rule not in set(overridden_rules)]
+    if unconfirmed:
+        raise ValidationProblem(
+            "These labels break the guidelines' consistency rules: "
+            + " ".join(w.message for w in unconfirmed)
+            + " Change the labels, or confirm the override with a rationale."
+        )
+    field = rationale_field(schema)
+    if broken and field is not None and not (labels.get(field) or "").strip():
+        raise ValidationProblem(
+            f"Overriding {', '.join(broken)} needs a rationale: say in `{field}` why these "
+            "labels are right."
+        )
+    return broken
+
+
+def submit(
+    *,
+    session: Session,
+    user: User,
+    assignment_id: int,
+    labels: Mapping[str, Any],
+    duration_s: float | None = None,
+    overridden_rules: Sequence[str] = (),
+    flagged: bool = False,
+    flag_note: str | None = None,
+    now: datetime | None = None,
+) -> Annotation:
+    """Save `user`'s labels for their leased item and close the lease; returns the annotation.
+
+    Labels are validated against the campaign's schema (a flagged item may leave required
+    fields empty, but needs a `flag_note` for the lead). Broken consistency rules must be
+    listed in `overridden_rules` and explained in the rationale. A lease that ran out is still
+    honoured while the item has a free slot; once k others labeled it, Conflict is raised and
+    nothing is saved. Needs a write transaction. `duration_s` is the time on the item in
+    seconds.
+    """
+    require_role(user, "annotator", "submit labels")
+    _check_write_transaction(session)
+    _lock_user(session, user)
+    assignment = _own_assignment(session, user, assignment_id)
+    campaign = session.get(Campaign, assignment.campaign_id)
+    item = session.get(Item, assignment.item_id)
+    assert campaign is not None and item is not None
+    _check_labeler(session, user, campaign)
+    if assignment.status == "done":
+        raise Conflict(
+            f"Item `{item.external_id}` is already submitted; change your labels in My work"
+        )
+    if assignment.status == "skipped":
+        raise Conflict(f"You skipped item `{item.external_id}`; it is no longer yours to label")
+    note = (flag_note or "").strip() or None
+    if flagged and note is None:
+        raise ValidationProblem(f"Say why you flag item `{item.external_id}` for the lead")
+    if duration_s is not None and duration_s < 0:
+        raise ValidationProblem(f"Time on item must be positive, got {duration_s}")
+    schema = campaign_schema(session=session, campaign=campaign)
+    normalized, warnings = review_labels(schema, labels, partial=flagged)
+    overridden = check_overrides(schema, normalized, warnings, overridden_rules)
+    if session.connection().dialect.name == "postgresql":
+        # Claims lock the item row too: while we count, nobody can take a slot on it.
+        session.exec(select(Item.id).where(Item.id == item.id).with_for_update())
+    # The clock is read once the locks are held, and the slots are counted whether or not our
+    # lease still runs: a claim made the instant our lease lapsed may have taken our slot.
+    now = now or utcnow()
+    others = taken_slots(
+        session=session, item_id=item.id or 0, now=now, exclude_user_id=user.id or 0
+    )
+    if others >= campaign.overlap:
+        lapsed = assignment.status != "active" or assignment.expires_at <= now
+        raise Conflict(
+            (f"Your lease on item `{item.external_id}` ran out and " if lapsed else "")
+            + f"{others} other annotators have labeled or taken item `{item.external_id}`, "
+            "as many as it needs; your labels were not saved"
+        )
+    annotation = save_annotation(
+        session=session,
+        user=user,
+        item=item,
+        labels=normalized,
+        duration_s=round(duration_s, 1) if duration_s is not None else None,
+        flagged=flagged,
+        flag_note=note,
+        overridden_rules=overridden,
+    )
+    assignment.status = "done"
+    assignment.finished_at = now
+    session.add(assignment)
+    session.flush()
+    return annotation
+
+
+def skip(
+    *,
+    session: Session,
+    user: User,
+    assignment_id: int,
+    reason: str,
+    now: datetime | None = None,
+) -> Assignment:
+    """Give `user`'s leased item back with a reason; it will not be offered to them again."""
+    require_role(user, "annotator", "skip items")
+    _check_write_transaction(session)
+    _lock_user(session, user)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationProblem("Give a reason for skipping, so the lead can fix the item")
+    if len(reason) > MAX_REASON:
+        raise ValidationProblem(
+            f"The reason is {len(reason)} characters; keep it under {MAX_REASON}"
+        )
+    assignment = _own_assignment(session, user, assignment_id)
+    if assignment.status in ("done", "skipped"):
+        item = session.get(Item, assignment.item_id)
+        ext = item.external_id if item is not None else assignment.item_id
+        raise Conflict(f"Item `{ext}` is already {assignment.status}")
+    assignment.status = "skipped"
+    assignment.reason = reason
+    assignment.finished_at = now or utcnow()
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def edit(
+    *,
+    session: Session,
+    user: User,
+    annotation_id: int,
+    labels: Mapping[str, Any],
+    overridden_rules: Sequence[str] = (),
+    flagged: bool = False,
+    flag_note: str | None = None,
+) -> Annotation:
+    """Change one of `user`'s own annotations (My work); every version stays in the history.
+
+    The same checks as `submit`: schema, consistency rules with confirmed overrides, a note
+    for a flag. PermissionDenied for anyone else's annotation.
+    """
+    annotation, item = get_own_annotation(session=session, user=user, annotation_id=annotation_id)
+    campaign = session.get(Campaign, annotation.campaign_id)
+    assert campaign is not None
+    _check_labeler(session, user, campaign)
+    note = (flag_note or "").strip() or None
+    if flagged and note is None:
+        raise ValidationProblem(f"Say why you flag item `{item.external_id}` for the lead")
+    schema = campaign_schema(session=session, campaign=campaign)
+    normalized, warnings = review_labels(schema, labels, partial=flagged)
+    overridden = check_overrides(schema, normalized, warnings, overridden_rules)
+    return save_annotation(
+        session=session,
+        user=user,
+        item=item,
+        labels=normalized,
+        flagged=flagged,
+        flag_note=note,
+        overridden_rules=overridden,
+    )

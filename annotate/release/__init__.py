@@ -1,0 +1,1 @@
+"""Gold releases: select gold from labels (pure), write the files, publish a version, diff two."""

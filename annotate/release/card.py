@@ -1,0 +1,263 @@
+"""The self-description of a release: the Hugging Face dataset card and the manifest.
+
+Pure module: figures in, text and dicts out. The card carries no timestamp (it is a data file
+like any other and must come out byte-identical for the same state); the manifest is the one
+file with the creation time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from annotate.release.folders import (
+    INSPECT_DATASET,
+    INSPECT_SCORER,
+    INSPECT_TASK,
+    LABEL_SCHEMA,
+    RECORD_SCHEMA,
+)
+from annotate.release.formats import GOLD_CSV, GOLD_JSONL, GOLD_PARQUET
+from annotate.release.record import GoldRecord
+from annotate.schema import LabelSchema
+
+MANIFEST_FORMAT = 1
+FILES = {
+    GOLD_JSONL: "one gold record per line (the reference form; `content_hash` is its sha256)",
+    GOLD_PARQUET: "the same records; `band` and `soft_labels` as structs (null: no credit, "
+    "nobody chose it), `metadata` as a JSON string",
+    GOLD_CSV: "the same records for spreadsheets; formula-like cells start with an apostrophe",
+    LABEL_SCHEMA: "the label schema the items were labeled under (fields, credits, rules)",
+    RECORD_SCHEMA: "JSON Schema every line of gold.jsonl validates against",
+    INSPECT_DATASET: "inspect_ai samples: input, target (right action), id, metadata (band...)",
+    INSPECT_TASK: "inspect_ai task: `inspect eval inspect/task.py --model ...`",
+    INSPECT_SCORER: "the band scorer used by the task (standard library only until scoring)",
+    "manifest.json": "version, parent, policy, counts, agreement, held-back items, sha256s",
+}
+
+
+def _md(text: object) -> str:
+    """Text safe inside a Markdown table cell (imported categories are untrusted)."""
+    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", str(text)).replace("\n", " ")
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "n/a" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < limit:
+            return name
+    return "100K<n<1M" if n < 1_000_000 else "1M<n<10M"
+
+
+def hf_features(schema: LabelSchema) -> list[dict[str, Any]]:
+    """The `dataset_info.features` of the card, matching gold.parquet's columns."""
+
+    def string(name: str) -> dict[str, Any]:
+        return {"name": name, "dtype": "string"}
+
+    def floats(name: str, keys: Sequence[str]) -> dict[str, Any]:
+        return {"name": name, "struct": [{"name": k, "dtype": "float64"} for k in keys]}
+
+    return [
+        string("id"),
+        string("prompt"),
+        {"name": "conversation", "list": [string("role"), string("content")]},
+        string("response"),
+        string("model"),
+        string("source"),
+        string("category"),
+        string("group"),
+        string("right_action"),
+        floats("band", schema.action_labels),
+        string("intent"),
+        string("epistemic_status"),
+        string("observed_action"),
+        {"name": "failure_categories", "sequence": "string"},
+        {
+            "name": "soft_labels",
+            "struct": [floats(f.name, f.values) for f in schema.choice_fields],
+        },
+        {"name": "n_annotators", "dtype": "int64"},
+        {"name": "disagreement", "dtype": "float64"},
+        {"name": "adjudicated", "dtype": "bool"},
+        string("adjudicated_by"),
+        string("adjudication_note"),
+        {"name": "guideline_gap", "dtype": "bool"},
+        string("metadata"),
+    ]
+
+
+def dataset_card(
+    *,
+    dataset: str,
+    version: int,
+    parent_version: int | None,
+    schema: LabelSchema,
+    rows: Sequence[Mapping[str, Any]],
+    counts: Mapping[str, Any],
+    agreement: Mapping[str, Any],
+    policy: Mapping[str, Any],
+    diff_summary: Mapping[str, Any] | None,
+    license: str,
+) -> str:
+    """README.md: Hugging Face dataset card with YAML front matter, figures, tables, usage."""
+    front = {
+        "pretty_name": f"{dataset} gold v{version}",
+        "license": license,
+        "tags": ["safety", "refusal", "right-action", "llm-evaluation"],
+        "size_categories": [_size_category(len(rows))],
+        "configs": [
+            {"config_name": "default", "data_files": [{"split": "test", "path": GOLD_PARQUET}]}
+        ],
+        "dataset_info": {
+            "features": hf_features(schema),
+            "splits": [{"name": "test", "num_examples": len(rows)}],
+        },
+    }
+    fields = (agreement or {}).get("fields", {})
+    ra = fields.get(schema.right_action_field, {})
+    held = counts.get("held_back_by_reason", {})
+    held_text = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in held.items())
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        "",
+        f"# {_md(dataset)} gold, v{version}",
+        "",
+        f"For each item, a prompt (or conversation) and one model response, the **right action**: "
+        f"what the model should have done, with a **tolerance band** of neighbouring actions "
+        f"that earn partial credit. Labeled under schema `{schema.id}` by human annotators; "
+        f"disagreements adjudicated by a lead.",
+        "",
+        f"- **{counts['gold']} gold items**, {counts['adjudicated']} of them adjudicated by a "
+        + (
+            f"lead; {counts['held_back']} items held back ({held_text}), each listed with its "
+            "reason in manifest.json."
+            if counts["held_back"]
+            else "lead; no item held back."
+        ),
+        f"- Inclusion: at least {policy['min_annotations_resolved']} human annotations, and "
+        f"the right action {policy['accept']} among them or adjudicated.",
+        f"- Agreement on the right action (Krippendorff's alpha over every item with two or "
+        f"more human labels): {_fmt(ra.get('alpha'))} (95% CI {_ci(ra.get('ci'))}); under the "
+        f"band distance {_fmt(ra.get('banded_alpha'))} (95% CI {_ci(ra.get('banded_ci'))}).",
+    ]
+    if parent_version is not None and diff_summary is not None:
+        lines.append(
+            f"- Since v{parent_version}: {diff_summary['added']} added, "
+            f"{diff_summary['removed']} removed, {diff_summary['changed']} changed."
+        )
+    else:
+        lines.append("- First release of this dataset.")
+    lines += ["", "## Right action by intent", "", *_crosstab(rows, schema), ""]
+    lines += ["## Agreement", "", "| field | alpha | 95% CI | banded alpha | items |"]
+    lines.append("|---|---|---|---|---|")
+    for name, entry in fields.items():
+        lines.append(
+            f"| `{name}` | {_fmt(entry.get('alpha'))} | {_ci(entry.get('ci'))} | "
+            f"{_fmt(entry.get('banded_alpha')) if 'banded_alpha' in entry else ''} | "
+            f"{entry.get('n_units', 0)} |"
+        )
+    lines += ["", "## Items by category", "", "| category | items |", "|---|---|"]
+    lines += [f"| {_md(k)} | {v} |" for k, v in counts.get("by_category", {}).items()]
+    lines += ["", "## Files", "", "| file | content |", "|---|---|"]
+    lines += [f"| `{name}` | {what} |" for name, what in FILES.items()]
+    lines += ["", "## Fields", "", "| field | meaning |", "|---|---|"]
+    lines += [
+        f"| `{name}` | {_md(info.description or '')} |"
+        for name, info in GoldRecord.model_fields.items()
+    ]
+    lines += ["", "In `soft_labels`, values that no annotator chose are left out."]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'gold = load_dataset("parquet", data_files="{GOLD_PARQUET}", split="train")',
+        "```",
+        "",
+        "Score a model's actions (`{id, action}` per line) against the bands:",
+        "",
+        "```bash",
+        "annotate score --gold . --predictions my-model=actions.jsonl --plot tradeoff.png",
+        "```",
+        "",
+        "Or run the eval in inspect_ai (a grader model names each response's action):",
+        "",
+        "```bash",
+        "inspect eval inspect/task.py --model <provider/model> \\",
+        "    --model-role grader=<provider/model>",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _crosstab(rows: Sequence[Mapping[str, Any]], schema: LabelSchema) -> list[str]:
+    intents = next((f.values for f in schema.fields if f.name == "intent"), [])
+    counts = Counter((r["right_action"], r.get("intent")) for r in rows)
+    columns: list[str | None] = [*intents]
+    if any(i is None or i not in intents for _, i in counts):
+        columns.append(None)
+    head = "| right action | " + " | ".join(c or "(none)" for c in columns) + " | total |"
+    out = [head, "|---" * (len(columns) + 2) + "|"]
+    for action in schema.right_actions:
+        cells = [sum(n for (a, i), n in counts.items() if a == action and i == c) for c in columns]
+        if c_total := sum(n for (a, _), n in counts.items() if a == action):
+            out.append(f"| `{action}` | " + " | ".join(map(str, cells)) + f" | {c_total} |")
+    return out
+
+
+def build_manifest(
+    *,
+    dataset: str,
+    version: int,
+    parent_version: int | None,
+    created_at: str,
+    created_by: str,
+    schema: LabelSchema,
+    policy: Mapping[str, Any],
+    counts: Mapping[str, Any],
+    agreement: Mapping[str, Any],
+    held_back: Sequence[Mapping[str, Any]],
+    diff_summary: Mapping[str, Any] | None,
+    content_hash: str,
+    files: Mapping[str, Any],
+) -> dict[str, Any]:
+    """manifest.json's content; `files` maps every other file to its sha256 and size."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "dataset": dataset,
+        "version": version,
+        "parent_version": parent_version,
+        "created_at": created_at,
+        "created_by": created_by,
+        "schema": {
+            "id": schema.id,
+            "name": schema.name,
+            "version": schema.version,
+            "sha256": schema.fingerprint(),
+            "file": LABEL_SCHEMA,
+        },
+        "record_schema": RECORD_SCHEMA,
+        "policy": dict(policy),
+        "counts": dict(counts),
+        "agreement": dict(agreement),
+        "held_back": list(held_back),
+        "diff_from_parent": dict(diff_summary) if diff_summary is not None else None,
+        "content_hash": content_hash,
+        "files": dict(files),
+    }

@@ -1,0 +1,352 @@
+"""The lead's breakdowns: annotators, kappa pairs, distributions, confusion, items, trend."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, cast
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from annotate import stats as ag
+from annotate.accounts.auth import require_role
+from annotate.errors import ValidationProblem
+from annotate.review.figures import (
+    PERSONAL_FIELDS,
+    ReportFilters,
+    _consensus,
+    _credit,
+    _gold,
+    _Grid,
+    _labelled_units,
+    _metric,
+    _select_items,
+    item_fields,
+)
+from annotate.schema import LabelField, LabelSchema
+from annotate.stats import report as rep
+from annotate.storage.models import Adjudication, Annotation, Campaign, User
+from annotate.table import LabelTable
+
+
+def _single_field(table: LabelTable, field_name: str) -> LabelField:
+    spec = table.schema.field(field_name)
+    if spec.kind != "single":
+        raise ValidationProblem(f"`{field_name}` is not a single-choice field")
+    return spec
+
+
+def annotator_table(
+    table: LabelTable,
+    *,
+    actor: User,
+    field: str = "right_action",
+    filters: ReportFilters | None = None,
+) -> pd.DataFrame:
+    """One row per human annotator on one field: volume, pace, label mix, agreement.
+
+    Columns: n_labeled, tvd (label mix against the campaign's, 0 same to 1 disjoint),
+    alpha_without and alpha_delta (leave-one-out: positive when the annotator raises
+    agreement), n_gold and gold_agreement (mean credit against adjudicated labels, under the
+    band for the right action), seconds_per_item (median), mean_kappa (mean pairwise Cohen's
+    kappa with the others).
+    """
+    require_role(actor, "lead", "see agreement figures")
+    spec = _single_field(table, field)
+    units = _labelled_units(table, _select_items(table, filters))
+    annotators, _, matrix = table.matrix(field, item_ids=units)
+    columns = [
+        "n_labeled",
+        "tvd",
+        "alpha_without",
+        "alpha_delta",
+        "n_gold",
+        "gold_agreement",
+        "seconds_per_item",
+        "mean_kappa",
+    ]
+    if not annotators:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="annotator"))
+    frame = rep.annotator_report(
+        matrix,
+        spec.values,
+        level=_metric(table.schema, field),
+        annotators=annotators,
+        gold=_gold(table, field, units),
+        durations=_durations(table, annotators, units),
+    )
+    kappa = rep.pairwise_kappa(matrix, spec.values, annotators=annotators)
+    off = kappa.where(~np.eye(len(annotators), dtype=bool))
+    frame["mean_kappa"] = off.mean(axis=1, skipna=True)
+    return frame[columns]
+
+
+def _durations(table: LabelTable, annotators: list[str], units: list[int]) -> np.ndarray:
+    out = np.full((len(annotators), len(units)), np.nan)
+    humans = table.humans()
+    a_index = {a: i for i, a in enumerate(annotators)}
+    u_index = {u: i for i, u in enumerate(units)}
+    rows = humans["annotator"].map(a_index)
+    cols = humans["item_id"].map(u_index)
+    keep = (rows.notna() & cols.notna()).to_numpy()
+    seconds = pd.to_numeric(humans["duration_s"], errors="coerce").to_numpy(dtype=float)
+    out[rows[keep].astype(int).to_numpy(), cols[keep].astype(int).to_numpy()] = seconds[keep]
+    return out
+
+
+def kappa_matrix(
+    table: LabelTable, *, actor: User, field: str, filters: ReportFilters | None = None
+) -> pd.DataFrame:
+    """Cohen's kappa between every two human annotators on `field` (NaN without overlap)."""
+    require_role(actor, "lead", "see agreement figures")
+    spec = _single_field(table, field)
+    units = _labelled_units(table, _select_items(table, filters))
+    annotators, _, matrix = table.matrix(field, item_ids=units)
+    return rep.pairwise_kappa(matrix, spec.values, annotators=annotators)
+
+
+def label_distribution(
+    table: LabelTable, *, actor: User, field: str, filters: ReportFilters | None = None
+) -> pd.DataFrame:
+    """Share of each value per human annotator, with a last row `(campaign)` for everyone.
+
+    For the multi-choice field the share is of labels ticking each category.
+    """
+    require_role(actor, "lead", "see agreement figures")
+    spec = table.schema.field(field)
+    scope = set(_select_items(table, filters))
+    humans = table.humans()
+    humans = humans[humans["item_id"].isin(scope) & humans[field].notna()]
+    if spec.kind == "multi":
+        ticks = pd.DataFrame(
+            {v: humans[field].map(lambda s, v=v: v in s) for v in spec.values},
+            index=humans.index,
+        ).astype(float)
+        ticks["annotator"] = humans["annotator"]
+        shares = ticks.groupby("annotator").mean()
+        shares.loc["(campaign)"] = ticks[spec.values].mean()
+        return shares.fillna(0.0)
+    counts = pd.crosstab(humans["annotator"], humans[field]).reindex(
+        columns=spec.values, fill_value=0
+    )
+    counts.loc["(campaign)"] = counts.sum()
+    totals = counts.sum(axis=1).replace(0, 1)
+    return counts.div(totals, axis=0)
+
+
+def confusion(
+    table: LabelTable,
+    *,
+    actor: User,
+    field: str,
+    pair: tuple[str, str] | None = None,
+    filters: ReportFilters | None = None,
+) -> pd.DataFrame:
+    """Long frame (first, second, count) of how annotators' labels meet on the same items.
+
+    Without `pair`: Krippendorff's coincidence matrix over every two human annotators (each
+    item weighted 1 / (labels - 1), symmetric). With `pair=(a, b)`: a's label against b's on
+    the items both labeled.
+    """
+    require_role(actor, "lead", "see agreement figures")
+    spec = _single_field(table, field)
+    units = _labelled_units(table, _select_items(table, filters))
+    annotators, _, matrix = table.matrix(field, item_ids=units)
+    if pair is None:
+        counts = ag.coincidence_matrix(matrix, spec.values)
+    else:
+        missing = [a for a in pair if a not in annotators]
+        if missing:
+            raise ValidationProblem(f"No labels of `{field}` by `{missing[0]}` here")
+        first, second = (matrix[annotators.index(a)] for a in pair)
+        counts = np.zeros((len(spec.values), len(spec.values)))
+        index = {v: i for i, v in enumerate(spec.values)}
+        for x, y in zip(first, second, strict=True):
+            if x is not None and y is not None:
+                counts[index[x], index[y]] += 1
+    rows = [
+        {"first": a, "second": b, "count": float(counts[i, j])}
+        for i, a in enumerate(spec.values)
+        for j, b in enumerate(spec.values)
+    ]
+    return pd.DataFrame(rows, columns=["first", "second", "count"])
+
+
+def item_disagreement(
+    table: LabelTable, *, actor: User, filters: ReportFilters | None = None
+) -> pd.DataFrame:
+    """One row per filtered item with human labels: how far its annotators disagree.
+
+    `disagreement` is the mean distance between two annotators' right actions under the band
+    distance (0 unanimous, up to 1); `d_<field>` the same per item field (nominal; MASI for
+    failure categories) and `other_disagreement` their mean over the fields other than the
+    right action. `unanimous` is True when every human gave the same value of every item
+    field and all of them gave each required one. Also: n_labels (humans), majority (right
+    action chosen by more than half), flagged (any annotator flagged it), adjudicated, method.
+    """
+    require_role(actor, "lead", "see agreement figures")
+    schema = table.schema
+    units = _labelled_units(table, _select_items(table, filters))
+    humans = table.humans()
+    humans = humans[humans["item_id"].isin(set(units))]
+    n_labels = humans.groupby("item_id").size().reindex(units, fill_value=0).to_numpy()
+    flagged = humans.groupby("item_id")["flagged"].any().reindex(units, fill_value=False)
+    frame = table.items.loc[units, ["item_id", "external_id", "model", "category", "group_id"]]
+    frame = frame.reset_index(drop=True)
+    frame["n_labels"] = n_labels
+    unanimous = n_labels > 0
+    other: list[np.ndarray] = []
+    grid = _Grid(table, units)
+    for spec in item_fields(schema):
+        matrix = grid.matrix(spec.name)
+        domain: list[Any]
+        if spec.kind == "multi":
+            codes, domain = ag.encode_labels(matrix)
+            metric: ag.Metric = ag.masi_distance_matrix(cast(list[frozenset[str]], domain))
+        else:
+            codes, domain = ag.encode_labels(matrix, spec.values)
+            metric = _metric(schema, spec.name)
+        scores = (
+            ag.disagreement_scores(matrix, metric, domain)
+            if len(domain) >= 2
+            else np.zeros(len(units))
+        )
+        frame[f"d_{spec.name}"] = scores
+        counts = ag.value_counts_from_codes(codes, len(domain)) if units else np.zeros((0, 1))
+        labelled = counts.sum(axis=1)
+        top = counts.max(axis=1) if counts.shape[1] else np.zeros(len(units))
+        agreed = (labelled == n_labels) & (top == n_labels)
+        unanimous &= agreed if spec.required else (agreed | (labelled == 0))
+        if spec.name == schema.right_action_field:
+            frame["disagreement"] = scores
+            majority = np.where(top * 2 > labelled, counts.argmax(axis=1), -1)
+            frame["majority"] = [domain[m] if m >= 0 else None for m in majority]
+        else:
+            other.append(scores)
+    frame["other_disagreement"] = np.mean(other, axis=0) if other else 0.0
+    frame["unanimous"] = unanimous
+    frame["flagged"] = flagged.to_numpy()
+    adj = table.adjudications.set_index("item_id") if not table.adjudications.empty else None
+    frame["adjudicated"] = frame["item_id"].isin(adj.index) if adj is not None else False
+    frame["method"] = frame["item_id"].map(adj["method"]) if adj is not None else None
+    frame["intent"] = _consensus(table, "intent", units) if "intent" in _names(schema) else None
+    return frame
+
+
+def _names(schema: LabelSchema) -> set[str]:
+    return {f.name for f in schema.fields}
+
+
+def alpha_over_time(
+    table: LabelTable,
+    *,
+    actor: User,
+    by: Literal["day", "batch"] = "day",
+    batch_size: int = 100,
+    filters: ReportFilters | None = None,
+) -> pd.DataFrame:
+    """Alpha per period, so that a guideline change shows its effect.
+
+    Items are placed by when their last human label was made (when they became complete):
+    per UTC day (`by="day"`), or in consecutive batches of `batch_size` items in that order
+    (`by="batch"`). Long frame: period, start, end, n_items, measure (a field, or
+    "right_action (banded)"), alpha (NaN where undefined, e.g. one label per item).
+    """
+    require_role(actor, "lead", "see agreement figures")
+    if by not in ("day", "batch"):
+        raise ValidationProblem(f"Alpha over time is per `day` or `batch`, not `{by}`")
+    if batch_size < 2:
+        raise ValidationProblem(f"Batches need at least 2 items, got {batch_size}")
+    schema = table.schema
+    units = _labelled_units(table, _select_items(table, filters))
+    columns = ["period", "start", "end", "n_items", "measure", "alpha"]
+    if not units:
+        return pd.DataFrame(columns=columns)
+    humans = table.humans()
+    humans = humans[humans["item_id"].isin(set(units))]
+    done = pd.to_datetime(humans["created_at"], utc=True).groupby(humans["item_id"]).max()
+    done = done.reindex(units)
+    order = np.argsort(done.to_numpy(), kind="stable")
+    if by == "day":
+        keys = done.dt.strftime("%Y-%m-%d").to_numpy()
+    else:
+        keys = np.empty(len(units), dtype=object)
+        keys[order] = [f"#{i // batch_size + 1}" for i in range(len(units))]
+    measures: list[tuple[str, np.ndarray, int, ag.Metric]] = []
+    grid = _Grid(table, units)
+    for spec in schema.choice_fields:
+        if spec.kind != "single" or spec.name in PERSONAL_FIELDS:
+            continue
+        codes, _ = ag.encode_labels(grid.matrix(spec.name), spec.values)
+        measures.append((spec.name, codes, len(spec.values), "nominal"))
+        if spec.name == schema.right_action_field:
+            banded = ag.band_distance(_credit(schema, spec.name))
+            measures.append((f"{spec.name} (banded)", codes, len(spec.values), banded))
+    rows: list[dict[str, Any]] = []
+    stamps = done.to_numpy()
+    for key in dict.fromkeys(keys[order].tolist()):  # periods in time order
+        cols = np.flatnonzero(keys == key)
+        start, end = stamps[cols].min(), stamps[cols].max()
+        for name, codes, n_values, metric in measures:
+            value = ag.alpha_from_counts(
+                ag.value_counts_from_codes(codes[:, cols], n_values), metric
+            )
+            rows.append(
+                {
+                    "period": key,
+                    "start": _timestamp(start),
+                    "end": _timestamp(end),
+                    "n_items": len(cols),
+                    "measure": name,
+                    "alpha": value,
+                }
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _timestamp(value: Any) -> datetime:
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def labels_version(
+    *, session: Session, actor: User, campaign: Campaign, adjudications: bool = True
+) -> tuple[Any, ...]:
+    """A cheap fingerprint of a campaign's labels (and adjudications), for caching reports.
+
+    Changes whenever an annotation is added or edited, and with `adjudications` whenever an
+    adjudication is recorded.
+    """
+    require_role(actor, "lead", "see agreement figures")
+    ann = session.exec(
+        select(func.count(), func.max(Annotation.updated_at), func.max(Annotation.id)).where(
+            Annotation.campaign_id == campaign.id
+        )
+    ).one()
+    version: tuple[Any, ...] = (campaign.id, *(str(v) for v in ann))
+    if adjudications:
+        adj = session.exec(
+            select(func.count(), func.max(Adjudication.id)).where(
+                Adjudication.campaign_id == campaign.id
+            )
+        ).one()
+        version += tuple(str(v) for v in adj)
+    return version
+
+
+def campaign_filters(table: LabelTable, *, actor: User) -> dict[str, list[str]]:
+    """The values each filter can take in this campaign (categories, models, groups, intents)."""
+    require_role(actor, "lead", "see agreement figures")
+    items = table.items
+
+    def distinct(column: str) -> list[str]:
+        return sorted(str(v) for v in items[column].dropna().unique())
+
+    intents = table.schema.field("intent").values if "intent" in _names(table.schema) else []
+    return {
+        "categories": distinct("category"),
+        "models": distinct("model"),
+        "groups": distinct("group_id"),
+        "intents": list(intents),
+    }

@@ -1,0 +1,218 @@
+"""The lead's review queue: items ordered by disagreement, and bulk acceptance of unanimous ones."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from annotate.accounts.auth import require_role
+from annotate.errors import NotFound, ValidationProblem
+from annotate.review.adjudication import BULK_UNANIMOUS, _lead_id
+from annotate.review.breakdowns import item_disagreement
+from annotate.review.figures import ReportFilters, item_fields
+from annotate.storage.models import Adjudication, Campaign, Item, User, utcnow
+from annotate.storage.queries import load_labels
+from annotate.table import LabelTable
+
+# Confidence recorded on a bulk acceptance: k annotators agreed independently on every field.
+BULK_CONFIDENCE = "high"
+
+
+def queue_from_table(
+    table: LabelTable,
+    *,
+    actor: User,
+    filters: ReportFilters | None = None,
+    min_labels: int | None = None,
+    flagged_only: bool = False,
+    include_adjudicated: bool = True,
+    current: Mapping[int, str] | None = None,
+    items: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The review queue from already loaded labels (see `review_queue`).
+
+    `current` (item id -> method, from `current_adjudications`) replaces the table's own
+    adjudications, so that a cached table need not be reloaded after each adjudication.
+    `items` is `reports.item_disagreement(table, filters=filters)` when the caller has it
+    already (it is the expensive part at 100,000 items); it is not modified.
+    """
+    require_role(actor, "lead", "see the review queue")
+    need = table.campaign.overlap if min_labels is None else min_labels
+    if need < 1:
+        raise ValidationProblem(f"The queue needs items with at least 1 label, got {need}")
+    frame = (
+        item_disagreement(table, actor=actor, filters=filters) if items is None else items.copy()
+    )
+    if current is not None:
+        frame["adjudicated"] = frame["item_id"].isin(list(current))
+        frame["method"] = frame["item_id"].map(dict(current))
+    keep = frame["n_labels"] >= need
+    if flagged_only:
+        keep &= frame["flagged"]
+    if not include_adjudicated:
+        keep &= ~frame["adjudicated"]
+    frame = frame[keep].sort_values(
+        ["disagreement", "other_disagreement", "item_id"],
+        ascending=[False, False, True],
+        kind="stable",
+    )
+    return frame.reset_index(drop=True)
+
+
+def review_queue(
+    *,
+    session: Session,
+    actor: User,
+    campaign: Campaign,
+    filters: ReportFilters | None = None,
+    min_labels: int | None = None,
+    flagged_only: bool = False,
+    include_adjudicated: bool = True,
+) -> pd.DataFrame:
+    """Items with at least `min_labels` human labels (default: the campaign's overlap k),
+    most disagreed first; leads only.
+
+    Ordered by `disagreement` (band distance on the right action), then by the other fields'
+    disagreement, then item id. Filter by category, model, group and intent (`filters`), by
+    annotator flags (`flagged_only`); already adjudicated items are marked (`adjudicated`,
+    `method`) or left out (`include_adjudicated=False`). Columns as
+    `reports.item_disagreement`.
+    """
+    require_role(actor, "lead", "see the review queue")
+    table = load_labels(session=session, actor=actor, campaign=campaign)
+    return queue_from_table(
+        table,
+        actor=actor,
+        filters=filters,
+        min_labels=min_labels,
+        flagged_only=flagged_only,
+        include_adjudicated=include_adjudicated,
+    )
+
+
+def current_adjudications(*, session: Session, actor: User, campaign: Campaign) -> dict[int, str]:
+    """Item id -> method of every current adjudication in `campaign`; leads only."""
+    require_role(actor, "lead", "see adjudications")
+    rows = session.exec(
+        select(Adjudication.item_id, Adjudication.method).where(
+            Adjudication.campaign_id == campaign.id, col(Adjudication.is_current).is_(True)
+        )
+    ).all()
+    return {int(item_id): method for item_id, method in rows}
+
+
+def find_item(*, session: Session, actor: User, campaign: Campaign, external_id: str) -> int:
+    """The database id of item `external_id` in `campaign`; NotFound otherwise. Leads only."""
+    require_role(actor, "lead", "open items for adjudication")
+    item_id = session.exec(
+        select(Item.id).where(Item.campaign_id == campaign.id, Item.external_id == external_id)
+    ).first()
+    if item_id is None:
+        raise NotFound(f"No item `{external_id}` in campaign `{campaign.name}`")
+    return int(item_id)
+
+
+class BulkAcceptResult(BaseModel):
+    """What a bulk acceptance did: items adjudicated, and items left alone with the reason."""
+
+    accepted: list[int]
+    skipped: dict[int, str]
+
+
+def bulk_accept_unanimous(
+    *,
+    session: Session,
+    actor: User,
+    campaign: Campaign,
+    item_ids: Sequence[int] | None = None,
+    min_labels: int | None = None,
+) -> BulkAcceptResult:
+    """Adjudicate unanimous items as their annotators labeled them; leads only.
+
+    An item qualifies when it has at least `min_labels` human labels (default: overlap k),
+    every human gave the same value of every item field (`reports.item_disagreement`), and
+    it is not adjudicated yet. Each gets method "bulk_unanimous", the common labels
+    (confidence "high"), and the schema's default band around its right action. With
+    `item_ids`, only those items are considered, and each that does not qualify is listed in
+    `skipped` with the reason.
+    """
+    require_role(actor, "lead", "adjudicate items")
+    lead_id = _lead_id(actor)
+    table = load_labels(session=session, actor=actor, campaign=campaign)
+    schema = table.schema
+    need = campaign.overlap if min_labels is None else min_labels
+    frame = item_disagreement(table, actor=actor).set_index("item_id", drop=False)
+    wanted = list(dict.fromkeys(item_ids)) if item_ids is not None else frame.index.tolist()
+    skipped: dict[int, str] = {}
+    eligible: list[int] = []
+    n_labels = frame["n_labels"].to_dict()
+    adjudicated = frame["adjudicated"].to_dict()
+    unanimous = frame["unanimous"].to_dict()
+    for item_id in wanted:
+        if item_id not in n_labels:
+            skipped[item_id] = "no human labels in this campaign"
+        elif n_labels[item_id] < need:
+            skipped[item_id] = f"fewer than {need} human labels"
+        elif adjudicated[item_id]:
+            skipped[item_id] = "already adjudicated"
+        elif not unanimous[item_id]:
+            skipped[item_id] = "annotators disagree"
+        else:
+            eligible.append(int(item_id))
+    if not eligible:
+        return BulkAcceptResult(accepted=[], skipped=skipped)
+    # Lock the items, then re-check: another lead may have adjudicated one since the load.
+    session.exec(select(Item.id).where(col(Item.id).in_(eligible)).with_for_update()).all()
+    taken = set(
+        session.exec(
+            select(Adjudication.item_id).where(
+                col(Adjudication.item_id).in_(eligible), col(Adjudication.is_current).is_(True)
+            )
+        ).all()
+    )
+    # Unanimous items carry the same labels on every human row: the first one will do.
+    humans = table.humans().drop_duplicates("item_id").set_index("item_id")
+    names = [f.name for f in item_fields(schema)]
+    accepted: list[int] = []
+    for item_id in eligible:
+        if item_id in taken:
+            skipped[item_id] = "already adjudicated"
+            continue
+        labels: dict[str, Any] = {n: _plain(humans.at[item_id, n]) for n in names}
+        if "confidence" in {f.name for f in schema.fields}:
+            labels["confidence"] = BULK_CONFIDENCE
+        clean = schema.normalize_labels(labels)
+        right = clean[schema.right_action_field]
+        assert isinstance(right, str)  # unanimity requires every required field
+        session.add(
+            Adjudication(
+                campaign_id=campaign.id,  # type: ignore[arg-type]
+                item_id=item_id,
+                lead_id=lead_id,
+                labels=dict(clean),
+                band=schema.default_band(right),
+                note=None,
+                guideline_gap=False,
+                overrides_majority=False,
+                method=BULK_UNANIMOUS,
+                previous_id=None,
+                is_current=True,
+                created_at=utcnow(),
+            )
+        )
+        accepted.append(item_id)
+    session.flush()
+    return BulkAcceptResult(accepted=accepted, skipped=skipped)
+
+
+def _plain(value: Any) -> Any:
+    """A label cell from the LabelTable back to stored form (frozenset -> list)."""
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value

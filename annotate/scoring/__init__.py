@@ -1,0 +1,1 @@
+"""Scoring (the harness side): predictions against a release, figures and plots, inspect_ai."""

@@ -1,0 +1,329 @@
+"""Annotations: save one, import labels made elsewhere, list and read one's own with history."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from annotate.accounts.auth import require_role
+from annotate.errors import (
+    ImportProblem,
+    NotFound,
+    PermissionDenied,
+)
+from annotate.intake.labels import LabelRow
+from annotate.storage.models import (
+    Annotation,
+    AnnotationHistory,
+    Campaign,
+    Item,
+    User,
+    utcnow,
+)
+from annotate.storage.schemas import campaign_schema
+
+
+def save_annotation(
+    *,
+    session: Session,
+    user: User,
+    item: Item,
+    labels: dict[str, Any],
+    duration_s: float | None = None,
+    flagged: bool = False,
+    flag_note: str | None = None,
+    overridden_rules: Sequence[str] = (),
+    origin: str = "app",
+) -> Annotation:
+    """Create or replace `user`'s annotation of `item`, appending the new version to history.
+
+    `labels` must already be normalized by the campaign's schema.
+    """
+    existing = session.exec(
+        select(Annotation).where(Annotation.item_id == item.id, Annotation.user_id == user.id)
+    ).first()
+    now = utcnow()
+    if existing is None:
+        ann = Annotation(
+            campaign_id=item.campaign_id,
+            item_id=item.id,  # type: ignore[arg-type]
+            user_id=user.id,  # type: ignore[arg-type]
+            labels=labels,
+            flagged=flagged,
+            flag_note=flag_note,
+            overridden_rules=list(overridden_rules),
+            duration_s=duration_s,
+            origin=origin,
+            created_at=now,
+            updated_at=now,
+        )
+        action = "import" if origin == "import" else "create"
+    else:
+        ann = existing
+        ann.labels = labels
+        ann.flagged = flagged
+        ann.flag_note = flag_note
+        ann.overridden_rules = list(overridden_rules)
+        if duration_s is not None:
+            ann.duration_s = duration_s
+        ann.updated_at = now
+        action = "import" if origin == "import" else "edit"
+    session.add(ann)
+    session.flush()
+    session.add(
+        AnnotationHistory(
+            annotation_id=ann.id,  # type: ignore[arg-type]
+            item_id=ann.item_id,
+            user_id=ann.user_id,
+            labels=labels,
+            action=action,
+            duration_s=duration_s,
+            changed_at=now,
+        )
+    )
+    return ann
+
+
+class LabelImportResult(BaseModel):
+    """What a label import did."""
+
+    annotations_added: int
+    annotations_updated: int
+    unchanged: int
+    users_created: list[str]
+
+
+def _show(value: str, limit: int = 60) -> str:
+    """A value short enough to quote in an error message."""
+    flat = " ".join(value.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def import_labels(
+    *,
+    session: Session,
+    actor: User,
+    campaign: Campaign,
+    rows: Sequence[LabelRow],
+    machine: bool = False,
+    source: str = "",
+) -> LabelImportResult:
+    """Add labels made elsewhere: all or nothing, every bad row reported with its line.
+
+    Unknown annotators are created without a password (`machine` marks them as automatic
+    judges). A label already present with another value is a conflict, not an overwrite.
+    """
+    require_role(actor, "admin", "import labels")
+    schema = campaign_schema(session=session, campaign=campaign)
+    fields = {f.name: f for f in schema.fields}
+    items = {
+        ext: iid
+        for ext, iid in session.exec(
+            select(Item.external_id, Item.id).where(Item.campaign_id == campaign.id)
+        ).all()
+    }
+    problems: list[str] = []
+    grouped: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+    origin_line: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        where = f"{source}:{row.line}"
+        if row.item_id not in items:
+            problems.append(
+                f"{where}: field `item_id`: no item `{row.item_id}` in campaign `{campaign.name}`"
+            )
+            continue
+        spec = fields.get(row.field)
+        if spec is None:
+            problems.append(
+                f"{where}: field `field`: `{row.field}` is not a field of schema {schema.id} "
+                f"({', '.join(fields)})"
+            )
+            continue
+        value: Any
+        if spec.kind == "multi":
+            value = [p.strip() for p in row.value.split(";") if p.strip()]
+            bad = [v for v in value if v not in spec.values]
+            if bad:
+                problems.append(
+                    f"{where}: field `value`: `{_show(bad[0])}` is not an allowed "
+                    f"{row.field} value ({', '.join(spec.values)})"
+                )
+                continue
+            value = sorted(set(value), key=spec.values.index)
+        elif not row.value:
+            continue
+        elif spec.kind == "single" and row.value not in spec.values:
+            problems.append(
+                f"{where}: field `value`: `{_show(row.value)}` is not an allowed {row.field} value "
+                f"({', '.join(spec.values)}); map it with --values"
+            )
+            continue
+        else:
+            value = row.value
+        key = (row.item_id, row.annotator)
+        prior = grouped[key].get(row.field)
+        if prior is not None and prior != value:
+            first = origin_line[(row.item_id, row.annotator, row.field)]
+            problems.append(
+                f"{where}: field `value`: {row.annotator} already gave {row.field} = {prior} "
+                f"for item `{row.item_id}` on line {first}"
+            )
+            continue
+        grouped[key][row.field] = value
+        origin_line.setdefault((row.item_id, row.annotator, row.field), row.line)
+
+    names = sorted({a for _, a in grouped})
+    users = (
+        {u.name: u for u in session.exec(select(User).where(col(User.name).in_(names))).all()}
+        if names
+        else {}
+    )
+    for name, user in users.items():
+        if user.is_machine != machine:
+            kind = "an automatic judge" if user.is_machine else "a human annotator"
+            flag = "with" if user.is_machine else "without"
+            problems.append(
+                f"{source}: annotator `{name}` already exists as {kind}; import {flag} --machine"
+            )
+    existing: dict[tuple[int, int], Annotation] = {}
+    if users:
+        for stored in session.exec(
+            select(Annotation).where(
+                Annotation.campaign_id == campaign.id,
+                col(Annotation.user_id).in_([u.id for u in users.values()]),
+            )
+        ).all():
+            existing[(stored.item_id, stored.user_id)] = stored
+    plan: list[tuple[tuple[str, str], dict[str, Any], Annotation | None]] = []
+    for key, labels in grouped.items():
+        known = users.get(key[1])
+        prior_ann = existing.get((items[key[0]], known.id)) if known is not None else None  # type: ignore[arg-type]
+        if prior_ann is not None:
+            for fname, value in labels.items():
+                old = prior_ann.labels.get(fname)
+                if old not in (None, value):
+                    problems.append(
+                        f"{source}:{origin_line[(key[0], key[1], fname)]}: field `value`: "
+                        f"{key[1]} already has {fname} = {old} for item `{key[0]}` in the "
+                        f"database (this file says {value})"
+                    )
+        plan.append((key, labels, prior_ann))
+    if problems:
+        raise ImportProblem(problems)
+
+    created: list[str] = []
+    for name in names:
+        if name not in users:
+            if len(name) > 200 or "\x00" in name:
+                raise ImportProblem([f"{source}: annotator name `{name[:40]}...` is too long"])
+            new_user = User(name=name, role="annotator", is_machine=machine)
+            session.add(new_user)
+            users[name] = new_user
+            created.append(name)
+    session.flush()
+    item_rows = (
+        {
+            it.id: it
+            for it in session.exec(select(Item).where(Item.campaign_id == campaign.id)).all()
+        }
+        if plan
+        else {}
+    )
+    added = updated = unchanged = 0
+    for (ext, name), labels, current in plan:
+        if current is not None:
+            merged = {**current.labels, **labels}
+            if merged == current.labels:
+                unchanged += 1
+                continue
+            updated += 1
+        else:
+            merged = labels
+            added += 1
+        save_annotation(
+            session=session,
+            user=users[name],
+            item=item_rows[items[ext]],
+            labels=merged,
+            origin="import",
+        )
+    session.flush()
+    return LabelImportResult(
+        annotations_added=added,
+        annotations_updated=updated,
+        unchanged=unchanged,
+        users_created=created,
+    )
+
+
+def list_own_annotations(
+    *,
+    session: Session,
+    user: User,
+    campaign: Campaign,
+    offset: int = 0,
+    limit: int = 20,
+    search: str = "",
+) -> tuple[list[tuple[Annotation, Item]], int]:
+    """`user`'s own annotations in `campaign`, newest change first, and how many there are.
+
+    Only ever the caller's own labels: labeling is blind. `search` matches item ids and
+    prompts (case-insensitive substring).
+    """
+    require_role(user, "annotator", "see their own labels")
+    where: list[Any] = [Annotation.campaign_id == campaign.id, Annotation.user_id == user.id]
+    if search.strip():
+        pattern = f"%{search.strip().lower()}%"
+        where.append(
+            or_(
+                func.lower(Item.external_id).like(pattern),
+                func.lower(func.coalesce(Item.prompt, "")).like(pattern),
+            )
+        )
+    total = session.exec(
+        select(func.count())
+        .select_from(Annotation)
+        .join(Item, col(Item.id) == Annotation.item_id)
+        .where(*where)
+    ).one()
+    rows = session.exec(
+        select(Annotation, Item)
+        .join(Item, col(Item.id) == Annotation.item_id)
+        .where(*where)
+        .order_by(col(Annotation.updated_at).desc(), col(Annotation.id).desc())
+        .offset(max(0, offset))
+        .limit(max(1, min(limit, 200)))
+    ).all()
+    return [(a, i) for a, i in rows], int(total)
+
+
+def get_own_annotation(
+    *, session: Session, user: User, annotation_id: int
+) -> tuple[Annotation, Item]:
+    """One of `user`'s own annotations with its item; PermissionDenied for anyone else's."""
+    require_role(user, "annotator", "see their own labels")
+    annotation = session.get(Annotation, annotation_id)
+    if annotation is None:
+        raise NotFound(f"No annotation {annotation_id}")
+    if annotation.user_id != user.id:
+        raise PermissionDenied(f"Annotation {annotation_id} is another annotator's")
+    item = session.get(Item, annotation.item_id)
+    assert item is not None
+    return annotation, item
+
+
+def own_history(*, session: Session, user: User, annotation_id: int) -> list[AnnotationHistory]:
+    """Every saved version of one of `user`'s own annotations, oldest first."""
+    get_own_annotation(session=session, user=user, annotation_id=annotation_id)
+    return list(
+        session.exec(
+            select(AnnotationHistory)
+            .where(AnnotationHistory.annotation_id == annotation_id)
+            .order_by(col(AnnotationHistory.changed_at), col(AnnotationHistory.id))
+        ).all()
+    )

@@ -1,0 +1,132 @@
+"""Engines, sessions and migrations for SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, create_engine
+
+from annotate.errors import AnnotateError, StorageUnavailable
+from annotate.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    """Whether `engine` talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10) -> Engine:
+    """An engine for `url`: SQLite with WAL, busy timeout and foreign keys; PostgreSQL pooled."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise AnnotateError(
+            f"Database URL `{url}` is not valid: expected sqlite:///file.db or "
+            "postgresql+psycopg://user@host:port/db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        memory = parsed.database in (None, "", ":memory:")
+        kwargs: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
+        }
+        if memory:
+            kwargs["poolclass"] = StaticPool
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Python's sqlite3 opens transactions lazily; we issue BEGIN ourselves (below) so
+            # that a write transaction can take its lock up front when asked to.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            immediate = conn.get_execution_options().get("sqlite_immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        )
+    raise AnnotateError(
+        f"Database `{parsed.get_backend_name()}` is not supported: use sqlite or postgresql"
+    )
+
+
+@contextmanager
+def session_scope(engine: Engine, *, immediate: bool = False) -> Iterator[Session]:
+    """A session committed on success and rolled back on error.
+
+    `immediate=True` takes SQLite's write lock at BEGIN, so a read-then-write transaction
+    cannot be overtaken by another writer between its read and its write.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        if immediate and is_sqlite(engine):
+            session.connection(execution_options={"sqlite_immediate": True})
+        try:
+            yield session
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            raise StorageUnavailable(f"The database is unavailable right now: {exc.orig}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config(engine: Engine) -> Config:
+    """Alembic configuration bound to `engine` (no alembic.ini needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database schema up to `revision` (creating every table on a new database)."""
+    try:
+        command.upgrade(alembic_config(engine), revision)
+    except OperationalError as exc:
+        raise StorageUnavailable(f"Cannot migrate the database: {exc.orig}") from exc
+
+
+def is_migrated(engine: Engine) -> bool:
+    """Whether the database has the tables (has been through `annotate init`)."""
+    try:
+        return inspect(engine).has_table("alembic_version")
+    except OperationalError as exc:
+        raise StorageUnavailable(f"The database is unavailable right now: {exc.orig}") from exc
+
+
+def engine_for(settings: Settings, *, require_migrated: bool = True) -> Engine:
+    """An engine for the settings' database; refuses one that `annotate init` has not set up."""
+    engine = make_engine(
+        settings.database_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        pool_size=settings.pool_size,
+    )
+    if require_migrated and not is_migrated(engine):
+        raise AnnotateError(
+            f"Database {engine.url.render_as_string(hide_password=True)} is not set up: "
+            "run `annotate init` first"
+        )
+    return engine

@@ -1,0 +1,66 @@
+"""The long-form label table that every statistic, report and release starts from (pure).
+
+`annotate.storage.queries.load_labels` builds it from the database; the pure modules only
+read it, so they never see a session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from annotate.schema import LabelSchema
+
+if TYPE_CHECKING:
+    from annotate.storage.models import Campaign
+
+
+@dataclass
+class LabelTable:
+    """Every annotation of a campaign, long form, plus the items they belong to.
+
+    `annotations` has one row per (item, annotator) with columns item_id, user_id, annotator,
+    is_machine, flagged, duration_s, created_at, updated_at, and one column per schema field
+    (multi-choice fields hold a frozenset; an empty frozenset means "nothing ticked").
+    `items` has one row per item (index item_id) with external_id, model, category, group_id,
+    source, and prompt/conversation/response when loaded with text.
+    """
+
+    campaign: Campaign
+    schema: LabelSchema
+    items: pd.DataFrame
+    annotations: pd.DataFrame
+    adjudications: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def humans(self) -> pd.DataFrame:
+        """Annotations by people (automatic judges are reported apart)."""
+        return self.annotations[~self.annotations["is_machine"]]
+
+    def machines(self) -> pd.DataFrame:
+        """Annotations by automatic judges."""
+        return self.annotations[self.annotations["is_machine"]]
+
+    def matrix(
+        self, field_name: str, *, machine: bool = False, item_ids: list[int] | None = None
+    ) -> tuple[list[str], list[int], np.ndarray]:
+        """(annotators, item ids, annotators x items object array) of one field.
+
+        Missing labels are None. Units are `item_ids` if given, else every item that has at
+        least one label of that kind (human or machine).
+        """
+        frame = self.machines() if machine else self.humans()
+        frame = frame[frame[field_name].notna()]
+        annotators = sorted(frame["annotator"].unique().tolist())
+        units = item_ids if item_ids is not None else sorted(frame["item_id"].unique().tolist())
+        a_index = {a: i for i, a in enumerate(annotators)}
+        u_index = {u: i for i, u in enumerate(units)}
+        out = np.full((len(annotators), len(units)), None, dtype=object)
+        rows = frame["annotator"].map(a_index).to_numpy(dtype=np.int64)  # int even when empty
+        cols = frame["item_id"].map(u_index)
+        keep = cols.notna().to_numpy()
+        values = frame[field_name].to_numpy()
+        out[rows[keep], cols[keep].astype(int).to_numpy()] = values[keep]
+        return annotators, units, out

@@ -1,0 +1,213 @@
+"""Sign-in with rate limiting, signed session tokens, sign-out, and the signing key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from annotate import storage
+from annotate.accounts import sessions
+from annotate.errors import AuthError
+from annotate.settings import Settings
+from annotate.storage import db
+from annotate.storage.models import AppSecret, LoginAttempt, User, utcnow
+from tests.conftest import ADMIN, make_user
+
+KEY = "k" * 40
+HOUR = 3600.0
+
+
+def settings(**kw: Any) -> Settings:
+    kw.setdefault("secret_key", "")
+    return Settings(database_url="sqlite://", **kw)
+
+
+@pytest.fixture
+def alice(engine: Engine) -> User:
+    with db.session_scope(engine) as s:
+        return make_user(s, "alice")
+
+
+def test_signing_key_is_generated_once_and_kept(engine: Engine) -> None:
+    first = sessions.signing_key(engine=engine, settings=settings())
+    assert len(first) >= 40
+    assert sessions.signing_key(engine=engine, settings=settings()) == first
+    with Session(engine) as s:
+        assert s.get(AppSecret, sessions.SIGNING_KEY_NAME) is not None
+    assert sessions.signing_key(engine=engine, settings=settings(secret_key="mine")) == "mine"
+
+
+def test_token_round_trip(engine: Engine, alice: User) -> None:
+    token = sessions.issue_token(key=KEY, user=alice, now=1000.0)
+    with Session(engine) as s:
+        user = sessions.read_token(session=s, key=KEY, token=token, max_age_s=HOUR, now=1001.0)
+    assert user.id == alice.id
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), "not valid"),
+        (lambda t: "garbage", "not valid"),
+        (lambda t: sessions.URLSafeSerializer(KEY, salt="other").dumps({"u": 1}), "not valid"),
+    ],
+)
+def test_tampered_tokens_are_refused(
+    engine: Engine, alice: User, mangle: Any, message: str
+) -> None:
+    token = mangle(sessions.issue_token(key=KEY, user=alice, now=1000.0))
+    with Session(engine) as s, pytest.raises(AuthError, match=message):
+        sessions.read_token(session=s, key=KEY, token=token, max_age_s=HOUR, now=1001.0)
+
+
+def test_a_token_signed_with_another_key_is_refused(engine: Engine, alice: User) -> None:
+    token = sessions.issue_token(key="other" * 8, user=alice, now=1000.0)
+    with Session(engine) as s, pytest.raises(AuthError, match="not valid"):
+        sessions.read_token(session=s, key=KEY, token=token, max_age_s=HOUR, now=1001.0)
+
+
+def test_tokens_expire(engine: Engine, alice: User) -> None:
+    token = sessions.issue_token(key=KEY, user=alice, now=1000.0)
+    with Session(engine) as s, pytest.raises(AuthError, match="expired"):
+        sessions.read_token(session=s, key=KEY, token=token, max_age_s=HOUR, now=1000.0 + HOUR + 1)
+
+
+def test_a_password_change_ends_sessions(engine: Engine, alice: User) -> None:
+    token = sessions.issue_token(key=KEY, user=alice, now=1000.0)
+    with db.session_scope(engine) as s:
+        storage.set_password(session=s, actor=ADMIN, name="alice", password="another horse")
+    with Session(engine) as s, pytest.raises(AuthError, match="password was changed"):
+        sessions.read_token(session=s, key=KEY, token=token, max_age_s=HOUR, now=1001.0)
+
+
+def test_deactivated_users_lose_their_session(engine: Engine, alice: User) -> None:
+    token = sessions.issue_token(key=KEY, user=alice, now=1000.0)
+    with db.session_scope(engine) as s:
+        user = s.get(User, alice.id)
+        assert user is not None
+        user.active = False
+        s.add(user)
+    with Session(engine) as s, pytest.raises(AuthError, match="can no longer sign in"):
+        sessions.read_token(session=s, key=KEY, token=token, max_age_s=HOUR, now=1001.0)
+
+
+def test_sign_out_ends_earlier_tokens_only(engine: Engine, alice: User) -> None:
+    old = sessions.issue_token(key=KEY, user=alice, now=1000.0)
+    with db.session_scope(engine) as s:
+        sessions.sign_out(session=s, user=alice, now=1000.5)
+    new = sessions.issue_token(key=KEY, user=alice, now=1000.7)
+    with Session(engine) as s:
+        with pytest.raises(AuthError, match="signed out"):
+            sessions.read_token(session=s, key=KEY, token=old, max_age_s=HOUR, now=1001.0)
+        assert sessions.read_token(session=s, key=KEY, token=new, max_age_s=HOUR, now=1001.0)
+
+
+def test_sign_in_checks_the_password(engine: Engine, alice: User) -> None:
+    user = sessions.sign_in(
+        engine=engine, settings=settings(), name=" alice ", password="correct horse"
+    )
+    assert user.id == alice.id
+    for name, password in (("alice", "wrong horse"), ("nobody", "correct horse")):
+        with pytest.raises(AuthError) as info:
+            sessions.sign_in(engine=engine, settings=settings(), name=name, password=password)
+        assert str(info.value) == sessions.WRONG_CREDENTIALS
+    with Session(engine) as s:
+        attempts = s.exec(select(LoginAttempt).order_by(LoginAttempt.id)).all()
+    assert [(a.user_name, a.success) for a in attempts] == [
+        ("alice", True),
+        ("alice", False),
+        ("nobody", False),
+    ]
+
+
+def test_inactive_and_machine_users_cannot_sign_in(engine: Engine) -> None:
+    with db.session_scope(engine) as s:
+        gone = make_user(s, "gone")
+        gone.active = False
+        s.add(gone)
+        storage.add_user(session=s, actor=ADMIN, name="judge", is_machine=True, password="x" * 10)
+    for name, password in (("gone", "correct horse"), ("judge", "x" * 10)):
+        with pytest.raises(AuthError, match="wrong password"):
+            sessions.sign_in(engine=engine, settings=settings(), name=name, password=password)
+
+
+def test_repeated_failures_lock_the_name_for_a_while(engine: Engine, alice: User) -> None:
+    conf = settings(login_max_failures=3, login_window_minutes=10)
+    t0 = utcnow()
+    for i in range(3):
+        with pytest.raises(AuthError, match="wrong password"):
+            sessions.sign_in(
+                engine=engine,
+                settings=conf,
+                name="alice",
+                password="guess",
+                now=t0 + timedelta(minutes=i),
+            )
+    # Locked: even the right password is not checked.
+    with pytest.raises(AuthError, match=r"Too many failed sign-ins for `alice`; try again in 8"):
+        sessions.sign_in(
+            engine=engine,
+            settings=conf,
+            name="alice",
+            password="correct horse",
+            now=t0 + timedelta(minutes=2, seconds=30),
+        )
+    # Other names are not affected.
+    with pytest.raises(AuthError, match="wrong password"):
+        sessions.sign_in(engine=engine, settings=conf, name="bob", password="x", now=t0)
+    # Once the oldest failure leaves the window, the name may try again.
+    user = sessions.sign_in(
+        engine=engine,
+        settings=conf,
+        name="alice",
+        password="correct horse",
+        now=t0 + timedelta(minutes=10, seconds=1),
+    )
+    assert user.id == alice.id
+
+
+def test_a_success_resets_the_failure_count(engine: Engine, alice: User) -> None:
+    conf = settings(login_max_failures=2)
+    t0 = utcnow()
+    for i, password in enumerate(("bad", "correct horse", "bad")):
+        try:
+            sessions.sign_in(
+                engine=engine,
+                settings=conf,
+                name="alice",
+                password=password,
+                now=t0 + timedelta(seconds=i),
+            )
+        except AuthError:
+            pass
+    user = sessions.sign_in(
+        engine=engine,
+        settings=conf,
+        name="alice",
+        password="correct horse",
+        now=t0 + timedelta(seconds=5),
+    )
+    assert user.id == alice.id
+
+
+@pytest.mark.parametrize(
+    ("identity", "found"),
+    [
+        ({"email": "alice"}, True),
+        ({"email": "nobody@example.org", "sub": "alice"}, True),
+        ({"email": "nobody@example.org"}, False),
+    ],
+)
+def test_oidc_identities_map_to_existing_users(
+    engine: Engine, alice: User, identity: dict[str, str], found: bool
+) -> None:
+    with Session(engine) as s:
+        if found:
+            assert sessions.user_for_identity(session=s, identity=identity).id == alice.id
+        else:
+            with pytest.raises(AuthError, match="No annotate user for `nobody@example.org`"):
+                sessions.user_for_identity(session=s, identity=identity)

@@ -1,0 +1,62 @@
+"""Upgrading a database written by the first release keeps every row, and models read it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+from sqlmodel import Session, select
+
+from annotate import storage
+from annotate.accounts.auth import system_actor
+from annotate.storage import db
+from annotate.storage.models import Adjudication, Annotation, Item
+
+OLD_DB = Path(__file__).parents[1] / "data" / "annotate-v0001.db"
+
+
+def _counts(engine: object) -> dict[str, int]:
+    insp = inspect(engine)  # type: ignore[arg-type]
+    out = {}
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        for table in insp.get_table_names():
+            if table != "alembic_version":
+                out[table] = conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
+    return out
+
+
+def test_upgrade_from_v0001_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    shutil.copy(OLD_DB, path)
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+    before = _counts(engine)
+    assert before["item"] == 3 and all(n >= 1 for n in before.values()), before
+
+    db.migrate(engine)
+
+    after = _counts(engine)
+    assert {t: after[t] for t in before} == before
+    with Session(engine) as s:
+        campaign = storage.get_campaign(session=s, name="old")
+        assert campaign.restricted and campaign.overlap == 2
+        schema = storage.campaign_schema(session=s, campaign=campaign)
+        assert schema.id == "refusal-v1"
+        assert [i.meta for i in s.exec(select(Item)).all()] == [{"focus": "kill"}] * 3
+        ann = s.exec(select(Annotation)).one()
+        assert ann.labels["right_action"] == "answer" and ann.duration_s == 12.5
+        adj = s.exec(select(Adjudication)).one()
+        assert adj.band == {"answer": 1.0, "answer_with_caveat": 0.75}
+        status = storage.campaign_status(session=s, actor=system_actor(), campaign=campaign)
+        assert (status.items, status.annotations) == (3, 1)
+    engine.dispose()
+
+
+def test_migrate_is_idempotent(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    db.migrate(engine)
+    db.migrate(engine)
+    assert db.is_migrated(engine)
+    engine.dispose()
