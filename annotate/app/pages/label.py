@@ -19,7 +19,7 @@ from annotate.app import context, labelform, submission
 from annotate.app import render as view
 from annotate.app.context import AppContext, show_error
 from annotate.app.submission import Feedback
-from annotate.errors import AnnotateError
+from annotate.errors import AnnotateError, StorageUnavailable
 from annotate.schema import LabelSchema
 from annotate.storage.models import Campaign, utcnow
 
@@ -70,7 +70,11 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         claimed_at = desk.claim.assignment.claimed_at if desk.claim is not None else None
         # A fragment run skips the page's sign-in check: make it here, before anything is
         # saved (a sign-out elsewhere, a stopped account, a changed role).
-        user, _ = context.current_user(ctx.settings, ctx.engine)
+        try:
+            user, _ = context.current_user(ctx.settings, ctx.engine)
+        except StorageUnavailable:
+            # The database cannot say; the submit meets the same outage, and says so.
+            user = ctx.user
         if user is None or user.id != ctx.user.id:
             outcome = submission.Outcome(
                 advance=False, feedback=Feedback(kind="error", text=SIGNED_OUT)
