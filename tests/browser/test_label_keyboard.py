@@ -237,8 +237,8 @@ def test_keys_typed_right_after_submit_land_on_the_next_item(
 def test_a_submit_after_signing_out_elsewhere_saves_nothing(
     server: Server, guarded: Guarded
 ) -> None:
-    # The answer to a submit reruns only the item and its form, not the page's sign-in check:
-    # the form's message is checked against the session itself.
+    # The answer to a submit reruns only the item and its form, not main(): the fragment
+    # checks the session itself (context.fragment) before the message is handled.
     page = guarded.page
     sign_in(page, server.url, "dave")
     page.wait_for_selector(".lf[data-state=ready]")
@@ -252,5 +252,7 @@ def test_a_submit_after_signing_out_elsewhere_saves_nothing(
     finally:
         engine.dispose()
     page.keyboard.press("Control+Enter")
-    page.wait_for_selector(".lf[data-state=ready] .lf-alert >> text=You are signed out")
+    # The fragment's session check reruns the whole app: the sign-in gate, with why.
+    page.wait_for_selector("text=You signed out; sign in again")
+    assert page.locator(".lf").count() == 0
     assert stored(server.database_url, "dave") == {}

@@ -15,16 +15,15 @@ from typing import Any
 import streamlit as st
 
 from annotate import labeling, storage
-from annotate.app import context, labelform, submission
+from annotate.app import labelform, submission
 from annotate.app import render as view
-from annotate.app.context import AppContext, show_error
+from annotate.app.context import AppContext, fragment, show_error
 from annotate.app.submission import Feedback
-from annotate.errors import AnnotateError, StorageUnavailable
+from annotate.errors import AnnotateError
 from annotate.schema import LabelSchema
 from annotate.storage.models import Campaign, utcnow
 
 EXHAUSTED_RECHECK_S = 60.0
-SIGNED_OUT = "You are signed out, so nothing was saved: reload the page and sign in again."
 LOG = logging.getLogger("annotate.app")
 
 
@@ -58,7 +57,7 @@ def _desk(ctx: AppContext, campaign: Campaign) -> Desk:
     return desks.setdefault((ctx.user.id or 0, campaign.id or 0), Desk())
 
 
-@st.fragment
+@fragment
 def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     """The item and its form; a submit reruns only this, which answers with the next item."""
     # A fixed slot for notices, so that the form below keeps its place (and stays mounted).
@@ -67,22 +66,12 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     raw = st.session_state.pop(labelform.INBOX, None)
     outcome = None
     if raw is not None:
+        # The sign-in was checked for this run already (context.fragment; main() on a full
+        # run), so the message is the signed-in annotator's.
         claimed_at = desk.claim.assignment.claimed_at if desk.claim is not None else None
-        # A fragment run skips the page's sign-in check: make it here, before anything is
-        # saved (a sign-out elsewhere, a stopped account, a changed role).
-        try:
-            user, _ = context.current_user(ctx.settings, ctx.engine)
-        except StorageUnavailable:
-            # The database cannot say; the submit meets the same outage, and says so.
-            user = ctx.user
-        if user is None or user.id != ctx.user.id:
-            outcome = submission.Outcome(
-                advance=False, feedback=Feedback(kind="error", text=SIGNED_OUT)
-            )
-        else:
-            outcome = submission.handle_message(
-                engine=ctx.engine, user=user, schema=schema, raw=raw, claimed_at=claimed_at
-            )
+        outcome = submission.handle_message(
+            engine=ctx.engine, user=ctx.user, schema=schema, raw=raw, claimed_at=claimed_at
+        )
         desk.seq += 1
         desk.feedback = outcome.feedback
         if outcome.toast:
@@ -95,8 +84,6 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         claim = desk.claim = _claim(ctx, campaign, after=outcome is not None)
     if claim is None:
         return
-    if desk.feedback is not None and outcome is None:
-        desk.feedback = None
     _progress_line(
         ctx, campaign, claim.assignment.id or 0, outcome.finished if outcome is not None else None
     )
