@@ -14,11 +14,11 @@ from sqlmodel import Session, select
 from annotate import storage
 from annotate.app.labelform import INBOX
 from annotate.app.submission import SKIP_REASONS
-from annotate.schema import LabelField, LabelSchema
+from annotate.schema import LabelField, LabelSchema, load_schema
 from annotate.storage import db
 from annotate.storage.models import Annotation, Assignment, Item
 from tests import test_app_support as support
-from tests.conftest import full_labels
+from tests.conftest import DEFAULT_SCHEMA_PATH, full_labels
 from tests.test_app_support import AppDB, feedback, label_form, page_app, send, submit, texts
 
 GOOD = (
@@ -278,5 +278,46 @@ def test_an_item_filled_meanwhile_moves_on_with_a_notice(
         assert any("as many as it needs" in w for w in texts(at.warning))
         assert header(at) != lost
         assert [a.user_id for a in annotations(app_db)] == [app_db.users["bob"].id]
+    finally:
+        gen.close()
+
+
+def test_a_v2_form_gets_each_fields_condition_and_hidden_values_are_dropped(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The browser form shows a field only while its condition holds (Chromium:
+    # test_label_rules_js); the server drops whatever a hidden field was sent.
+    v2 = load_schema(DEFAULT_SCHEMA_PATH.parent / "refusal-v2.yaml")
+    gen = support.app_db_fixture(db_url, monkeypatch, v2, items=2, overlap=1)
+    app_db = next(gen)
+    try:
+        at = page_app(app_db, "alice", "label").run()
+        form = label_form(at)
+        assert form is not None
+        fields = {f["name"]: f for f in form["form"]["fields"]}
+        assert "cyber" in [o["value"] for o in fields["harm_area"]["options"]]
+        assert "correct_premise" in [o["value"] for o in fields["right_action"]["options"]]
+        for conditional in ("noncompliance_reason", "answer_quality", "refusal_style"):
+            assert fields[conditional]["show_when"], conditional
+        assert not fields["intent"]["show_when"]
+        labels = {
+            "right_action": "answer",
+            "observed_action": "answer",
+            "intent": "benign",
+            "epistemic_status": "answerable",
+            "harm_area": "none",
+            "severity": "none",
+            "answer_quality": "useful",
+            "confidence": "high",
+            "refusal_style": "bare",
+            "noncompliance_reason": "safety",
+        }
+        submit(at, labels)
+        assert not at.exception and not feedback(at)["text"], feedback(at)
+        (saved,) = annotations(app_db)
+        # The refusal style and reason were sent while hidden, and were dropped.
+        assert saved.labels["refusal_style"] is None
+        assert saved.labels["noncompliance_reason"] is None
+        assert saved.labels["answer_quality"] == "useful"
     finally:
         gen.close()
