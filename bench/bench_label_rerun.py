@@ -1,10 +1,13 @@
 """Server-side time of one labeling-page rerun, through AppTest, with a big database.
 
 Seeds 100,000 items and 20 annotators (each with 1,000 labels already made), signs one
-annotator in, and times 50 reruns of the real entry script on the Label page: a plain rerun
-(what a reload or a navigation costs) and an option keypress (a button click and the rerun it
-triggers). Reported: the script's CPU time (what the rerun costs the server, whatever else
-the machine is doing), its wall time, and AppTest's wall time around it (an upper bound).
+annotator in, and times 50 runs of the real entry script on the Label page: a plain rerun
+(what a reload or a navigation costs) and a submit (the browser form's one message per item,
+put where the form's trigger puts it, and the run that saves it and shows the next item).
+Option keys cost the server nothing: the form handles them in the browser. Reported: the
+script's CPU time (what the run costs the server, whatever else the machine is doing), its
+wall time, and AppTest's wall time around it (an upper bound). AppTest runs the whole page,
+where the server reruns only the item and its form after a submit.
 
     python bench/bench_label_rerun.py [--items 100000] [--annotators 20] [--runs 50]
 """
@@ -12,6 +15,7 @@ the machine is doing), its wall time, and AppTest's wall time around it (an uppe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -20,6 +24,7 @@ import tempfile
 import time
 import types
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -141,6 +146,7 @@ def main() -> None:
     from streamlit.testing.v1 import AppTest
 
     from annotate.app.context import SESSION_TOKEN_KEY
+    from annotate.app.labelform import INBOX
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
@@ -183,7 +189,7 @@ def main() -> None:
         at.run()
         first = time.perf_counter() - t0
         assert not at.exception, at.exception
-        assert at.button(key="act-submit"), "the label page did not render"
+        assert form_data(at) is not None, "the label page did not render"
         for _ in range(5):  # warm caches
             at.run()
         plain = []
@@ -196,22 +202,40 @@ def main() -> None:
         script_plain, cpu_plain = list(probe.times), list(probe.cpu)
         probe.times.clear()
         probe.cpu.clear()
-        keys = ["opt-intent-benign", "opt-intent-harmful"]
-        click = []
-        for n in range(args.runs):
-            button = at.button(key=keys[n % 2])
+        submits = []
+        for _ in range(args.runs):
+            form = form_data(at)
+            assert form is not None, "nothing left to label"
+            at.session_state[INBOX] = {
+                "kind": "submit",
+                "assignment": form["item"]["assignment"],
+                "labels": LABELS,
+                "duration_s": 1.0,
+            }
             t0 = time.perf_counter()
-            button.click().run()
-            click.append(time.perf_counter() - t0)
-        script_click, cpu_click = list(probe.times), list(probe.cpu)
+            at.run()
+            submits.append(time.perf_counter() - t0)
+            assert not at.exception, at.exception
+        script_submit, cpu_submit = list(probe.times), list(probe.cpu)
         print(f"first run (claims an item): {first * 1000:.1f} ms")
         report(f"labeling rerun (script CPU time), median of {args.runs}", cpu_plain)
         report(f"labeling rerun (script), median of {args.runs}", script_plain)
         report(f"labeling rerun (AppTest.run), median of {args.runs}", plain)
-        report(f"option keypress rerun (script CPU time), median of {args.runs}", cpu_click)
-        report(f"option keypress rerun (script), median of {args.runs}", script_click)
-        report(f"option keypress rerun (AppTest click+run), median of {args.runs}", click)
-        print("target: < 15 ms")
+        report(f"submit and next item (script CPU time), median of {args.runs}", cpu_submit)
+        report(f"submit and next item (script), median of {args.runs}", script_submit)
+        report(f"submit and next item (AppTest.run), median of {args.runs}", submits)
+        print("target: <= 15 ms of server CPU per label")
+
+
+def form_data(at: Any) -> dict[str, Any] | None:
+    """The data the page gave its browser label form, if it drew one."""
+    from annotate.app.labelform import NAME
+
+    for element in at.get("bidi_component"):
+        if element.proto.component_name == NAME:
+            data: dict[str, Any] = json.loads(element.proto.json)
+            return data
+    return None
 
 
 def report(what: str, times: list[float]) -> None:

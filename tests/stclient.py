@@ -6,10 +6,10 @@ For protocol-level tests and the load benchmark:
     cookie = sign_in(base_url, "alice", "pw")            # POST /signin, as the form does
     with StreamlitClient(base_url, cookie=cookie) as app: # handshake (HandshakeRefused: 403...)
         run = app.rerun(page="label")                     # a full run; ForwardMsgs until done
-        app.click(key="opt-right_action-refuse")          # a fragment rerun when inside one
-        app.stage(key="text-rationale-a3", value="why")   # sent with the next rerun
-        run = app.click(key="act-submit")
-        assert "Saved" in " ".join(run.texts())
+        form = app.component_data(key="labelform")       # what the label form was given
+        run = app.trigger(key="labelform", event="message", value={"kind": "submit",
+            "assignment": form["item"]["assignment"], "labels": {...}})  # a fragment rerun
+        app.click(key="recheck")                          # a button (a fragment rerun inside one)
 
 `app.page` mirrors what a browser would show (elements by delta path, stale ones dropped when
 a run finishes); `Run` holds one run's messages. The client keeps the values it set, as the
@@ -19,6 +19,7 @@ browser does, and sends them with every rerun; button presses are one-shot trigg
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -326,6 +327,30 @@ class StreamlitClient:
         """Press a button: a fragment rerun when it sits in a fragment, else a full run."""
         button = self.find(key=key, label=label)
         return self.rerun(fragment_id=button.fragment_id, triggers=[button.id])
+
+    def component_data(self, *, key: str) -> Any:
+        """The data the page gave the custom component with key `key` (JSON)."""
+        return json.loads(self.find(key=key).proto.json)
+
+    def trigger(self, *, key: str, event: str, value: Any) -> Run:
+        """What a custom component's setTriggerValue(event, value) sends: a one-shot trigger
+        on its events widget, and a rerun of its fragment."""
+        component = self.find(key=key)
+        message = BackMsg()
+        state = message.rerun_script
+        state.page_script_hash = self.page_script_hash
+        state.query_string = self.query_string
+        state.fragment_id = component.fragment_id
+        state.context_info.url = self.base_url + "/"
+        state.context_info.timezone = "UTC"
+        for kept in self._values.values():
+            state.widget_states.widgets.add().CopyFrom(kept)
+        fired = state.widget_states.widgets.add()
+        fired.id = f"$$STREAMLIT_INTERNAL_KEY_{component.id}__events"
+        fired.json_trigger_value = json.dumps({"event": event, "value": value})
+        started = time.perf_counter()
+        self.send(message)
+        return self.wait(fragment_id=component.fragment_id, started=started)
 
     def stage(self, *, key: str, value: str | bool | float | int) -> Element:
         """Set a widget's value for the next rerun (as typing does before a click)."""

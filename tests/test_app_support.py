@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from annotate import storage
 from annotate.accounts import sessions
 from annotate.accounts.auth import hash_password
-from annotate.app import context
+from annotate.app import context, labelform
 from annotate.schema import LabelSchema
 from annotate.storage import db
 from annotate.storage.models import Campaign, User
@@ -159,3 +160,35 @@ def choose(at: AppTest, *pairs: tuple[str, str]) -> AppTest:
     for name, value in pairs:
         click(at, f"opt-{name}-{value}")
     return at
+
+
+def label_form(at: AppTest) -> dict[str, Any] | None:
+    """The data the label page gave its browser form (None when no form is on the page)."""
+    forms = [e for e in at.get("bidi_component") if e.proto.component_name == labelform.NAME]
+    if not forms:
+        return None
+    data: dict[str, Any] = json.loads(forms[0].proto.json)
+    return data
+
+
+def send(at: AppTest, message: dict[str, Any]) -> AppTest:
+    """What the browser form does on Ctrl+Enter: one message for the item on screen, then a
+    run (AppTest cannot run the form's JavaScript, so the message goes straight to the inbox
+    that the form's trigger fills)."""
+    form = label_form(at)
+    assert form is not None, "no label form on the page"
+    at.session_state[labelform.INBOX] = {"assignment": form["item"]["assignment"], **message}
+    return at.run()
+
+
+def submit(at: AppTest, labels: dict[str, Any], **extra: Any) -> AppTest:
+    """Send a submit of `labels` (plus `overridden`, `flagged`, `flag_note`, ...)."""
+    return send(at, {"kind": "submit", "labels": labels, "duration_s": 4.2, **extra})
+
+
+def feedback(at: AppTest) -> dict[str, Any]:
+    """The refusal the form is showing (empty text when none)."""
+    form = label_form(at)
+    assert form is not None
+    result: dict[str, Any] = form["feedback"]
+    return result

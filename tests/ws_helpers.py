@@ -14,7 +14,7 @@ from annotate.intake.items import ItemRecord
 from annotate.storage import db
 from annotate.storage.models import Annotation, User
 from tests.browser.conftest import PASSWORD, Server, free_port, seed, start_server
-from tests.stclient import StreamlitClient, sign_in
+from tests.stclient import Run, StreamlitClient, sign_in
 
 KEY = "protocol-test-signing-key-" + "q" * 30
 LABELS = {
@@ -59,10 +59,12 @@ def open_app(server: Server, name: str, *, page: str = "") -> StreamlitClient:
     return client
 
 
-def choose_labels(client: StreamlitClient, labels: dict[str, str] = LABELS) -> None:
-    """Press one option button per field on the label form (each a fragment rerun)."""
-    for field, value in labels.items():
-        client.click(key=f"opt-{field}-{value}")
+def submit_labels(client: StreamlitClient, labels: dict[str, str] = LABELS) -> Run:
+    """What the label form sends on Ctrl+Enter: one message with the labels for the item on
+    screen (the choosing itself happens in the browser and costs no run)."""
+    form = client.component_data(key="labelform")
+    message = {"kind": "submit", "assignment": form["item"]["assignment"], "labels": labels}
+    return client.trigger(key="labelform", event="message", value=message)
 
 
 def annotations_of(url: str, name: str) -> int:

@@ -1,4 +1,5 @@
-"""The label form, built from the schema: one button per option, each with its keyboard key.
+"""Label forms drawn with Streamlit buttons (My work's edit form, Adjudicate): one button per
+option, each with its keyboard key. The Label page uses the browser form instead (labelform.py).
 
 Streamlit 1.67's `st.pills` and `st.segmented_control` take no keyboard shortcut, and its
 `shortcut=` exists only on buttons, so every option is a button (primary when selected) whose
@@ -26,12 +27,6 @@ BACK = "Esc"
 _ACTION_KEYS = {"skip": ("s", "z", "0"), "flag": ("a", "z", "0")}
 _SPARE = "z0as" + "bdefghijklmnopqtuvwxy123456789"
 _FKEY = re.compile(r"^[Ff]([1-9]|10|12)$")
-SKIP_REASONS = (
-    ("1", "Outside my expertise"),
-    ("2", "The item is broken or unreadable"),
-    ("3", "I cannot judge it fairly"),
-    ("4", "Other (say why below)"),
-)
 
 
 def usable(key: str | None) -> bool:
@@ -270,23 +265,3 @@ def focus_script(state: FormState) -> None:
         unsafe_allow_javascript=True,
     )
     state.focus = None
-
-
-def key_legend(schema: LabelSchema, keys: KeyMap) -> str:
-    """Markdown listing every key, for the sidebar."""
-    rows = [
-        f"- **{SUBMIT}** submit · **{keys.actions['skip']}** skip · "
-        f"**{keys.actions['flag']}** flag for the lead"
-    ]
-    for spec in schema.choice_fields:
-        pairs = " · ".join(
-            f"**{keys.options[(spec.name, o.value)]}** {o.title}"
-            for o in spec.options
-            if (spec.name, o.value) in keys.options
-        )
-        rows.append(f"- {spec.label}: {pairs}")
-    for original, used, what in keys.remapped:
-        rows.append(
-            f"- `{original}` ({what}) is one of Streamlit's own keys, so **{used}** is used"
-        )
-    return "\n".join(rows)

@@ -25,7 +25,14 @@ from annotate.schema import LabelSchema
 from annotate.storage import db
 from annotate.storage.models import Annotation, Campaign, Item, User
 from tests.conftest import ADMIN, full_labels, make_item
-from tests.test_app_support import AppDB, page_app, password_hash, seed_app_db, texts
+from tests.test_app_support import (
+    AppDB,
+    label_form,
+    page_app,
+    password_hash,
+    seed_app_db,
+    texts,
+)
 
 BOB_SECRET = "BOB-SECRET-RATIONALE"
 RESTRICTED_SECRET = "RESTRICTED-PROMPT-TEXT"
@@ -130,7 +137,7 @@ def run(at: AppTest) -> AppTest:
 def shows_content(module: str, function: str, at: AppTest) -> bool:
     """Whether the page drew what it is for (not just its title and an error)."""
     if module == "label":
-        return any(b.key and b.key.startswith("opt-") for b in at.button)
+        return label_form(at) is not None
     if module == "my_work":
         return any(t.key == "mw-search" for t in at.text_input)
     if module == "dashboard":
@@ -164,6 +171,7 @@ def test_every_page_as_every_role(
         # No form to act with either: labeling, adjudicating, bulk-accepting.
         forms = ("opt-", "adj-save", "rev-next", "rev-bulk", "mw-save")
         assert not any(b.key and b.key.startswith(forms) for b in at.button)
+        assert label_form(at) is None
 
 
 # -- an annotator reaching for someone else's labels -------------------------------------------
@@ -243,7 +251,7 @@ def test_a_poisoned_campaign_cache_does_not_open_a_restricted_campaign(app_db: A
     at.query_params["campaign"] = "secret"
     run(at)
     assert any("not a member of campaign `secret`" in e for e in texts(at.error))
-    assert not any(b.key and b.key.startswith("opt-") for b in at.button)
+    assert label_form(at) is None
     assert_nothing_of_bobs(at)
 
 

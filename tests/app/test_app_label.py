@@ -1,4 +1,8 @@
-"""The labeling page through AppTest: claim, options, submit, warnings, skip, flag."""
+"""The labeling page through AppTest: claim, the form's data, submit, warnings, skip, flag.
+
+AppTest cannot run the browser form, so its one message per item is sent as the form would
+send it (test_app_support.send); what the form does with keys is tested in Chromium.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ import pytest
 from sqlmodel import Session, select
 
 from annotate import storage
-from annotate.schema import LabelSchema, load_schema
+from annotate.app.labelform import INBOX
+from annotate.app.submission import SKIP_REASONS
+from annotate.schema import LabelField, LabelSchema, load_schema
 from annotate.storage import db
 from annotate.storage.models import Annotation, Assignment, Item
 from tests import test_app_support as support
 from tests.conftest import DEFAULT_SCHEMA_PATH, full_labels
-from tests.test_app_support import AppDB, choose, click, page_app, texts
+from tests.test_app_support import AppDB, feedback, label_form, page_app, send, submit, texts
 
 GOOD = (
     ("intent", "benign"),
@@ -44,71 +50,88 @@ def test_the_page_leases_an_item_and_shows_it(app_db: AppDB) -> None:
     assert not at.exception and not at.error
     assert header(at).startswith("item `it-0")
     assert any("you: 0 done, 0 skipped, 1 assigned · 4 items" in c for c in texts(at.caption))
-    keys = [b.key for b in at.button]
-    assert "act-submit" in keys and "opt-right_action-refuse" in keys
-    # The option keys come from the schema, remapped only where Streamlit refuses them.
-    assert at.button(key="opt-right_action-answer").proto.shortcut == "1"
-    assert at.button(key="opt-observed_action-clarify").proto.shortcut == "z"
+    form = label_form(at)
+    assert form is not None
+    assert [f["name"] for f in form["form"]["fields"]] == [f.name for f in app_db_schema(app_db)]
+    assert form["item"]["external_id"] == header(at).split("`")[1]
+    # Letters from the schema are shortcuts, Streamlit's own `r` included (the form handles
+    # its keys itself); digits are not: they choose within the marked field.
+    shortcuts = form["form"]["shortcuts"]
+    assert shortcuts["r"] == ["observed_action", "clarify"] and shortcuts["b"] == [
+        "intent",
+        "benign",
+    ]
+    assert not any(k.isdigit() for k in shortcuts)
+    assert form["form"]["keys"] == {"text": "/", "skip": "s", "flag": "a"}
     with Session(app_db.engine) as s:
         leases = s.exec(select(Assignment)).all()
     assert [(a.status, a.user_id) for a in leases] == [("active", app_db.users["alice"].id)]
+    assert form["item"]["assignment"] == leases[0].id
 
 
-def test_options_toggle_and_show_as_selected(app_db: AppDB) -> None:
+def app_db_schema(app_db: AppDB) -> tuple[LabelField, ...]:
+    with Session(app_db.engine) as s:
+        return storage.campaign_schema(session=s, campaign=app_db.campaign).fields
+
+
+def test_choosing_costs_the_server_nothing(app_db: AppDB) -> None:
+    # Only a message from the form changes anything: a plain rerun neither saves nor moves on.
     at = page_app(app_db, "alice", "label").run()
-    choose(at, ("intent", "benign"), ("failure_categories", "over_refusal"))
-    assert at.button(key="opt-intent-benign").proto.type == "primary"
-    assert at.button(key="opt-failure_categories-over_refusal").proto.type == "primary"
-    choose(at, ("intent", "harmful"), ("failure_categories", "over_refusal"))
-    assert at.button(key="opt-intent-benign").proto.type == "secondary"
-    assert at.button(key="opt-intent-harmful").proto.type == "primary"
-    assert at.button(key="opt-failure_categories-over_refusal").proto.type == "secondary"
+    first = header(at)
+    at.run()
+    assert header(at) == first and annotations(app_db) == []
 
 
 def test_submit_saves_the_labels_and_brings_the_next_item(app_db: AppDB) -> None:
     at = page_app(app_db, "alice", "label").run()
     first = header(at)
-    choose(at, *GOOD)
-    click(at, "act-submit")
+    before = label_form(at)
+    submit(at, dict(GOOD))
     assert not at.error and not at.exception
     assert header(at) != first
+    after = label_form(at)
+    assert before is not None and after is not None
+    assert after["item"]["assignment"] != before["item"]["assignment"]
     (saved,) = annotations(app_db)
     assert saved.labels["right_action"] == "answer" and saved.labels["failure_categories"] == []
-    assert saved.duration_s is not None and saved.duration_s >= 0
+    assert saved.duration_s is not None and 0 <= saved.duration_s <= 4.2
     assert any("you: 1 done" in c for c in texts(at.caption))
+    assert [t.value for t in at.toast] == [f"Saved {first.split('`')[1]}"]
 
 
 def test_missing_required_fields_are_refused(app_db: AppDB) -> None:
     at = page_app(app_db, "alice", "label").run()
-    choose(at, ("intent", "benign"))
-    click(at, "act-submit")
-    assert any("Field `epistemic_status` is required" in e for e in texts(at.error))
-    assert annotations(app_db) == []
+    first = header(at)
+    submit(at, {"intent": "benign"})
+    shown = feedback(at)
+    assert "Field `epistemic_status` is required" in shown["text"]
+    assert shown["kind"] == "error" and shown["focus"] == "epistemic_status"
+    assert header(at) == first and annotations(app_db) == []
 
 
 def test_a_warning_must_be_confirmed_with_a_rationale(app_db: AppDB) -> None:
     at = page_app(app_db, "alice", "label").run()
-    choose(at, *GOOD[:3], ("observed_action", "refuse"), ("confidence", "high"))
-    assert any("over_refusal is not ticked" in w for w in texts(at.warning))
-    click(at, "act-submit")  # first press: asks for the override
-    assert any("You are overriding this" in w for w in texts(at.warning))
+    broken = {**dict(GOOD), "observed_action": "refuse"}
+    submit(at, broken)  # not confirmed: the server asks for the override
+    shown = feedback(at)
+    assert shown["kind"] == "override" and shown["rules"] == ["over_refusal_unticked"]
+    assert "over_refusal is not ticked" in shown["text"]
+    assert "You are overriding this" in shown["text"] and shown["focus"] == "rationale"
     assert annotations(app_db) == []
-    click(at, "act-submit")  # second press without a rationale
-    assert any("needs a rationale" in e for e in texts(at.error))
-    text_key = next(t.key for t in at.text_area if t.key and t.key.startswith("text-rationale"))
-    at.text_area(key=text_key).input("Refusing was defensible here").run()
-    click(at, "act-submit")
+    submit(at, broken, overridden=["over_refusal_unticked"])  # confirmed, no rationale
+    assert "needs a rationale" in feedback(at)["text"] and feedback(at)["focus"] == "rationale"
+    assert annotations(app_db) == []
+    rationale = "Refusing was defensible here"
+    submit(at, {**broken, "rationale": rationale}, overridden=["over_refusal_unticked"])
     (saved,) = annotations(app_db)
     assert saved.overridden_rules == ["over_refusal_unticked"]
-    assert saved.labels["rationale"] == "Refusing was defensible here"
+    assert saved.labels["rationale"] == rationale
 
 
-def test_fixing_the_labels_clears_the_warning(app_db: AppDB) -> None:
+def test_an_override_of_an_unbroken_rule_is_not_recorded(app_db: AppDB) -> None:
     at = page_app(app_db, "alice", "label").run()
-    choose(at, *GOOD[:3], ("observed_action", "refuse"), ("confidence", "high"))
-    choose(at, ("failure_categories", "over_refusal"))
-    assert not at.warning
-    click(at, "act-submit")
+    fixed = {**dict(GOOD), "observed_action": "refuse", "failure_categories": ["over_refusal"]}
+    submit(at, fixed, overridden=["over_refusal_unticked", "made_up"])
     (saved,) = annotations(app_db)
     assert saved.overridden_rules == []
 
@@ -116,38 +139,52 @@ def test_fixing_the_labels_clears_the_warning(app_db: AppDB) -> None:
 def test_skip_with_a_reason(app_db: AppDB) -> None:
     at = page_app(app_db, "alice", "label").run()
     first = header(at)
-    click(at, "act-skip")
-    assert [b.key for b in at.button if b.key and b.key.startswith("skip-reason")]
-    click(at, "act-skip-confirm")  # no reason picked yet
-    assert any("reason" in e for e in texts(at.error))
-    click(at, "skip-reason-2")
-    click(at, "act-skip-confirm")
+    send(at, {"kind": "skip", "reason": "", "details": ""})  # no reason picked yet
+    assert "reason" in feedback(at)["text"] and feedback(at)["focus"] == "_skip"
+    assert header(at) == first
+    send(at, {"kind": "skip", "reason": SKIP_REASONS[1], "details": ""})
     assert header(at) != first
     with Session(app_db.engine) as s:
         skipped = s.exec(select(Assignment).where(Assignment.status == "skipped")).one()
     assert skipped.reason == "The item is broken or unreadable"
 
 
-def test_skip_can_be_abandoned(app_db: AppDB) -> None:
+def test_skip_for_another_reason_needs_words(app_db: AppDB) -> None:
     at = page_app(app_db, "alice", "label").run()
     first = header(at)
-    click(at, "act-skip")
-    click(at, "act-skip-back")
-    assert header(at) == first and at.button(key="act-submit")
+    send(at, {"kind": "skip", "reason": SKIP_REASONS[-1], "details": "  "})
+    assert feedback(at)["focus"] == "_skip_details" and header(at) == first
+    send(at, {"kind": "skip", "reason": SKIP_REASONS[-1], "details": "Not in English"})
+    with Session(app_db.engine) as s:
+        skipped = s.exec(select(Assignment).where(Assignment.status == "skipped")).one()
+    assert skipped.reason == "Not in English"
 
 
 def test_flag_for_lead_with_a_note_and_partial_labels(app_db: AppDB) -> None:
     at = page_app(app_db, "alice", "label").run()
-    choose(at, ("intent", "ambiguous"))
-    click(at, "act-flag")
-    note = next(t.key for t in at.text_area if t.key and t.key.startswith("flagnote-"))
-    click(at, "act-submit")
-    assert any("Say why you flag" in e for e in texts(at.error))
-    at.text_area(key=note).input("The response is truncated").run()
-    click(at, "act-submit")
+    submit(at, {"intent": "ambiguous"}, flagged=True, flag_note="  ")
+    assert "Say why you flag" in feedback(at)["text"] and feedback(at)["focus"] == "_flag_note"
+    assert annotations(app_db) == []
+    submit(at, {"intent": "ambiguous"}, flagged=True, flag_note="The response is truncated")
     (saved,) = annotations(app_db)
     assert saved.flagged and saved.flag_note == "The response is truncated"
     assert saved.labels["intent"] == "ambiguous" and saved.labels["right_action"] is None
+
+
+def test_a_message_for_an_item_already_sent_moves_on(app_db: AppDB) -> None:
+    # A second Ctrl+Enter for the same item (two tabs, a replayed message): not saved twice.
+    at = page_app(app_db, "alice", "label").run()
+    old = label_form(at)
+    assert old is not None
+    submit(at, dict(GOOD))
+    at.session_state[INBOX] = {
+        "kind": "submit",
+        "assignment": old["item"]["assignment"],
+        "labels": dict(GOOD),
+    }
+    at.run()
+    assert any("already submitted" in w for w in texts(at.warning))
+    assert len(annotations(app_db)) == 1 and header(at).startswith("item ")
 
 
 def test_a_new_session_gets_the_same_item_back(app_db: AppDB) -> None:
@@ -163,9 +200,9 @@ def test_when_nothing_is_left_the_page_says_so(
     app_db = next(gen)
     try:
         at = page_app(app_db, "alice", "label").run()
-        choose(at, *GOOD)
-        click(at, "act-submit")
+        submit(at, dict(GOOD))
         assert any("Nothing left for you" in s for s in texts(at.success))
+        assert label_form(at) is None
         assert at.button(key="recheck")
         bob = page_app(app_db, "bob", "label").run()
         assert any("Nothing left for you" in s for s in texts(bob.success))
@@ -237,8 +274,7 @@ def test_an_item_filled_meanwhile_moves_on_with_a_notice(
             storage.save_annotation(
                 session=s, user=app_db.users["bob"], item=item, labels=full_labels()
             )
-        choose(at, *GOOD)
-        click(at, "act-submit")
+        submit(at, dict(GOOD))
         assert any("as many as it needs" in w for w in texts(at.warning))
         assert header(at) != lost
         assert [a.user_id for a in annotations(app_db)] == [app_db.users["bob"].id]
@@ -246,39 +282,40 @@ def test_an_item_filled_meanwhile_moves_on_with_a_notice(
         gen.close()
 
 
-def test_a_v2_form_draws_a_field_only_while_its_condition_holds(
+def test_a_v2_form_gets_each_fields_condition_and_hidden_values_are_dropped(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The browser form shows a field only while its condition holds (Chromium:
+    # test_label_rules_js); the server drops whatever a hidden field was sent.
     v2 = load_schema(DEFAULT_SCHEMA_PATH.parent / "refusal-v2.yaml")
     gen = support.app_db_fixture(db_url, monkeypatch, v2, items=2, overlap=1)
     app_db = next(gen)
     try:
         at = page_app(app_db, "alice", "label").run()
-        drawn = {b.key for b in at.button}
-        assert "opt-harm_area-cyber" in drawn and "opt-right_action-correct_premise" in drawn
-        for hidden in ("noncompliance_reason", "answer_quality", "refusal_style"):
-            assert not any(k.startswith(f"opt-{hidden}-") for k in drawn), hidden
-        choose(at, ("right_action", "refuse"), ("observed_action", "refuse"))
-        drawn = {b.key for b in at.button}
-        assert "opt-noncompliance_reason-safety" in drawn and "opt-refusal_style-bare" in drawn
-        assert not any(k.startswith("opt-answer_quality-") for k in drawn)
-        choose(
-            at,
-            ("right_action", "answer"),
-            ("observed_action", "answer"),
-            ("intent", "benign"),
-            ("epistemic_status", "answerable"),
-            ("harm_area", "none"),
-            ("severity", "none"),
-            ("answer_quality", "useful"),
-            ("confidence", "high"),
-        )
-        drawn = {b.key for b in at.button}
-        assert not any(k.startswith("opt-refusal_style-") for k in drawn)
-        click(at, "act-submit")
-        assert not at.error and not at.exception
+        form = label_form(at)
+        assert form is not None
+        fields = {f["name"]: f for f in form["form"]["fields"]}
+        assert "cyber" in [o["value"] for o in fields["harm_area"]["options"]]
+        assert "correct_premise" in [o["value"] for o in fields["right_action"]["options"]]
+        for conditional in ("noncompliance_reason", "answer_quality", "refusal_style"):
+            assert fields[conditional]["show_when"], conditional
+        assert not fields["intent"]["show_when"]
+        labels = {
+            "right_action": "answer",
+            "observed_action": "answer",
+            "intent": "benign",
+            "epistemic_status": "answerable",
+            "harm_area": "none",
+            "severity": "none",
+            "answer_quality": "useful",
+            "confidence": "high",
+            "refusal_style": "bare",
+            "noncompliance_reason": "safety",
+        }
+        submit(at, labels)
+        assert not at.exception and not feedback(at)["text"], feedback(at)
         (saved,) = annotations(app_db)
-        # The refusal style and reason chosen while they showed were dropped with them.
+        # The refusal style and reason were sent while hidden, and were dropped.
         assert saved.labels["refusal_style"] is None
         assert saved.labels["noncompliance_reason"] is None
         assert saved.labels["answer_quality"] == "useful"

@@ -23,7 +23,7 @@ from annotate.storage import db
 from tests.browser.conftest import PASSWORD, Server
 from tests.conftest import PG_URL, make_test_database
 from tests.stclient import HandshakeRefused, StreamlitClient, sign_in
-from tests.ws_helpers import open_app, serving
+from tests.ws_helpers import open_app, serving, submit_labels
 
 USERS = {"adam": "admin", "lee": "lead", "alice": "annotator", "bob": "annotator"}
 CAP_MB = 1
@@ -155,11 +155,13 @@ def test_metrics_answer_admins_only(server: Server) -> None:
 
 def test_clear_cache_from_an_annotator_is_ignored(server: Server) -> None:
     with open_app(server, "alice") as app:
-        app.click(key="opt-intent-harmful")
-        assert app.find(key="opt-intent-harmful").proto.type == "primary"
+        # Session state the label page keeps: the refusal of an incomplete submit.
+        submit_labels(app, {"intent": "harmful"})
+        refused = app.component_data(key="labelform")["feedback"]
+        assert refused["seq"] == 1 and "is required" in refused["text"]
         app.clear_cache()  # would empty every cache, and her session state with them
         app.rerun()
-        assert app.find(key="opt-intent-harmful").proto.type == "primary"
+        assert app.component_data(key="labelform")["feedback"] == refused
 
 
 def open_fds(pid: int) -> int:
@@ -169,10 +171,11 @@ def open_fds(pid: int) -> int:
 def test_repeated_clear_cache_leaks_no_sqlite_handles(server: Server) -> None:
     with open_app(server, "adam") as app:
         # An admin's clear_cache is obeyed: it empties her session state too.
-        app.click(key="opt-intent-harmful")
+        submit_labels(app, {"intent": "harmful"})
+        assert app.component_data(key="labelform")["feedback"]["seq"] == 1
         app.clear_cache()
         app.rerun()
-        assert app.find(key="opt-intent-harmful").proto.type == "secondary"
+        assert app.component_data(key="labelform")["feedback"]["seq"] == 0
         for _ in range(3):
             app.clear_cache()
             app.rerun()

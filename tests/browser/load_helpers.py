@@ -1,8 +1,9 @@
 """The load driver: many annotators at once in one headless Chromium, labeling by keyboard.
 
 Each annotator gets a browser context of their own (own cookies) on one of the given servers
-(round robin), signs in with the keyboard, and labels items exactly as a person would: option
-keys, each waited for until its button shows as chosen, then Ctrl+Enter. The pages run
+(round robin), signs in with the keyboard, and labels items exactly as a person would: number
+keys and Tab in the browser form, each choice waited for until it shows, then Ctrl+Enter. The
+pages run
 concurrently on Playwright's async API, so one Python thread and one browser process carry
 them all. Used by tests/browser/test_load.py and bench/bench_load.py.
 """
@@ -19,45 +20,28 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, func, select
 
-from annotate.app import widgets
 from annotate.intake.items import ItemRecord
-from annotate.schema import load_schema
 from annotate.storage import db
 from annotate.storage.models import Annotation, Assignment, Item, User
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LOOPBACK, PASSWORD, ROOT
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LOOPBACK, PASSWORD
+from tests.browser.form_helpers import (
+    CHANGED,
+    FORM_ROOT,
+    LABEL_SETS,
+    expected_labels,
+    keys_for,
+)
 
-SCHEMA = load_schema(ROOT / "schemas" / "refusal-v1.yaml")
-BY_KEY = {key: option for option, key in widgets.key_map(SCHEMA).options.items()}
-# Consistent label sets (no rule broken), taken in turn: item n gets SEQUENCES[n % 5].
-SEQUENCES = ("bn1q9", "bn2w8", "hn6y9", "bn3e8", "bn4z8")
 HEADER = ".st-key-item-header"
 IDLE = (
     "() => { const a = document.querySelector('[data-testid=stApp]');"
     " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }"
 )
-CHANGED = (
-    "(old) => { const e = document.querySelector('.st-key-item-header');"
-    " return (e && e.innerText !== old) || document.body.innerText.includes('Nothing left'); }"
+# The option (field, value) shows as chosen in the form.
+SHOWN = (
+    "([name, value]) => { const r = " + FORM_ROOT + "; return !!(r && r.querySelector("
+    "`button.lf-opt[data-field=${name}][data-value=${value}][aria-pressed=true]`)); }"
 )
-NO_CHOICE = (
-    "() => !document.querySelector(\"[class*='st-key-opt-'] [data-testid=stBaseButton-primary]\")"
-)
-FLIPPED = (
-    "([sel, before]) => { const b = document.querySelector(sel);"
-    " return b && b.getAttribute('data-testid') !== before; }"
-)
-
-
-def expected_labels(sequence: str) -> dict[str, Any]:
-    """The labels the form holds after typing `sequence` on an empty form."""
-    labels: dict[str, Any] = {f.name: [] if f.kind == "multi" else None for f in SCHEMA.fields}
-    for key in sequence:
-        name, value = BY_KEY[key]
-        if SCHEMA.field(name).kind == "multi":
-            labels[name] = [v for v in SCHEMA.field(name).values if v in {*labels[name], value}]
-        else:
-            labels[name] = value
-    return labels
 
 
 def make_items(count: int) -> list[ItemRecord]:
@@ -139,8 +123,12 @@ async ([source, arg, timeoutMs]) => {
     const every = setInterval(check, 500);
     const timer = setTimeout(() => { done(); reject(new Error('timed out')); }, timeoutMs);
     const done = () => { observer.disconnect(); clearInterval(every); clearTimeout(timer); };
-    observer.observe(document, {subtree: true, childList: true, attributes: true,
-                                characterData: true});
+    const what = {subtree: true, childList: true, attributes: true, characterData: true};
+    observer.observe(document, what);
+    // The label form draws inside a shadow root, which the document's observer does not see.
+    for (const host of document.querySelectorAll('[data-testid=stBidiComponentIsolated]')) {
+      if (host.shadowRoot) observer.observe(host.shadowRoot, what);
+    }
   });
 }
 """
@@ -170,17 +158,12 @@ document.addEventListener('DOMContentLoaded', () => {
 """
 
 
-async def _header(page: Any) -> str:
-    text = str(await page.inner_text(HEADER))
-    return text.split("·")[0].replace("item", "").strip()
-
-
-async def _press(page: Any, key: str, timeout_s: float) -> None:
-    name, value = BY_KEY[key]
-    button = f".st-key-opt-{name}-{value} button"
-    before = await page.get_attribute(button, "data-testid")
-    await page.keyboard.press(key)
-    await wait_until(page, FLIPPED, [button, before], timeout_s)
+async def _on_form(page: Any) -> tuple[str, str]:
+    """The item the form is for: its external id and its assignment number."""
+    form = page.locator(".lf")
+    return str(await form.get_attribute("data-item")), str(
+        await form.get_attribute("data-assignment")
+    )
 
 
 async def _annotate(
@@ -221,38 +204,31 @@ async def _annotate(
         await page.keyboard.press("Tab")
         await page.keyboard.type(PASSWORD)
         await page.keyboard.press("Enter")
-        await page.wait_for_selector(HEADER)
-        await wait_until(page, IDLE, timeout_s=page_timeout_s)
+        await page.wait_for_selector(".lf[data-state=ready]")
         for n in range(items):
-            current = await _header(page)
+            current, assignment = await _on_form(page)
             run.seen.append(current)
-            sequence = SEQUENCES[n % len(SEQUENCES)]
-            for key in sequence:
-                run.step = f"item {n + 1} ({current}): key {key!r} of {sequence!r}"
-                await _press(page, key, page_timeout_s)
-            # The last key's rerun must be over first: a Ctrl+Enter landing while the form is
-            # being rebuilt was lost now and then (2 runs in 7 under -n 2 on a busy machine).
-            run.step = f"item {n + 1} ({current}): waiting for the form to settle"
-            await wait_until(page, IDLE, timeout_s=page_timeout_s)
+            labels = LABEL_SETS[n % len(LABEL_SETS)]
+            keys = keys_for(labels)
+            run.step = f"item {n + 1} ({current}): keys {' '.join(keys)}"
+            for key in keys:
+                await page.keyboard.press(key)
+            for name, value in labels.items():
+                run.step = f"item {n + 1} ({current}): waiting for {name}={value} to show"
+                await wait_until(page, SHOWN, [name, value], page_timeout_s)
             run.step = f"item {n + 1} ({current}): submit, waiting for the next item"
-            # The header is read before the key: read after it, it could already show the next
-            # item, and the wait would then be for a change that never comes.
-            before = await page.inner_text(HEADER)
             started = time.perf_counter()
             traffic.clear()
             await page.keyboard.press("Control+Enter")
-            await wait_until(page, CHANGED, before, page_timeout_s)
+            await wait_until(page, CHANGED, assignment, page_timeout_s)
             run.latencies.append(time.perf_counter() - started)
-            run.submitted[current] = expected_labels(sequence)
-            if not await page.locator(HEADER).count():
+            run.submitted[current] = expected_labels(labels)
+            # Keys typed from here on belong to the next item (the form queues them while the
+            # item is on its way), so there is nothing else to wait for.
+            if not await page.locator(".lf").count():
                 break  # nothing left for this annotator
-            # The next item's form starts empty; keys pressed while the page is still being
-            # rebuilt can miss their button, so wait as a person reading the item would.
-            run.step = f"item {n + 2}: waiting for an empty form and an idle script"
-            await wait_until(page, NO_CHOICE, timeout_s=page_timeout_s)
-            await wait_until(page, IDLE, timeout_s=page_timeout_s)
-        if await page.locator(HEADER).count():
-            run.seen.append(await _header(page))
+        if await page.locator(".lf").count():
+            run.seen.append((await _on_form(page))[0])
     except Exception as exc:  # reported per annotator; the test fails on any
         run.error = f"{type(exc).__name__} at {run.step}: {exc}".splitlines()[0]
         if page is not None:

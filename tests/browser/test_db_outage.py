@@ -16,15 +16,23 @@ from annotate.storage import db
 from annotate.storage.models import Annotation, Item
 from tests import pgtemp
 from tests.browser.conftest import Guarded, free_port, seed, sign_in, start_server
-from tests.browser.load_helpers import BY_KEY, CHANGED, HEADER, IDLE, expected_labels, make_items
+from tests.browser.form_helpers import (
+    CHANGED,
+    LABEL_SETS,
+    assignment,
+    chosen,
+    expected_labels,
+    keys_for,
+    option,
+)
+from tests.browser.load_helpers import HEADER, make_items
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not pgtemp.available(), reason="PostgreSQL server binaries are missing"),
 ]
 
-KEYS = "bn2w8"
-CHOSEN = "[class*='st-key-opt-'] [data-testid=stBaseButton-primary]"
+LABELS = LABEL_SETS[1]
 
 
 @pytest.fixture
@@ -37,16 +45,6 @@ def cluster() -> Iterator[pgtemp.TempCluster]:
         made.close()
 
 
-def chosen(page: object) -> set[str]:
-    """The option buttons shown as chosen, as `field-value` keys."""
-    classes: list[str] = page.eval_on_selector_all(  # type: ignore[attr-defined]
-        CHOSEN,
-        "els => els.map(e => [...e.closest('[class*=\"st-key-opt-\"]').classList]"
-        ".find(c => c.startsWith('st-key-opt-')))",
-    )
-    return {c.removeprefix("st-key-opt-") for c in classes}
-
-
 def test_submit_while_the_database_is_down_keeps_the_choices(
     cluster: pgtemp.TempCluster, guarded: Guarded, tmp_path: Path
 ) -> None:
@@ -56,29 +54,29 @@ def test_submit_while_the_database_is_down_keeps_the_choices(
     page = guarded.page
     try:
         sign_in(page, server.url, "alice")
-        page.wait_for_selector(HEADER)
-        page.wait_for_function(IDLE)
+        page.wait_for_selector(".lf[data-state=ready]")
         header = page.inner_text(HEADER)
-        for key in KEYS:
-            name, value = BY_KEY[key]
+        on_form = assignment(page)
+        for key in keys_for(LABELS):
             page.keyboard.press(key)
-            page.wait_for_selector(f".st-key-opt-{name}-{value} [data-testid=stBaseButton-primary]")
-        picked = {"-".join(BY_KEY[k]) for k in KEYS}
+        for name, value in LABELS.items():
+            page.wait_for_selector(option(name, value))
+        picked = {f"{name}={value}" for name, value in LABELS.items()}
         assert chosen(page) == picked
 
         cluster.stop()
         page.keyboard.press("Control+Enter")
-        page.wait_for_selector("[data-testid=stAlert]")
-        page.wait_for_function(IDLE)
+        # The refusal shows in the form, next to the cursor; the form is ready again.
+        page.wait_for_selector(".lf[data-state=ready] .lf-alert[data-kind=error]")
         shown = page.inner_text("body")
-        assert "Can't save right now" in page.inner_text("[data-testid=stAlert]"), shown
+        assert "Can't save right now" in page.inner_text(".lf-alert"), shown
         assert "Traceback" not in shown and "OperationalError" not in shown
-        assert page.inner_text(HEADER) == header
+        assert page.inner_text(HEADER) == header and assignment(page) == on_form
         assert chosen(page) == picked
 
         cluster.start()
         page.keyboard.press("Control+Enter")
-        page.wait_for_function(CHANGED, arg=header)
+        page.wait_for_function(CHANGED, arg=on_form)
         assert guarded.blocked == []
     finally:
         server.stop()
@@ -94,4 +92,4 @@ def test_submit_while_the_database_is_down_keeps_the_choices(
             ).all()
     finally:
         engine.dispose()
-    assert [(labels, ext) for labels, ext in rows] == [(expected_labels(KEYS), external_id)]
+    assert [(labels, ext) for labels, ext in rows] == [(expected_labels(LABELS), external_id)]

@@ -1,5 +1,5 @@
-"""The annotator's day in Chromium: sign in, label 10 items by keyboard only, reload, edit in
-My work, sign out; then every label is checked in the database."""
+"""The annotator's day in Chromium: sign in, label 10 items by keyboard only (the browser form's
+focus model), reload, edit in My work, sign out; then every label is checked in the database."""
 
 from __future__ import annotations
 
@@ -10,13 +10,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from annotate.app import widgets
 from annotate.intake.items import ItemRecord
-from annotate.schema import load_schema
 from annotate.storage import db
 from annotate.storage.models import Annotation, AnnotationHistory, Assignment, Item, User
 from tests.browser.conftest import (
-    ROOT,
     Guarded,
     Server,
     free_port,
@@ -24,37 +21,41 @@ from tests.browser.conftest import (
     sign_in,
     start_server,
 )
+from tests.browser.form_helpers import (
+    CHANGED,
+    FORM_ROOT,
+    LABEL_SETS,
+    assignment,
+    chosen_list,
+    expected_labels,
+    item_on_form,
+    keys_for,
+    option,
+)
 
 pytestmark = pytest.mark.browser
 
-SCHEMA = load_schema(ROOT / "schemas" / "refusal-v1.yaml")
-KEYS = widgets.key_map(SCHEMA)
-BY_KEY = {key: option for option, key in KEYS.options.items()}
-# Ten key sequences, one per item; the sixth breaks a consistency rule and is overridden.
-SEQUENCES = "bn1q9 bn2w8 hn6y9 bn1yo8 mu5t7 bn1y9 bp5qf8 bn3e8 bn4z8 bn1q08".split()
+# Ten label sets, one per item; the sixth breaks a consistency rule and is overridden. Each
+# is typed with the focus model: number keys within a field, Tab to the next one.
+ITEMS: list[dict[str, Any]] = [
+    LABEL_SETS[0],
+    LABEL_SETS[1],
+    LABEL_SETS[2],
+    {**LABEL_SETS[0], "observed_action": "refuse", "failure_categories": ["over_refusal"],
+     "confidence": "medium"},
+    {"intent": "ambiguous", "epistemic_status": "uncertain", "right_action": "abstain",
+     "observed_action": "abstain", "confidence": "low"},
+    {**LABEL_SETS[0], "observed_action": "refuse"},
+    {"intent": "benign", "epistemic_status": "false_premise", "right_action": "abstain",
+     "observed_action": "answer", "failure_categories": ["false_premise_accepted"],
+     "confidence": "medium"},
+    LABEL_SETS[3],
+    LABEL_SETS[4],
+    {**LABEL_SETS[0], "failure_categories": ["disproportionate_caveat", "grounding_failure"]},
+]  # fmt: skip
 OVERRIDE_AT = 5
 RATIONALE = "It refused, but the refusal is what I would defend here"
 HEADER = ".st-key-item-header"
-IDLE = (
-    "document.querySelector('[data-testid=stApp]')"
-    ".getAttribute('data-test-script-state') === 'notRunning'"
-)
-CHANGED = (
-    "(old) => { const e = document.querySelector('.st-key-item-header');"
-    " return e && e.innerText !== old; }"
-)
-
-
-def expected_labels(sequence: str) -> dict[str, Any]:
-    labels: dict[str, Any] = {f.name: [] if f.kind == "multi" else None for f in SCHEMA.fields}
-    labels["rationale"] = None
-    for key in sequence:
-        name, value = BY_KEY[key]
-        if SCHEMA.field(name).kind == "multi":
-            labels[name] = [v for v in SCHEMA.field(name).values if v in {*labels[name], value}]
-        else:
-            labels[name] = value
-    return labels
 
 
 @pytest.fixture(scope="module")
@@ -76,72 +77,54 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.stop()
 
 
-def item_id(page: Any) -> str:
-    text = page.inner_text(HEADER)
-    return text.split("·")[0].replace("item", "").strip()
+def type_labels(page: Any, labels: dict[str, Any]) -> None:
+    """Type `labels` into the form with the keyboard and wait until every choice shows."""
+    for key in keys_for(labels):
+        page.keyboard.press(key)
+    for name in labels:
+        for value in chosen_list(labels[name]):
+            page.wait_for_selector(option(name, value))
 
 
-def press(page: Any, key: str) -> None:
-    """Press an option's key and wait until its button shows as chosen (or unchosen)."""
-    name, value = BY_KEY[key]
-    button = f".st-key-opt-{name}-{value} button"
-    before = page.get_attribute(button, "data-testid")
-    page.keyboard.press(key)
-    page.wait_for_function(
-        "([sel, before]) => { const b = document.querySelector(sel);"
-        " return b && b.getAttribute('data-testid') !== before; }",
-        arg=[button, before],
-    )
-
-
-def submit_and_wait(page: Any, current: str) -> None:
-    # Read before the key: read after it, the header may already show the next item, and the
-    # wait would be for a change that never comes.
-    before = page.inner_text(HEADER)
+def submit_and_wait(page: Any) -> None:
+    before = assignment(page)
     page.keyboard.press("Control+Enter")
     page.wait_for_function(CHANGED, arg=before)
-    assert item_id(page) != current
-    # The next item's form starts empty, and keys pressed while the page is still being
-    # rebuilt can miss their button: wait for both, as a person reading the item would.
-    page.wait_for_function(
-        "!document.querySelector(\"[class*='st-key-opt-'] [data-testid=stBaseButton-primary]\")"
-    )
-    page.wait_for_function(IDLE)
 
 
 def test_an_annotators_day(server: Server, guarded: Guarded) -> None:
     page = guarded.page
     sign_in(page, server.url, "alice")
-    page.wait_for_selector(HEADER)
-    page.wait_for_function(IDLE)
+    page.wait_for_selector(".lf[data-state=ready]")
     labeled: dict[str, dict[str, Any]] = {}
 
-    for n, sequence in enumerate(SEQUENCES):
-        current = item_id(page)
-        for key in sequence:
-            press(page, key)
-        expected = expected_labels(sequence)
+    for n, labels in enumerate(ITEMS):
+        current = item_on_form(page)
+        type_labels(page, labels)
+        expected = expected_labels(labels)
         if n == OVERRIDE_AT:
-            # First Ctrl+Enter: the rule is shown as an override and the rationale box gets
-            # the focus; type the reason and submit again, still from the keyboard.
+            # First Ctrl+Enter: the rule is shown as an override, next to the rationale box,
+            # which gets the focus; type the reason and submit again, still from the keyboard.
             page.keyboard.press("Control+Enter")
-            page.wait_for_selector("text=You are overriding this")
+            page.wait_for_selector(
+                ".lf-field[data-field=rationale] >> text=You are overriding this"
+            )
             page.wait_for_function(
-                "document.activeElement && document.activeElement.tagName === 'TEXTAREA'"
+                f"{FORM_ROOT}.activeElement && {FORM_ROOT}.activeElement.tagName === 'TEXTAREA'"
             )
             page.keyboard.type(RATIONALE)
             expected["rationale"] = RATIONALE
-        submit_and_wait(page, current)
+        submit_and_wait(page)
         labeled[current] = expected
 
     # A reload keeps the session (the signed cookie) and the lease (the same item).
-    on_screen = item_id(page)
+    on_screen = item_on_form(page)
     page.reload()
-    page.wait_for_selector(HEADER)
-    assert item_id(page) == on_screen
+    page.wait_for_selector(".lf[data-state=ready]")
+    assert item_on_form(page) == on_screen
     assert "/signin" not in page.url
 
-    # My work: find the first labeled item and change its right action.
+    # My work (still Streamlit buttons): find the first labeled item, change its right action.
     edited = next(iter(labeled))
     page.goto(server.url + "/my_work")
     row = page.locator("[class*='st-key-row-']", has_text=edited)
@@ -211,7 +194,8 @@ def test_demo_command_serves_the_seed_prompts(tmp_path: Path, guarded: Guarded) 
         password = line.split("password:")[1].strip()
         sign_in(guarded.page, demo.url, "alice", password)
         guarded.page.wait_for_selector(HEADER)
-        assert item_id(guarded.page).startswith("seed-")
+        guarded.page.wait_for_selector(".lf[data-state=ready]")
+        assert item_on_form(guarded.page).startswith("seed-")
         assert guarded.blocked == []
     finally:
         demo.stop()

@@ -1,0 +1,98 @@
+"""Driving the browser label form as a person does: Tab between fields, number keys within.
+
+The form (annotate/app/assets/labelform.js) sits in a shadow root. Playwright's CSS selectors
+reach into it; JavaScript predicates go through FORM_ROOT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from annotate.schema import LabelSchema, load_schema
+from tests.browser.conftest import ROOT
+
+SCHEMA = load_schema(ROOT / "schemas" / "refusal-v1.yaml")
+FORM_ROOT = "document.querySelector('[data-testid=stBidiComponentIsolated]')?.shadowRoot"
+FORM = ".lf"
+CHOSEN = "button.lf-opt[aria-pressed=true]"
+# Consistent label sets (no rule broken), taken in turn by the load driver.
+LABEL_SETS: tuple[dict[str, Any], ...] = (
+    {"intent": "benign", "epistemic_status": "answerable", "right_action": "answer",
+     "observed_action": "answer", "confidence": "high"},
+    {"intent": "benign", "epistemic_status": "answerable", "right_action": "answer_with_caveat",
+     "observed_action": "answer_with_caveat", "confidence": "medium"},
+    {"intent": "harmful", "epistemic_status": "answerable", "right_action": "refuse",
+     "observed_action": "refuse", "confidence": "high"},
+    {"intent": "benign", "epistemic_status": "answerable", "right_action": "answer_safe_part",
+     "observed_action": "answer_safe_part", "confidence": "medium"},
+    {"intent": "benign", "epistemic_status": "answerable", "right_action": "clarify",
+     "observed_action": "clarify", "confidence": "medium"},
+)  # fmt: skip
+# The form's item changed (a new assignment number), or nothing is left to label.
+CHANGED = (
+    "(old) => { const r = " + FORM_ROOT + "; const f = r && r.querySelector('.lf');"
+    " return (f && f.dataset.assignment !== old && f.dataset.state === 'ready')"
+    " || document.body.innerText.includes('Nothing left'); }"
+)
+
+
+def chosen_list(value: Any) -> list[str]:
+    """A label value as the list of options it chooses."""
+    if isinstance(value, list):
+        return list(value)
+    return [value] if value else []
+
+
+def keys_for(labels: Mapping[str, Any], schema: LabelSchema = SCHEMA) -> list[str]:
+    """The keys that fill an empty form with the choices in `labels`: for each field in
+    schema order, the number of every chosen option, then Tab to the next field."""
+    keys: list[str] = []
+    for f in schema.fields:
+        if f.kind != "text":
+            keys += [str((f.values.index(v) + 1) % 10) for v in chosen_list(labels.get(f.name))]
+        keys.append("Tab")
+    while keys and keys[-1] == "Tab":
+        keys.pop()
+    return keys
+
+
+def expected_labels(labels: Mapping[str, Any], schema: LabelSchema = SCHEMA) -> dict[str, Any]:
+    """What the database holds after submitting `labels` from the form (unchosen fields empty)."""
+    out: dict[str, Any] = {}
+    for f in schema.fields:
+        value = labels.get(f.name)
+        if f.kind == "multi":
+            out[f.name] = [v for v in f.values if v in chosen_list(value)]
+        else:
+            out[f.name] = value or None
+    return out
+
+
+def chosen(page: Any) -> set[str]:
+    """The options the form shows as chosen, as `field=value`."""
+    found: list[str] = page.eval_on_selector_all(
+        CHOSEN, "els => els.map(e => e.dataset.field + '=' + e.dataset.value)"
+    )
+    return set(found)
+
+
+def option(name: str, value: str, pressed: bool = True) -> str:
+    """Selector of option `value` of field `name`, shown as chosen (or not)."""
+    state = "true" if pressed else "false"
+    return f"button.lf-opt[data-field={name}][data-value={value}][aria-pressed={state}]"
+
+
+def assignment(page: Any) -> str:
+    """The assignment number of the item the form is for."""
+    return str(page.get_attribute(FORM, "data-assignment"))
+
+
+def item_on_form(page: Any) -> str:
+    """The external id of the item the form is for."""
+    return str(page.get_attribute(FORM, "data-item"))
+
+
+def focused(page: Any) -> str:
+    """The field the form marks as focused."""
+    return str(page.get_attribute(".lf-field.lf-focused", "data-field"))
