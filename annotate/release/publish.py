@@ -45,6 +45,7 @@ from annotate.release.formats import (
     write_lines,
     write_parquet,
 )
+from annotate.release.rules import describe, gold_violations
 from annotate.release.selection import InclusionPolicy, gold_counts, select_gold
 from annotate.review.figures import agreement_report
 from annotate.schema import LabelSchema
@@ -67,6 +68,7 @@ class ReleaseResult(BaseModel):
     content_hash: str
     manifest_sha256: str
     diff: DiffSummary | None
+    rule_violations: int = 0
 
 
 class ReleaseInfo(BaseModel):
@@ -101,6 +103,19 @@ def _agreement(table: LabelTable, actor: User, n_resamples: int) -> dict[str, An
         "failure_categories": report.failure_categories.model_dump(mode="json")
         if report.failure_categories is not None
         else None,
+    }
+
+
+def _overrides(table: LabelTable) -> dict[str, list[str]]:
+    """External id -> the rules its current adjudication overrode (with a note)."""
+    adj = table.adjudications
+    if adj.empty or "overridden_rules" not in adj:
+        return {}
+    ext = table.items["external_id"].to_dict()
+    return {
+        str(ext[int(i)]): list(r or [])
+        for i, r in zip(adj["item_id"], adj["overridden_rules"], strict=True)
+        if int(i) in ext
     }
 
 
@@ -198,12 +213,16 @@ def create_release(
     license: str = "other",
     n_resamples: int = 1000,
     now: datetime | None = None,
+    allow_rule_violations: bool = False,
 ) -> ReleaseResult:
     """Write the next gold release of `campaign` to `out_dir/NAME/vN`; leads and admins only.
 
     Atomic (a temporary folder renamed into place: a failure leaves no `vN` and no partial
     files) and never overwriting. Data files are byte-identical for the same database state;
-    only manifest.json carries the creation time. Raises ValidationProblem when no item is gold.
+    only manifest.json carries the creation time. Raises ValidationProblem when no item is gold,
+    and when gold records break the schema's consistency rules without an override recorded at
+    adjudication (listing them), unless `allow_rule_violations`; the manifest's policy records
+    that flag and the records released in breach.
     """
     require_role(actor, "lead", "publish gold releases")
     table = load_labels(session=session, actor=actor, campaign=campaign, with_text=True)
@@ -217,6 +236,15 @@ def create_release(
             f"held back ({listed}); label more or adjudicate, then release"
         )
     rows = selection.rows
+    violations = gold_violations(rows, schema, _overrides(table))
+    if violations and not allow_rule_violations:
+        n_records = len({v.id for v in violations})
+        raise ValidationProblem(
+            f"Campaign `{campaign.name}`: {n_records} of {len(rows)} gold records break the "
+            f"schema's consistency rules with no override recorded:\n{describe(violations)}\n"
+            "Adjudicate them (a note overrides a rule), or release anyway with "
+            "--allow-rule-violations (the manifest records it)"
+        )
     lines = encode_rows(rows)
     dataset_dir = out_dir / campaign.name
     on_disk = existing_versions(dataset_dir)
@@ -232,6 +260,8 @@ def create_release(
     policy_info = {
         **selection.policy.model_dump(mode="json"),
         "min_annotations_resolved": selection.min_annotations,
+        "allow_rule_violations": allow_rule_violations,
+        "rule_violations": [v.model_dump() for v in violations],
     }
     created_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -293,6 +323,7 @@ def create_release(
         content_hash=content_hash,
         manifest_sha256=manifest_sha,
         diff=diff_summary,
+        rule_violations=len(violations),
     )
 
 
