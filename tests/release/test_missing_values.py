@@ -175,9 +175,7 @@ def test_labeled_empty_and_unlabeled_survive_every_reader(db_url: str, tmp_path:
     assert _triples(list(hf)) == EXPECTED
 
     cells = pd.read_csv(folder / "gold.csv", dtype=str)
-    got = {
-        r["id"]: _plain(r["failure_categories"]) for r in cells.to_dict("records")
-    }
+    got = {r["id"]: _plain(r["failure_categories"]) for r in cells.to_dict("records")}
     assert got == {
         "full": "over_refusal",
         "empty": EMPTY_SELECTION,
