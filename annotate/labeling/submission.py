@@ -51,6 +51,7 @@ def review_labels(
     naming the value when a value is unknown, and naming every missing required field at
     once, by display name, when some are missing (unless `partial`).
     """
+    schema.normalize_labels(labels, partial=True)  # unknown fields and values first
     if not partial:
         unticked = [f.name for f in schema.fields if f.kind == "multi"]
         labels = {**labels, **{n: [] for n in unticked if labels.get(n) is None}}

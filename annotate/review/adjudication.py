@@ -288,13 +288,14 @@ def adjudicate(
     lead_id = _lead_id(actor)
     item = _item(session, item_id, lock=True)
     schema = campaign_schema(session=session, campaign=_campaign(session, item))
-    missing = missing_fields(schema, labels)
+    # Unknown fields and values first, then every missing field at once. Every required field
+    # is then given, so `partial` only keeps unset optional fields unset.
+    clean = schema.normalize_labels(labels, partial=True)
+    missing = missing_fields(schema, clean)
     if missing:
         raise ValidationProblem(
             missing_message(missing, prefix=f"Item `{item.external_id}`: the final labels need")
         )
-    # Every required field is given, so `partial` only keeps unset optional fields unset.
-    clean = schema.normalize_labels(labels, partial=True)
     right_field = schema.right_action_field
     right = clean.get(right_field)
     if not isinstance(right, str):

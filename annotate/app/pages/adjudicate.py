@@ -278,17 +278,12 @@ def _refuse_incomplete(problem: Any, missing: list[LabelField], detail: ItemDeta
         votes = detail.votes.get(spec.name) or {}
         top = max(votes.values(), default=0)
         tied = [v for v, n in votes.items() if n == top] if top else []
-        why = (
-            f" (annotators tied: {', '.join(f'{v} {top}' for v in tied)})"
-            if len(tied) > 1
-            else " (no annotator gave it)"
-            if not votes
-            else ""
-        )
-        parts.append(f"**{view.plain(spec.label)}**{view.plain(why)}")
+        why = f" (annotators tied: {', '.join(tied)})" if len(tied) > 1 else ""
+        parts.append(f"{spec.label}{why}")
     with problem:
+        # Display names come from the schema file: shown as text, never as markdown.
         st.error(
-            "Not saved: choose the final " + ", ".join(parts) + ".",
+            view.inert("Not saved: choose the final " + ", ".join(parts) + "."),
             icon=":material/error:",
         )
     first = missing[0]
