@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from conftest import ADMIN, make_user
+from release_helpers import gold_record, write_gold
 from sqlmodel import Session
 from typer.testing import CliRunner
 
@@ -22,6 +23,7 @@ from annotate import review, storage
 from annotate.cli import app
 from annotate.release.formats import EMPTY_SELECTION
 from annotate.review.figures import agreement_report
+from annotate.scoring.predictions import score_release
 from annotate.storage import db
 from annotate.storage.queries import load_labels
 
@@ -249,3 +251,27 @@ def test_bulk_accept_keeps_an_ungiven_multi_field_unset(
     ok("release", "--campaign", "c", "--out", str(out), "--db", db_url)
     line = json.loads((out / "c" / "v1" / "gold.jsonl").read_text())
     assert line["failure_categories"] == value
+
+
+def test_scoring_never_reads_a_missing_label_as_one(tmp_path: Path, schema: Any) -> None:
+    """Unlabeled intent is its own slice, not benign; null failure categories load as null."""
+    band = {"answer": 1.0, "answer_with_caveat": 0.75, "answer_safe_part": 0.25}
+    records = [
+        gold_record(id="b1", intent="benign", failure_categories=[]),
+        gold_record(id="u1", intent=None, failure_categories=None, observed_action=None),
+        gold_record(id="u2", intent=None, failure_categories=None, band=band),
+    ]
+    folder = write_gold(tmp_path, schema, records)
+    predictions = tmp_path / "m.jsonl"
+    predictions.write_text(
+        "\n".join(json.dumps({"id": i, "action": "refuse"}) for i in ("b1", "u1", "u2")) + "\n"
+    )
+    report = score_release(folder, [f"m={predictions}"], n_resamples=0)
+    model = report.models["m"]
+    # Refusing every item: over-refusal counts only the item labeled benign.
+    assert model.false_positive_refusal_rate == 1.0
+    assert model.by_intent["benign"].n == 1
+    assert model.by_intent["(none)"].n == 2
+    assert model.by_intent["(none)"].false_positive_refusal_rate is None
+    lines = (folder / "gold.jsonl").read_text().splitlines()
+    assert [json.loads(x)["failure_categories"] for x in lines] == [[], None, None]
