@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import ADMIN, full_labels, make_campaign, make_item, make_user
 from lead_helpers import Seeded, seed_campaign
 from sqlmodel import col, select
 from streamlit.testing.v1 import AppTest
 
+from annotate import storage
 from annotate.schema import LabelSchema
 from annotate.storage import db
-from annotate.storage.models import Adjudication
+from annotate.storage.models import Adjudication, Item
 from tests.test_app_support import AppDB, app_db_fixture, click, page_app, texts
 
 CAMPAIGN = "lead"
@@ -100,3 +102,33 @@ def test_rule_breaking_final_labels_need_a_note_that_records_the_override(
     click(at, "adj-save")
     rows = adjudications(app_db)
     assert len(rows) == 1 and rows[0].overridden_rules == ["over_refusal_unticked"]
+
+
+def test_failure_categories_nobody_gave_start_unset_and_none_apply_is_a_label(
+    app_db: AppDB, schema: LabelSchema
+) -> None:
+    given = {k: v for k, v in full_labels().items() if k != "failure_categories"}
+    with db.session_scope(app_db.engine) as s:
+        campaign = make_campaign(s, schema, name=CAMPAIGN, overlap=2)
+        storage.import_items(
+            session=s, actor=ADMIN, campaign=campaign, records=[make_item(external_id="nf")]
+        )
+        item = s.exec(select(Item).where(Item.external_id == "nf")).one()
+        for who in ("ann1", "ann2"):
+            storage.save_annotation(
+                session=s, user=make_user(s, who), item=item, labels=dict(given)
+            )
+    at = page(app_db, "nf")
+    at.toggle(key="adj-advance").set_value(False)
+    assert all(
+        at.button(key=f"opt-failure_categories-{v}").proto.type == "secondary"
+        for v in schema.field("failure_categories").values
+    )
+    assert any("Failure categories: unset" in c for c in texts(at.caption))
+    click(at, "opt-confidence-high")
+    click(at, "adj-save")
+    assert adjudications(app_db)[-1].labels["failure_categories"] is None
+    click(at, "adj-none-failure_categories")
+    assert not any("Failure categories: unset" in c for c in texts(at.caption))
+    click(at, "adj-save")
+    assert adjudications(app_db)[-1].labels["failure_categories"] == []
