@@ -124,7 +124,8 @@ def test_a_lead_adjudicates_three_items_from_the_queue(server: Server, guarded: 
     box = problem.bounding_box()
     viewport = page.viewport_size
     assert box is not None and viewport is not None
-    assert 0 <= box["y"] and box["y"] + box["height"] <= viewport["height"], (box, viewport)
+    # Scrolled to the top of the window (within a pixel: layout positions are fractional).
+    assert -1 <= box["y"] <= 1 and box["height"] <= viewport["height"], (box, viewport)
     choose(page, "right_action", "clarify")
     choose(page, "intent", "ambiguous")
     choose(page, "confidence", "medium")
