@@ -29,11 +29,12 @@ def _blank(value: Any) -> bool:
 
 
 def missing_fields(schema: LabelSchema, labels: Mapping[str, Any]) -> list[LabelField]:
-    """The required fields `labels` gives no value for, in schema order.
+    """The required fields shown for `labels` that it gives no value for, in schema order.
 
-    An empty selection of a multi-choice field is a value ("nothing ticked"); None is not.
+    An empty selection of a multi-choice field is a value ("nothing ticked"); None is not. A
+    field hidden by its `show_when` is never required.
     """
-    return [f for f in schema.fields if f.required and _blank(labels.get(f.name))]
+    return [f for f in schema.shown_fields(labels) if f.required and _blank(labels.get(f.name))]
 
 
 def missing_message(missing: Sequence[LabelField], *, prefix: str = "Still to label") -> str:
