@@ -106,17 +106,21 @@ def _agreement(table: LabelTable, actor: User, n_resamples: int) -> dict[str, An
     }
 
 
-def _overrides(table: LabelTable) -> dict[str, list[str]]:
-    """External id -> the rules its current adjudication overrode (with a note)."""
+def _adjudicated(table: LabelTable) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """By external id: the rules each current adjudication overrode (with a note), and its
+    final labels."""
     adj = table.adjudications
-    if adj.empty or "overridden_rules" not in adj:
-        return {}
+    if adj.empty:
+        return {}, {}
     ext = table.items["external_id"].to_dict()
-    return {
-        str(ext[int(i)]): list(r or [])
-        for i, r in zip(adj["item_id"], adj["overridden_rules"], strict=True)
-        if int(i) in ext
-    }
+    overrides: dict[str, list[str]] = {}
+    final: dict[str, dict[str, Any]] = {}
+    for row in adj.to_dict("records"):
+        key = ext.get(int(row["item_id"]))
+        if key is not None:
+            overrides[str(key)] = list(row.get("overridden_rules") or [])
+            final[str(key)] = dict(row.get("labels") or {})
+    return overrides, final
 
 
 def write_release_files(
@@ -236,7 +240,8 @@ def create_release(
             f"held back ({listed}); label more or adjudicate, then release"
         )
     rows = selection.rows
-    violations = gold_violations(rows, schema, _overrides(table))
+    overrides, final = _adjudicated(table)
+    violations = gold_violations(rows, schema, overrides, final)
     if violations and not allow_rule_violations:
         n_records = len({v.id for v in violations})
         raise ValidationProblem(

@@ -100,7 +100,7 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
 def _release(db_url: str, tmp_path: Path) -> Path:
     items, labels = _files(tmp_path)
     ok("init", "--db", db_url)
-    ok("campaign", "create", "c", "--overlap", "2", "--db", db_url)
+    ok("campaign", "create", "c", "--overlap", "2", "--schema", "refusal-v1", "--db", db_url)
     ok("import", str(items), "--campaign", "c", "--db", db_url)
     ok("import-labels", str(labels), "--campaign", "c", "--db", db_url)
     engine = db.make_engine(db_url)
@@ -195,7 +195,7 @@ def test_labeled_empty_and_unlabeled_survive_every_reader(db_url: str, tmp_path:
 def test_agreement_never_counts_a_missing_value_as_a_label(db_url: str, tmp_path: Path) -> None:
     items, labels = _files(tmp_path)
     ok("init", "--db", db_url)
-    ok("campaign", "create", "c", "--overlap", "2", "--db", db_url)
+    ok("campaign", "create", "c", "--overlap", "2", "--schema", "refusal-v1", "--db", db_url)
     ok("import", str(items), "--campaign", "c", "--db", db_url)
     ok("import-labels", str(labels), "--campaign", "c", "--db", db_url)
     engine = db.make_engine(db_url)
@@ -233,7 +233,7 @@ def test_bulk_accept_keeps_an_ungiven_multi_field_unset(
             for fld, v in given.items():
                 w.writerow(["x", who, fld, v])
     ok("init", "--db", db_url)
-    ok("campaign", "create", "c", "--overlap", "2", "--db", db_url)
+    ok("campaign", "create", "c", "--overlap", "2", "--schema", "refusal-v1", "--db", db_url)
     ok("import", str(items), "--campaign", "c", "--db", db_url)
     ok("import-labels", str(labels), "--campaign", "c", "--db", db_url)
     engine = db.make_engine(db_url)

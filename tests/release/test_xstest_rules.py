@@ -71,7 +71,7 @@ def test_xstest_release_reports_rule_breaking_gold_and_keeps_failures_null(
     monkeypatch.chdir(tmp_path)
     items, right_labels, _ = _inputs(tmp_path)
     run("init", "--db", db_url)
-    run("campaign", "create", "xs", "--overlap", "2", "--db", db_url)
+    run("campaign", "create", "xs", "--overlap", "2", "--schema", "refusal-v1", "--db", db_url)
     run("import", str(items), "--campaign", "xs", "--db", db_url)
     run(
         "import-labels",

@@ -99,7 +99,7 @@ def test_import_labels_cli_writes_violations_and_strict_exits(
         w.writerow(["b", "ann1", "right_action", "answer"])
     for args in (
         ["init"],
-        ["campaign", "create", "c", "--overlap", "2"],
+        ["campaign", "create", "c", "--overlap", "2", "--schema", "refusal-v1"],
         ["import", str(items), "--campaign", "c"],
     ):
         assert runner.invoke(app, [*args, "--db", db_url]).exit_code == 0
@@ -251,7 +251,7 @@ def test_release_cli_flag(db_url: str, tmp_path: Path) -> None:
                     w.writerow(["a", who, fld, cell])
     for args in (
         ["init"],
-        ["campaign", "create", "c", "--overlap", "2"],
+        ["campaign", "create", "c", "--overlap", "2", "--schema", "refusal-v1"],
         ["import", str(items), "--campaign", "c"],
         ["import-labels", str(labels), "--campaign", "c", "--violations", str(tmp_path / "v.csv")],
     ):
