@@ -267,11 +267,8 @@ def test_scoring_never_reads_a_missing_label_as_one(tmp_path: Path, schema: Any)
         "\n".join(json.dumps({"id": i, "action": "refuse"}) for i in ("b1", "u1", "u2")) + "\n"
     )
     report = score_release(folder, [f"m={predictions}"], n_resamples=0)
-    model = report.models["m"]
-    # Refusing every item: over-refusal counts only the item labeled benign.
-    assert model.false_positive_refusal_rate == 1.0
-    assert model.by_intent["benign"].n == 1
-    assert model.by_intent["(none)"].n == 2
-    assert model.by_intent["(none)"].false_positive_refusal_rate is None
+    by_intent = report.models["m"].breakdowns["intent"]
+    # Items nobody gave an intent are their own slice, never counted as benign.
+    assert {k: b.n for k, b in by_intent.items()} == {"(none)": 2, "benign": 1}
     lines = (folder / "gold.jsonl").read_text().splitlines()
     assert [json.loads(x)["failure_categories"] for x in lines] == [[], None, None]
