@@ -23,8 +23,9 @@ class LabelTable:
     """Every annotation of a campaign, long form, plus the items they belong to.
 
     `annotations` has one row per (item, annotator) with columns item_id, user_id, annotator,
-    is_machine, flagged, duration_s, created_at, updated_at, and one column per schema field
-    (multi-choice fields hold a frozenset; an empty frozenset means "nothing ticked").
+    is_machine, flagged, flag_note, duration_s, created_at, updated_at, and one column per
+    schema field (multi-choice fields hold a frozenset; an empty frozenset means "nothing
+    ticked", None that the annotator did not give the field: missing is never "nothing ticked").
     `items` has one row per item (index item_id) with external_id, model, category, group_id,
     source, and prompt/conversation/response when loaded with text.
     """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +13,7 @@ from annotate import intake
 from annotate.accounts.auth import system_actor
 from annotate.cli.common import CampaignOpt, DbOpt, _progress, _session, handle_errors, out
 from annotate.errors import AnnotateError
-from annotate.storage.annotations import import_labels
+from annotate.storage.annotations import LabelViolation, import_labels
 from annotate.storage.campaigns import (
     get_campaign,
 )
@@ -78,9 +80,25 @@ def import_labels_cmd(
         str | None, typer.Option(help="With --wide: the field the columns hold.")
     ] = None,
     id_column: Annotated[str, typer.Option(help="With --wide: the item id column.")] = "id",
+    violations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write every consistency rule the labels break (CSV: item_id, "
+            "annotator, rule, message); default: FILE-STEM.violations.csv in the current "
+            "folder, written only when there are violations.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Refuse the import when any labels break a rule."),
+    ] = False,
     dbu: DbOpt = None,
 ) -> None:
-    """Import labels made elsewhere, long format: item_id, annotator, field, value."""
+    """Import labels made elsewhere, long format: item_id, annotator, field, value.
+
+    Every consistency rule of the schema that an annotator's labels of an item break is
+    counted in the summary and written to the violations file; --strict refuses the import.
+    """
     wide_map: dict[str, str] = {}
     for pair in wide or []:
         col_name, sep, who = pair.partition("=")
@@ -105,10 +123,31 @@ def import_labels_cmd(
             rows=rows,
             machine=machine,
             source=str(path),
+            strict=strict,
         )
     out.print(
         f"labels imported into {campaign}: {result.annotations_added} annotations added, "
         f"{result.annotations_updated} updated, {result.unchanged} unchanged"
         + (f"; new annotators: {', '.join(result.users_created)}" if result.users_created else ""),
         markup=False,
+    )
+    if result.violations:
+        report = violations or Path(f"{path.stem}.violations.csv")
+        out.print(_report_violations(result.violations, report), markup=False)
+    else:
+        out.print("no labels break the schema's consistency rules", markup=False)
+
+
+def _report_violations(found: list[LabelViolation], path: Path) -> str:
+    """Write the violations to `path` (CSV) and return the summary line."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["item_id", "annotator", "rule", "message"])
+        writer.writerows([v.item_id, v.annotator, v.rule, v.message] for v in found)
+    items = len({v.item_id for v in found})
+    labels = len({(v.item_id, v.annotator) for v in found})
+    by_rule = ", ".join(f"{rule} {n}" for rule, n in Counter(v.rule for v in found).most_common())
+    return (
+        f"{labels} labeled item(s) ({items} item(s)) break the schema's consistency rules: "
+        f"{by_rule}; every violation is listed in {path}"
     )

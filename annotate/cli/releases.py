@@ -40,6 +40,14 @@ def release_cmd(
     license_id: Annotated[
         str, typer.Option("--license", help="License id written into the dataset card.")
     ] = "other",
+    allow_rule_violations: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rule-violations",
+            help="Release gold records that break the schema's consistency rules without an "
+            "override recorded at adjudication; the manifest records this and lists them.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     dbu: DbOpt = None,
 ) -> None:
@@ -60,6 +68,7 @@ def release_cmd(
             out_dir=out_dir or settings.exports_dir,
             policy=rules,
             license=license_id,
+            allow_rule_violations=allow_rule_violations,
         )
     if as_json:
         out.print(dumps(result.model_dump(mode="json")), markup=False)
@@ -69,6 +78,12 @@ def release_cmd(
         f"({result.adjudicated} adjudicated), {result.held_back} held back (see manifest.json)",
         markup=False,
     )
+    if result.rule_violations:
+        out.print(
+            f"{result.rule_violations} rule violation(s) released with --allow-rule-violations "
+            "(listed in manifest.json, policy.rule_violations)",
+            markup=False,
+        )
     if result.diff is not None:
         d = result.diff
         out.print(

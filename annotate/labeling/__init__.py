@@ -21,6 +21,8 @@ from annotate.labeling.slots import (
 from annotate.labeling.submission import (
     check_overrides,
     edit,
+    missing_fields,
+    missing_message,
     rationale_field,
     review_labels,
     skip,
@@ -36,6 +38,8 @@ __all__ = [
     "current_claim",
     "edit",
     "expire_leases",
+    "missing_fields",
+    "missing_message",
     "order_constants",
     "order_key",
     "progress",

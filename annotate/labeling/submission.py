@@ -12,7 +12,7 @@ from annotate.accounts.auth import require_role
 from annotate.errors import Conflict, ValidationProblem
 from annotate.labeling.claims import _check_labeler, _check_write_transaction, _lock_user
 from annotate.labeling.slots import MAX_REASON, _own_assignment, taken_slots
-from annotate.schema import LabelSchema, LabelValue, RuleWarning
+from annotate.schema import LabelField, LabelSchema, LabelValue, RuleWarning
 from annotate.storage.annotations import get_own_annotation, save_annotation
 from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
 from annotate.storage.schemas import campaign_schema
@@ -24,14 +24,41 @@ def rationale_field(schema: LabelSchema) -> str | None:
     return "rationale" if "rationale" in texts else (texts[0] if texts else None)
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def missing_fields(schema: LabelSchema, labels: Mapping[str, Any]) -> list[LabelField]:
+    """The required fields shown for `labels` that it gives no value for, in schema order.
+
+    An empty selection of a multi-choice field is a value ("nothing ticked"); None is not. A
+    field hidden by its `show_when` is never required.
+    """
+    return [f for f in schema.shown_fields(labels) if f.required and _blank(labels.get(f.name))]
+
+
+def missing_message(missing: Sequence[LabelField], *, prefix: str = "Still to label") -> str:
+    """One message naming every missing field by its display name, in schema order."""
+    return f"{prefix}: {', '.join(f.label for f in missing)}."
+
+
 def review_labels(
     schema: LabelSchema, labels: Mapping[str, Any], *, partial: bool = False
 ) -> tuple[dict[str, LabelValue], list[RuleWarning]]:
     """Normalize `labels` and list the consistency rules they break (pure; nothing is saved).
 
-    Raises ValidationProblem naming the field when a value is unknown or a required field is
-    missing (unless `partial`).
+    A submitted form shows every field, so an unticked multi-choice field is the empty
+    selection; with `partial` (a flagged item) it stays missing. Raises ValidationProblem
+    naming the value when a value is unknown, and naming every missing required field at
+    once, by display name, when some are missing (unless `partial`).
     """
+    schema.normalize_labels(labels, partial=True)  # unknown fields and values first
+    if not partial:
+        unticked = [f.name for f in schema.fields if f.kind == "multi"]
+        labels = {**labels, **{n: [] for n in unticked if labels.get(n) is None}}
+        missing = missing_fields(schema, labels)
+        if missing:
+            raise ValidationProblem(missing_message(missing))
     normalized = schema.normalize_labels(labels, partial=partial)
     return normalized, schema.check_consistency(normalized)
 

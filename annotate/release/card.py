@@ -30,7 +30,8 @@ FILES = {
     GOLD_JSONL: "one gold record per line (the reference form; `content_hash` is its sha256)",
     GOLD_PARQUET: "the same records; `band` and `soft_labels` as structs (null: no credit, "
     "nobody chose it), `metadata` as a JSON string",
-    GOLD_CSV: "the same records for spreadsheets; formula-like cells start with an apostrophe",
+    GOLD_CSV: "the same records for spreadsheets; formula-like cells start with an apostrophe; "
+    "an empty cell is a missing value, `[]` failure categories ticked by nobody",
     LABEL_SCHEMA: "the label schema the items were labeled under (fields, credits, rules)",
     RECORD_SCHEMA: "JSON Schema every line of gold.jsonl validates against",
     INSPECT_DATASET: "inspect_ai samples: input, target (right action), id, metadata (band...)",
@@ -179,7 +180,15 @@ def dataset_card(
         f"| `{name}` | {_md(info.description or '')} |"
         for name, info in GoldRecord.model_fields.items()
     ]
-    lines += ["", "In `soft_labels`, values that no annotator chose are left out."]
+    lines += [
+        "",
+        "In `soft_labels`, values that no annotator chose are left out.",
+        "",
+        "A label field nobody labeled is `null` (an empty cell in gold.csv), never a value: "
+        "`failure_categories` is `[]` only when annotators looked and ticked nothing (the "
+        "response is fine), and `null` when nobody labeled them, which says nothing about the "
+        "response. Filter on `failure_categories is not null` before counting failures.",
+    ]
     lines += [
         "",
         "## Use",

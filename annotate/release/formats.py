@@ -27,6 +27,10 @@ GOLD_PARQUET = "gold.parquet"
 
 GOLD_CSV = "gold.csv"
 
+# How gold.csv writes a multi-choice field that annotators gave with nothing ticked; an empty
+# cell is a field nobody labeled.
+EMPTY_SELECTION = "[]"
+
 # Spreadsheets run a cell that starts with one of these as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -97,7 +101,8 @@ def parquet_schema(schema: LabelSchema) -> pa.Schema:
 
     `band` is a struct with one float per action (null: no credit); `soft_labels` a struct per
     choice field with one float per value; `conversation` a list of {role, content};
-    `metadata` a JSON string (its keys differ from item to item).
+    `metadata` a JSON string (its keys differ from item to item). Label columns are nullable:
+    null is a field nobody labeled, and an empty `failure_categories` list is a label.
     """
     text = pa.string()
     soft = pa.struct(
@@ -201,7 +206,8 @@ def _csv_texts(name: str, values: list[Any]) -> pa.Array:
         # Plain JSON: a CSV cell may hold any character, line separators included.
         cells = ["" if v is None else _json(v) for v in values]
     elif name == "failure_categories":
-        cells = [";".join(v) for v in values]
+        # Missing (None) is an empty cell; the empty selection is `[]`, never the same.
+        cells = ["" if v is None else ";".join(v) if v else EMPTY_SELECTION for v in values]
     elif name in _BOOL_COLUMNS:
         cells = ["true" if v else "false" for v in values]
     elif set(map(type, values)) <= {str, type(None)}:
@@ -244,7 +250,8 @@ def _csv_block(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pa.
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write records as CSV for people and spreadsheets (not for round trips).
 
-    One column per record field; failure categories `;`-joined; band, soft labels,
+    One column per record field; failure categories `;`-joined, `[]` when annotators ticked
+    nothing, an empty cell when nobody labeled them (as for any missing value); band, soft labels,
     conversation and metadata as JSON; every cell a spreadsheet would run as a formula
     (starting with = + - @, tab or CR) gets a leading apostrophe. The bytes are what the csv
     module's writer (excel dialect, CRLF line ends) gives for those cells.

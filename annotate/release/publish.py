@@ -45,6 +45,7 @@ from annotate.release.formats import (
     write_lines,
     write_parquet,
 )
+from annotate.release.rules import describe, gold_violations
 from annotate.release.selection import InclusionPolicy, gold_counts, select_gold
 from annotate.review.figures import agreement_report
 from annotate.schema import LabelSchema
@@ -67,6 +68,7 @@ class ReleaseResult(BaseModel):
     content_hash: str
     manifest_sha256: str
     diff: DiffSummary | None
+    rule_violations: int = 0
 
 
 class ReleaseInfo(BaseModel):
@@ -102,6 +104,23 @@ def _agreement(table: LabelTable, actor: User, n_resamples: int) -> dict[str, An
         if report.failure_categories is not None
         else None,
     }
+
+
+def _adjudicated(table: LabelTable) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """By external id: the rules each current adjudication overrode (with a note), and its
+    final labels."""
+    adj = table.adjudications
+    if adj.empty:
+        return {}, {}
+    ext = table.items["external_id"].to_dict()
+    overrides: dict[str, list[str]] = {}
+    final: dict[str, dict[str, Any]] = {}
+    for row in adj.to_dict("records"):
+        key = ext.get(int(row["item_id"]))
+        if key is not None:
+            overrides[str(key)] = list(row.get("overridden_rules") or [])
+            final[str(key)] = dict(row.get("labels") or {})
+    return overrides, final
 
 
 def write_release_files(
@@ -198,12 +217,16 @@ def create_release(
     license: str = "other",
     n_resamples: int = 1000,
     now: datetime | None = None,
+    allow_rule_violations: bool = False,
 ) -> ReleaseResult:
     """Write the next gold release of `campaign` to `out_dir/NAME/vN`; leads and admins only.
 
     Atomic (a temporary folder renamed into place: a failure leaves no `vN` and no partial
     files) and never overwriting. Data files are byte-identical for the same database state;
-    only manifest.json carries the creation time. Raises ValidationProblem when no item is gold.
+    only manifest.json carries the creation time. Raises ValidationProblem when no item is gold,
+    and when gold records break the schema's consistency rules without an override recorded at
+    adjudication (listing them), unless `allow_rule_violations`; the manifest's policy records
+    that flag and the records released in breach.
     """
     require_role(actor, "lead", "publish gold releases")
     table = load_labels(session=session, actor=actor, campaign=campaign, with_text=True)
@@ -217,6 +240,16 @@ def create_release(
             f"held back ({listed}); label more or adjudicate, then release"
         )
     rows = selection.rows
+    overrides, final = _adjudicated(table)
+    violations = gold_violations(rows, schema, overrides, final)
+    if violations and not allow_rule_violations:
+        n_records = len({v.id for v in violations})
+        raise ValidationProblem(
+            f"Campaign `{campaign.name}`: {n_records} of {len(rows)} gold records break the "
+            f"schema's consistency rules with no override recorded:\n{describe(violations)}\n"
+            "Adjudicate them (a note overrides a rule), or release anyway with "
+            "--allow-rule-violations (the manifest records it)"
+        )
     lines = encode_rows(rows)
     dataset_dir = out_dir / campaign.name
     on_disk = existing_versions(dataset_dir)
@@ -232,6 +265,8 @@ def create_release(
     policy_info = {
         **selection.policy.model_dump(mode="json"),
         "min_annotations_resolved": selection.min_annotations,
+        "allow_rule_violations": allow_rule_violations,
+        "rule_violations": [v.model_dump() for v in violations],
     }
     created_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -293,6 +328,7 @@ def create_release(
         content_hash=content_hash,
         manifest_sha256=manifest_sha,
         diff=diff_summary,
+        rule_violations=len(violations),
     )
 
 

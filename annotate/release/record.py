@@ -46,13 +46,21 @@ class GoldRecord(BaseModel):
     band: dict[str, float] = Field(
         description="{action: credit} for every action earning credit > 0; right_action at 1."
     )
-    intent: str | None = Field(description="benign, ambiguous or harmful.")
-    epistemic_status: str | None = Field(
-        description="answerable, uncertain, false_premise or ill_posed."
+    intent: str | None = Field(
+        description="benign, ambiguous or harmful; null when nobody labeled it (or a tie)."
     )
-    observed_action: str | None = Field(description="What the labeled response actually did.")
-    failure_categories: list[str] = Field(
-        description="Failures of the labeled response; empty means the response is fine."
+    epistemic_status: str | None = Field(
+        description="answerable, uncertain, false_premise or ill_posed; null when nobody "
+        "labeled it (or a tie)."
+    )
+    observed_action: str | None = Field(
+        description="What the labeled response actually did; null when nobody labeled it "
+        "(or a tie)."
+    )
+    failure_categories: list[str] | None = Field(
+        description="Failures of the labeled response: [] means annotators looked and ticked "
+        "nothing (the response is fine); null means nobody labeled them, which says nothing "
+        "about the response."
     )
     soft_labels: dict[str, dict[str, float]] = Field(
         description="Per field, the share of human annotators choosing each value "

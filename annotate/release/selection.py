@@ -10,7 +10,9 @@ no database, no files. The rules, with their defaults (see `InclusionPolicy`):
   than k annotations name a right action and no lead named one), `unresolved_disagreement`.
 - Labels of a gold item come from the current adjudication where it has the field, else from
   the human annotators: the right action from the rule above; other single-choice fields by
-  strict majority (a tie gives None); failure categories ticked by a strict majority.
+  strict majority (a tie gives None); failure categories ticked by a strict majority of the
+  annotators who gave the field. A field no annotator gave (and the lead left unset) is None:
+  missing, never the empty selection `[]`, which says that people looked and ticked nothing.
 - The band is the lead's band when the adjudication has one, else `bands.suggest_band`: the
   schema's credits around the right action, widened by how annotators split. For a unanimous
   item that is exactly the schema's default band; with `accept="majority"` an action chosen by
@@ -257,10 +259,10 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
         if f.kind == "multi":
             ticks, given = _multi_counts(humans[f.name], f.values, position, n_items)
             soft[f.name] = _sparse_shares(ticks, given, f.values)
-            ticked: list[list[str]] = [[] for _ in range(n_items)]
+            ticked: list[list[str] | None] = [[] if g else None for g in given.tolist()]
             rows_, cols_ = np.nonzero(ticks * 2 > given[:, None])
             for r, c in zip(rows_.tolist(), cols_.tolist(), strict=True):
-                ticked[r].append(f.values[c])
+                ticked[r].append(f.values[c])  # type: ignore[union-attr]  # given > 0 here
             majority[f.name] = ticked
         else:
             counts = _single_counts(humans[f.name], f.values, position, n_items)
@@ -445,6 +447,7 @@ def _apply_adjudication(row: dict[str, Any], adj: Mapping[str, Any], schema: Lab
         if name in singles and labels.get(name) not in (None, ""):
             row[key] = labels[name]
     failures = labels.get(schema.failure_field)
+    # A lead who left the field unset (None) leaves the annotators' value in place.
     if isinstance(failures, list | tuple):
         values = schema.field(schema.failure_field).values
         row["failure_categories"] = [v for v in values if v in failures]

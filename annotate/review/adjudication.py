@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from annotate import stats as ag
 from annotate.accounts.auth import require_role
 from annotate.errors import NotFound, PermissionDenied, ValidationProblem
+from annotate.labeling.submission import missing_fields, missing_message
 from annotate.review.figures import PERSONAL_FIELDS, item_fields
 from annotate.schema import LabelSchema, RuleWarning
 from annotate.stats import bands
@@ -49,6 +50,7 @@ class AdjudicationRecord(BaseModel):
     guideline_gap: bool
     overrides_majority: bool
     method: str
+    overridden_rules: list[str] = []
     previous_id: int | None
     is_current: bool
     created_at: datetime
@@ -124,6 +126,7 @@ def _records(session: Session, item_id: int) -> list[AdjudicationRecord]:
             guideline_gap=a.guideline_gap,
             overrides_majority=a.overrides_majority,
             method=a.method,
+            overridden_rules=list(a.overridden_rules or []),
             previous_id=a.previous_id,
             is_current=a.is_current,
             created_at=a.created_at,
@@ -133,7 +136,11 @@ def _records(session: Session, item_id: int) -> list[AdjudicationRecord]:
 
 
 def _suggest(schema: LabelSchema, human: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pre-filled final labels: per field the strict majority, else the single most common."""
+    """Pre-filled final labels: per field the strict majority, else the single most common.
+
+    A field no annotator gave stays None (unset): for a multi-choice field that is never the
+    empty selection, which says someone looked and ticked nothing.
+    """
     out: dict[str, Any] = {}
     for spec in schema.fields:
         if spec.kind == "text" or spec.name in PERSONAL_FIELDS:
@@ -141,6 +148,9 @@ def _suggest(schema: LabelSchema, human: list[dict[str, Any]]) -> dict[str, Any]
             continue
         given: list[Any] = [h[spec.name] for h in human if h.get(spec.name) is not None]
         if spec.kind == "multi":
+            if not given:
+                out[spec.name] = None
+                continue
             ticks = Counter(v for chosen in given for v in chosen)
             out[spec.name] = [v for v in spec.values if ticks[v] * 2 > len(given)]
             continue
@@ -264,18 +274,28 @@ def adjudicate(
 ) -> Adjudication:
     """Record the final labels and band of an item; leads only.
 
-    `labels` must hold every required field of the campaign's schema (normalized by it).
-    `band` defaults to `bands.suggest_band` around the final right action; a given band must
+    `labels` must hold every required field of the campaign's schema (normalized by it); a
+    ValidationProblem names every missing one at once, by display name. An optional field
+    left None stays unset (for a multi-choice field: not the empty selection). `band`
+    defaults to `bands.suggest_band` around the final right action; a given band must
     contain the right action at 1 (`bands.check_band`). A `note` is required when the final
-    right action differs from the human majority. Re-adjudication appends a row pointing at
-    the previous one and marks that one not current. Raises ValidationProblem, NotFound,
-    PermissionDenied.
+    right action differs from the human majority, and when the final labels break one of the
+    schema's consistency rules: those rules are recorded as overridden. Re-adjudication
+    appends a row pointing at the previous one and marks that one not current. Raises
+    ValidationProblem, NotFound, PermissionDenied.
     """
     require_role(actor, "lead", "adjudicate items")
     lead_id = _lead_id(actor)
     item = _item(session, item_id, lock=True)
     schema = campaign_schema(session=session, campaign=_campaign(session, item))
-    clean = schema.normalize_labels(labels)
+    # Unknown fields and values first, then every missing field at once. Every required field
+    # is then given, so `partial` only keeps unset optional fields unset.
+    clean = schema.normalize_labels(labels, partial=True)
+    missing = missing_fields(schema, clean)
+    if missing:
+        raise ValidationProblem(
+            missing_message(missing, prefix=f"Item `{item.external_id}`: the final labels need")
+        )
     right_field = schema.right_action_field
     right = clean.get(right_field)
     if not isinstance(right, str):
@@ -290,6 +310,13 @@ def adjudicate(
         raise ValidationProblem(
             f"Item `{item.external_id}`: the right action `{right}` overrides the annotators' "
             f"majority `{majority}`; add a note saying why"
+        )
+    broken = schema.check_consistency(clean)
+    if broken and text is None:
+        raise ValidationProblem(
+            f"Item `{item.external_id}`: the final labels break the schema's consistency "
+            f"rules ({'; '.join(f'{w.rule}: {w.message}' for w in broken)}); change them, "
+            "or add a note saying why they are right"
         )
     final_band = (
         bands.check_band(schema, right, band)
@@ -306,6 +333,7 @@ def adjudicate(
         guideline_gap=guideline_gap,
         overrides_majority=overrides,
         method=MANUAL,
+        overridden_rules=[w.rule for w in broken],
     )
 
 
@@ -320,6 +348,7 @@ def _record(
     guideline_gap: bool,
     overrides_majority: bool,
     method: str,
+    overridden_rules: list[str],
 ) -> Adjudication:
     current = session.exec(
         select(Adjudication)
@@ -340,6 +369,7 @@ def _record(
         guideline_gap=guideline_gap,
         overrides_majority=overrides_majority,
         method=method,
+        overridden_rules=overridden_rules,
         previous_id=current[-1].id if current else None,
         is_current=True,
         created_at=utcnow(),

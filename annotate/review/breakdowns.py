@@ -184,7 +184,9 @@ def item_disagreement(
     failure categories) and `other_disagreement` their mean over the fields other than the
     right action. `unanimous` is True when every human gave the same value of every item
     field and all of them gave each required one. Also: n_labels (humans), majority (right
-    action chosen by more than half), flagged (any annotator flagged it), adjudicated, method.
+    action chosen by more than half), flagged (any annotator flagged it), noted (any
+    annotator left a note for the lead or wrote in a text field such as the rationale),
+    adjudicated, method.
     """
     require_role(actor, "lead", "see agreement figures")
     schema = table.schema
@@ -193,6 +195,18 @@ def item_disagreement(
     humans = humans[humans["item_id"].isin(set(units))]
     n_labels = humans.groupby("item_id").size().reindex(units, fill_value=0).to_numpy()
     flagged = humans.groupby("item_id")["flagged"].any().reindex(units, fill_value=False)
+    texts = ["flag_note", *(f.name for f in schema.fields if f.kind == "text")]
+    wrote = np.zeros(len(humans), dtype=bool)
+    for column in texts:
+        if column in humans:
+            cells = humans[column].astype(object)
+            wrote |= cells.map(lambda v: isinstance(v, str) and bool(v.strip())).to_numpy(bool)
+    noted = (
+        pd.Series(wrote, index=humans.index)
+        .groupby(humans["item_id"])
+        .any()
+        .reindex(units, fill_value=False)
+    )
     frame = table.items.loc[units, ["item_id", "external_id", "model", "category", "group_id"]]
     frame = frame.reset_index(drop=True)
     frame["n_labels"] = n_labels
@@ -228,6 +242,7 @@ def item_disagreement(
     frame["other_disagreement"] = np.mean(other, axis=0) if other else 0.0
     frame["unanimous"] = unanimous
     frame["flagged"] = flagged.to_numpy()
+    frame["noted"] = noted.to_numpy()
     adj = table.adjudications.set_index("item_id") if not table.adjudications.empty else None
     frame["adjudicated"] = frame["item_id"].isin(adj.index) if adj is not None else False
     frame["method"] = frame["item_id"].map(adj["method"]) if adj is not None else None

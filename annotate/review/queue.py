@@ -55,12 +55,13 @@ def queue_from_table(
         keep &= frame["flagged"]
     if not include_adjudicated:
         keep &= ~frame["adjudicated"]
-    frame = frame[keep].sort_values(
-        ["disagreement", "other_disagreement", "item_id"],
-        ascending=[False, False, True],
+    frame = frame[keep].assign(_said=frame["flagged"] | frame["noted"])
+    frame = frame.sort_values(
+        ["_said", "disagreement", "other_disagreement", "item_id"],
+        ascending=[False, False, False, True],
         kind="stable",
     )
-    return frame.reset_index(drop=True)
+    return frame.drop(columns="_said").reset_index(drop=True)
 
 
 def review_queue(
@@ -74,9 +75,10 @@ def review_queue(
     include_adjudicated: bool = True,
 ) -> pd.DataFrame:
     """Items with at least `min_labels` human labels (default: the campaign's overlap k),
-    most disagreed first; leads only.
+    items an annotator flagged or left a note on first, then most disagreed first; leads only.
 
-    Ordered by `disagreement` (band distance on the right action), then by the other fields'
+    Ordered by whether an annotator flagged the item or wrote a note (`flagged`, `noted`),
+    then `disagreement` (band distance on the right action), then by the other fields'
     disagreement, then item id. Filter by category, model, group and intent (`filters`), by
     annotator flags (`flagged_only`); already adjudicated items are marked (`adjudicated`,
     `method`) or left out (`include_adjudicated=False`). Columns as
@@ -134,11 +136,12 @@ def bulk_accept_unanimous(
     """Adjudicate unanimous items as their annotators labeled them; leads only.
 
     An item qualifies when it has at least `min_labels` human labels (default: overlap k),
-    every human gave the same value of every item field (`reports.item_disagreement`), and
-    it is not adjudicated yet. Each gets method "bulk_unanimous", the common labels
-    (confidence "high"), and the schema's default band around its right action. With
-    `item_ids`, only those items are considered, and each that does not qualify is listed in
-    `skipped` with the reason.
+    every human gave the same value of every item field (`reports.item_disagreement`), no
+    annotator flagged it or left a note on it (the lead reads those), its labels break none
+    of the schema's consistency rules, and it is not adjudicated yet. Each gets method
+    "bulk_unanimous", the common labels (confidence "high"; a field nobody gave stays unset),
+    and the schema's default band around its right action. With `item_ids`, only those items
+    are considered, and each that does not qualify is listed in `skipped` with the reason.
     """
     require_role(actor, "lead", "adjudicate items")
     lead_id = _lead_id(actor)
@@ -152,6 +155,8 @@ def bulk_accept_unanimous(
     n_labels = frame["n_labels"].to_dict()
     adjudicated = frame["adjudicated"].to_dict()
     unanimous = frame["unanimous"].to_dict()
+    flagged = frame["flagged"].to_dict()
+    noted = frame["noted"].to_dict()
     for item_id in wanted:
         if item_id not in n_labels:
             skipped[item_id] = "no human labels in this campaign"
@@ -161,6 +166,10 @@ def bulk_accept_unanimous(
             skipped[item_id] = "already adjudicated"
         elif not unanimous[item_id]:
             skipped[item_id] = "annotators disagree"
+        elif flagged[item_id]:
+            skipped[item_id] = "an annotator flagged it for the lead"
+        elif noted[item_id]:
+            skipped[item_id] = "an annotator left a note on it"
         else:
             eligible.append(int(item_id))
     if not eligible:
@@ -185,9 +194,14 @@ def bulk_accept_unanimous(
         labels: dict[str, Any] = {n: _plain(humans.at[item_id, n]) for n in names}
         if "confidence" in {f.name for f in schema.fields}:
             labels["confidence"] = BULK_CONFIDENCE
-        clean = schema.normalize_labels(labels)
+        # Unanimity requires every required field; an optional field nobody gave stays unset.
+        clean = schema.normalize_labels(labels, partial=True)
         right = clean[schema.right_action_field]
-        assert isinstance(right, str)  # unanimity requires every required field
+        assert isinstance(right, str)
+        broken = schema.check_consistency(clean)
+        if broken:
+            skipped[item_id] = "its labels break " + ", ".join(w.rule for w in broken)
+            continue
         session.add(
             Adjudication(
                 campaign_id=campaign.id,  # type: ignore[arg-type]

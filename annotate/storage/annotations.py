@@ -89,13 +89,23 @@ def save_annotation(
     return ann
 
 
+class LabelViolation(BaseModel):
+    """A consistency rule that one annotator's labels of an item break."""
+
+    item_id: str
+    annotator: str
+    rule: str
+    message: str
+
+
 class LabelImportResult(BaseModel):
-    """What a label import did."""
+    """What a label import did, and every rule the imported labels break."""
 
     annotations_added: int
     annotations_updated: int
     unchanged: int
     users_created: list[str]
+    violations: list[LabelViolation] = []
 
 
 def _show(value: str, limit: int = 60) -> str:
@@ -112,11 +122,15 @@ def import_labels(
     rows: Sequence[LabelRow],
     machine: bool = False,
     source: str = "",
+    strict: bool = False,
 ) -> LabelImportResult:
     """Add labels made elsewhere: all or nothing, every bad row reported with its line.
 
     Unknown annotators are created without a password (`machine` marks them as automatic
     judges). A label already present with another value is a conflict, not an overwrite.
+    Every consistency rule an annotator's labels of an item break (with what the database
+    already holds for them) is listed in `violations`; with `strict` any violation refuses
+    the import, naming them, and nothing is saved.
     """
     require_role(actor, "admin", "import labels")
     schema = campaign_schema(session=session, campaign=campaign)
@@ -215,6 +229,22 @@ def import_labels(
         plan.append((key, labels, prior_ann))
     if problems:
         raise ImportProblem(problems)
+    violations = [
+        LabelViolation(item_id=ext, annotator=name, rule=w.rule, message=w.message)
+        for (ext, name), labels, prior_ann in plan
+        for w in schema.check_consistency(
+            {**(prior_ann.labels if prior_ann is not None else {}), **labels}
+        )
+    ]
+    if strict and violations:
+        raise ImportProblem(
+            [
+                f"{source}: item `{v.item_id}`, annotator {v.annotator}: breaks rule "
+                f"{v.rule}: {v.message}"
+                for v in violations
+            ]
+            + [f"{source}: refused (--strict): {len(violations)} rule violation(s)"]
+        )
 
     created: list[str] = []
     for name in names:
@@ -258,6 +288,7 @@ def import_labels(
         annotations_updated=updated,
         unchanged=unchanged,
         users_created=created,
+        violations=violations,
     )
 
 

@@ -170,6 +170,10 @@ class Adjudication(SQLModel, table=True):
     guideline_gap: bool = Field(default=False)
     overrides_majority: bool = Field(default=False)
     method: str = Field(default="manual", max_length=20)  # manual | bulk_unanimous
+    # Consistency rules the final labels break, overridden with the note saying why.
+    overridden_rules: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     previous_id: int | None = Field(default=None, foreign_key="adjudication.id")
     is_current: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow)

@@ -158,7 +158,7 @@ def load_labels(
     # The labels JSON is fetched as text and each distinct text decoded once (a campaign
     # repeats few label sets): far cheaper than json_extract per field in the database.
     fields = [(f.name, f.kind) for f in schema.fields]
-    base = ["item_id", "user_id", "flagged", "duration_s", "created_at", "updated_at"]
+    base = ["item_id", "user_id", "flagged", "duration_s", "created_at", "updated_at", "flag_note"]
     rows = _raw_rows(
         session,
         select(  # type: ignore[call-overload]
@@ -168,6 +168,7 @@ def load_labels(
             Annotation.duration_s,
             type_coerce(Annotation.created_at, String),
             type_coerce(Annotation.updated_at, String),
+            Annotation.flag_note,
             cast(Annotation.labels, Text),
         ).where(Annotation.campaign_id == campaign.id),
     )
@@ -195,7 +196,7 @@ def load_labels(
     ranks = np.array([rank.get(u, -1) for u in columns[1]], dtype=np.int64)
     order = np.lexsort((ranks, item_ids))
     order = order[ranks[order] >= 0]
-    codes, distinct = pd.factorize(pd.Series(columns[6], dtype=object).take(order))
+    codes, distinct = pd.factorize(pd.Series(columns[7], dtype=object).take(order))
     cells = [label_cells(text, fields) for text in distinct]
     # Names and flags of the few users, taken row by row (the names as pandas would type a
     # column of them).
@@ -212,6 +213,7 @@ def load_labels(
         "duration_s": np.array(columns[3], dtype=np.float64)[order],
         "created_at": _timestamps(columns[4]).take(order).reset_index(drop=True),
         "updated_at": _timestamps(columns[5]).take(order).reset_index(drop=True),
+        "flag_note": pd.Series(columns[6], dtype=object).take(order).reset_index(drop=True),
     }
     for i, (name, _) in enumerate(fields):
         values = np.empty(len(cells), dtype=object)
@@ -236,6 +238,7 @@ def load_labels(
                 "guideline_gap": a.guideline_gap,
                 "overrides_majority": a.overrides_majority,
                 "method": a.method,
+                "overridden_rules": list(a.overridden_rules or []),
                 "created_at": a.created_at,
             }
             for a, lead in adj_rows
@@ -250,6 +253,7 @@ def load_labels(
             "guideline_gap",
             "overrides_majority",
             "method",
+            "overridden_rules",
             "created_at",
         ],
     )

@@ -104,7 +104,8 @@ def test_missing_required_fields_are_refused(app_db: AppDB) -> None:
     first = header(at)
     submit(at, {"intent": "benign"})
     shown = feedback(at)
-    assert "Field `epistemic_status` is required" in shown["text"]
+    # Every missing field at once, by display name, in schema order.
+    assert shown["text"].startswith("Still to label: Epistemic status, ")
     assert shown["kind"] == "error" and shown["focus"] == "epistemic_status"
     assert header(at) == first and annotations(app_db) == []
 

@@ -107,6 +107,25 @@ def test_a_lead_adjudicates_three_items_from_the_queue(server: Server, guarded: 
     page.wait_for_selector("text=tracker.invalid/p.png")
     assert page.locator("img[src*='tracker.invalid']").count() == 0
     assert page.locator("a[href^='javascript']").count() == 0
+    # The save key before choosing: every missing field is named above the final labels,
+    # in view, and the keyboard focus is on the first one's first option.
+    settle(page)
+    page.keyboard.press("Control+Enter")
+    problem = page.locator(".st-key-adj-problem", has_text="Not saved")
+    problem.wait_for()
+    assert (
+        "Not saved: choose the final Intent of the request (annotators tied: harmful, benign, "
+        "ambiguous), Right action (annotators tied: refuse, answer, clarify), Your confidence."
+    ) in problem.inner_text()
+    page.wait_for_function(
+        "() => document.activeElement && "
+        "document.activeElement.closest('.st-key-opt-intent-benign') !== null"
+    )
+    box = problem.bounding_box()
+    viewport = page.viewport_size
+    assert box is not None and viewport is not None
+    # Scrolled to the top of the window (within a pixel: layout positions are fractional).
+    assert -1 <= box["y"] <= 1 and box["height"] <= viewport["height"], (box, viewport)
     choose(page, "right_action", "clarify")
     choose(page, "intent", "ambiguous")
     choose(page, "confidence", "medium")

@@ -265,7 +265,12 @@ def test_submit_saves_labels_history_and_time(engine: Engine, schema: LabelSchem
 @pytest.mark.parametrize(
     ("labels", "kw", "message"),
     [
-        (full_labels(intent=None), {}, "Field `intent` is required"),
+        (full_labels(intent=None), {}, "^Still to label: Intent of the request\\.$"),
+        (
+            full_labels(intent=None, right_action=None, confidence=None),
+            {},
+            "^Still to label: Intent of the request, Right action, Your confidence\\.$",
+        ),
         (full_labels(intent="evil"), {}, "`evil` is not one of"),
         (
             full_labels(right_action="answer", observed_action="refuse"),

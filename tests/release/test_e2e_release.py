@@ -119,6 +119,9 @@ def test_release_lifecycle(engine: Engine, schema: LabelSchema, tmp_path: Path) 
             band={"abstain": 1.0, "clarify": 0.5, "refuse": 0.25},
             note="nobody can know tomorrow's close",
             right_action="abstain",
+            # The response answered: consistent labels tick overconfidence (rule
+            # overconfidence_unticked), else the release refuses the record.
+            failure_categories=["overconfidence"],
             **uncertain,
         )
         session.commit()

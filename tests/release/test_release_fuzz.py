@@ -84,7 +84,7 @@ def gold_records(draw: st.DrawFn) -> GoldRecord:
         intent=draw(st.none() | st.sampled_from(["benign", "ambiguous", "harmful"])),
         epistemic_status=draw(st.none() | st.sampled_from(["answerable", "uncertain"])),
         observed_action=draw(st.none() | st.sampled_from(ACTIONS)),
-        failure_categories=[c for c in failures if draw(st.booleans())],
+        failure_categories=draw(st.none() | st.just([c for c in failures if draw(st.booleans())])),
         soft_labels=soft,
         n_annotators=draw(st.integers(0, 9)),
         disagreement=draw(st.floats(0, 1).map(lambda x: round(x, 6))),
@@ -123,7 +123,7 @@ def csv_module_bytes(rows: list[dict[str, Any]]) -> bytes:
             if name in ("conversation", "band", "soft_labels", "metadata"):
                 text = "" if value is None else formats._json(value)
             elif name == "failure_categories":
-                text = ";".join(value)
+                text = "" if value is None else ";".join(value) if value else "[]"
             elif name in ("adjudicated", "guideline_gap"):
                 text = "true" if value else "false"
             else:

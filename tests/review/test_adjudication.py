@@ -178,7 +178,7 @@ def test_reajudication_appends_and_keeps_the_old_row(session: Session, seeded: S
     ("labels", "band", "message"),
     [
         (full_labels(right_action="dance"), None, "`dance` is not one of"),
-        (full_labels(right_action=None), None, "`right_action` is required"),
+        (full_labels(right_action=None), None, "the final labels need: Right action\\."),
         (full_labels(right_action="clarify"), {"refuse": 1.0}, "credit 1"),
         (full_labels(right_action="clarify"), {"clarify": 1, "fly": 0.5}, "`fly`"),
         ({"right_action": "clarify", "bogus": 1}, None, "Unknown field"),

@@ -4,9 +4,13 @@ Leads only (`annotate.review` checks the role; names are shown because only lead
 here). The final labels start from the annotators' majority per field (or the current
 adjudication when re-adjudicating); the band starts from `bands.suggest_band`: the schema's
 credits around the chosen right action, widened for actions a good share of annotators chose.
-Overriding the majority right action needs a note. Saving appends an adjudication (a
-re-adjudication points at the one it replaces) and, unless turned off, moves to the next
-item of the queue.
+Overriding the majority right action, or final labels that break a consistency rule, needs a
+note. A field no annotator gave starts unset and stays null in the gold record unless the
+lead sets it ("None apply" is the empty selection, a label). Saving with a required field
+unset (nobody gave it, or the annotators tied) names every such field above the final labels,
+scrolled to the top of the window, and moves the focus to the first. Saving appends an
+adjudication (a re-adjudication points at the one it replaces) and, unless turned off, moves
+to the next item of the queue.
 """
 
 from __future__ import annotations
@@ -16,17 +20,18 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from annotate import review, storage
+from annotate import labeling, review, storage
 from annotate.app import lead, widgets
 from annotate.app import render as view
 from annotate.app.context import AppContext, show_error
 from annotate.errors import AnnotateError
 from annotate.review.adjudication import ItemDetail
-from annotate.schema import LabelSchema
+from annotate.schema import LabelField, LabelSchema
 from annotate.stats import bands
 from annotate.storage.models import Campaign
 
 FLASH_KEY = "annotate.adjudicate.flash"
+PROBLEM_KEY = "adj-problem"
 EXTRA_ROWS = {"Seconds", "Flagged", "Rule warnings", "Labeled at (UTC)"}
 
 
@@ -119,10 +124,19 @@ def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: Item
     initial = {f.name: detail.suggested_labels.get(f.name) for f in schema.choice_fields}
     state = widgets.form_state(scope, initial=initial)
     st.markdown("#### Final labels")
+    # Filled when a save is refused: above the fields, so that it and they show together.
+    problem = st.container(key=PROBLEM_KEY)
     widgets.option_buttons(schema, scope, widgets.key_map(schema), state)
+    _unset_fields(schema, scope, state)
     labels: dict[str, Any] = {f.name: state.values.get(f.name) for f in schema.choice_fields}
-    for warning in schema.check_consistency(labels):
+    broken = schema.check_consistency(labels)
+    for warning in broken:
         st.warning(warning.message, icon=":material/rule:")
+    if broken:
+        st.caption(
+            "These labels break the schema's consistency rules: saving them needs a note "
+            "saying why, and records the rules as overridden."
+        )
     right = labels.get(schema.right_action_field)
     band: dict[str, float] | None = None
     if right:
@@ -135,7 +149,7 @@ def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: Item
             icon=":material/edit_note:",
         )
     note = st.text_area(
-        "Note" + (" (required)" if overrides else ""),
+        "Note" + (" (required)" if overrides or broken else ""),
         key=f"adj-note-{scope}",
         height=80,
         help="Why this decision; shown with the item in the gold release.",
@@ -156,7 +170,11 @@ def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: Item
         )
         skip = st.button("Skip to next", key="adj-skip")
     if save:
-        saved = _save(ctx, detail, labels, band, note, gap)
+        missing = labeling.missing_fields(schema, labels)
+        if missing:
+            _refuse_incomplete(problem, missing, detail)
+            return
+        saved = _save(ctx, detail, labels, band, note, gap, problem)
         if saved:
             # Widget labels and alerts render markdown: ids are shown, never interpreted.
             st.session_state[FLASH_KEY] = f"Adjudicated {view.plain(detail.external_id)}"
@@ -209,6 +227,7 @@ def _save(
     band: dict[str, float] | None,
     note: str,
     gap: bool,
+    problem: Any,
 ) -> bool:
     try:
         with ctx.session(immediate=True) as s:
@@ -222,9 +241,73 @@ def _save(
                 guideline_gap=gap,
             )
     except AnnotateError as exc:
-        show_error(exc)
+        with problem:
+            show_error(exc)
+        _scroll_to_problem(None)
         return False
     return True
+
+
+def _unset_fields(schema: LabelSchema, scope: str, state: widgets.FormState) -> None:
+    """For each multi-choice field left unset: say so, and offer the empty selection."""
+    for spec in schema.choice_fields:
+        if spec.kind != "multi" or state.values.get(spec.name) is not None:
+            continue
+        cols = st.columns([3, 1], vertical_alignment="center")
+        cols[0].caption(
+            f"{spec.label}: unset (no annotator gave it). Saved unset it is null in the gold "
+            "record; tick what applies, or choose None apply."
+        )
+        cols[1].button(
+            "None apply",
+            key=f"adj-none-{spec.name}",
+            on_click=_set_empty,
+            args=(scope, spec.name),
+            help="Nothing of this field applies: the empty selection, a label.",
+        )
+
+
+def _set_empty(scope: str, name: str) -> None:
+    widgets.form_state(scope).values[name] = []
+
+
+def _refuse_incomplete(problem: Any, missing: list[LabelField], detail: ItemDetail) -> None:
+    """Name every missing field (with the annotators' tie, if any) and focus the first."""
+    parts = []
+    for spec in missing:
+        votes = detail.votes.get(spec.name) or {}
+        top = max(votes.values(), default=0)
+        tied = [v for v, n in votes.items() if n == top] if top else []
+        why = f" (annotators tied: {', '.join(tied)})" if len(tied) > 1 else ""
+        parts.append(f"{spec.label}{why}")
+    with problem:
+        # Display names come from the schema file: shown as text, never as markdown.
+        st.error(
+            view.inert("Not saved: choose the final " + ", ".join(parts) + "."),
+            icon=":material/error:",
+        )
+    first = missing[0]
+    _scroll_to_problem(f"opt-{first.name}-{first.options[0].value}")
+
+
+def _scroll_to_problem(button_key: str | None) -> None:
+    """Bring the problem box to the top of the window; focus the option button `button_key`.
+
+    Our own constant script (keys come from the schema's identifiers, `[a-z0-9_]` only).
+    """
+    focus = (
+        f"var b=document.querySelector('.st-key-{button_key} button');"
+        "if(b){b.focus({preventScroll:true});}"
+        if button_key
+        else ""
+    )
+    st.html(
+        "<script>setTimeout(function(){"
+        f"var p=document.querySelector('.st-key-{PROBLEM_KEY}');"
+        "if(p){p.scrollIntoView({block:'start'});}"
+        f"{focus}}}, 80);</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def _go_next(ctx: AppContext, campaign: Campaign, *, current: str | None, done: int | None) -> None:

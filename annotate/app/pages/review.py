@@ -1,6 +1,8 @@
 """Review queue: items with complete labels, most disagreed first; unanimous ones in bulk.
 
-Leads only (`annotate.review` checks the role). Disagreement is the mean band distance
+Leads only (`annotate.review` checks the role). Items an annotator flagged or left a note on
+(a flag note or a rationale) come first and are never accepted in bulk: the lead reads them.
+Then the most disagreed. Disagreement is the mean band distance
 between two annotators' right actions (0 unanimous, 1 far apart), so a near miss such as
 answer / answer_with_caveat ranks below answer / refuse. Choosing a row, or "Adjudicate
 next", opens the item on the Adjudicate page.
@@ -31,6 +33,7 @@ COLUMNS = {
     "group_id": "Group",
     "other_disagreement": "Other fields",
     "flagged": "Flagged",
+    "noted": "Note",
     "unanimous": "Unanimous",
     "adjudicated": "Adjudicated",
     "method": "How",
@@ -71,10 +74,13 @@ def render(ctx: AppContext) -> None:
         st.info(f"No item has {int(min_labels)} or more labels with these filters yet.")
         return
     waiting = frame[~frame["adjudicated"]]
-    unanimous = waiting[waiting["unanimous"]]
+    agreed = waiting[waiting["unanimous"]]
+    said = agreed["flagged"] | agreed["noted"]
+    unanimous = agreed[~said]
     st.caption(
         f"{len(frame):,} items · {int(frame['adjudicated'].sum()):,} adjudicated · "
-        f"{len(waiting):,} waiting, {len(unanimous):,} of them unanimous"
+        f"{len(waiting):,} waiting, {len(agreed):,} of them unanimous"
+        + (f" ({int(said.sum()):,} flagged or with a note: read those)" if said.any() else "")
     )
     _next_and_pick(ctx, campaign, frame, waiting)
     _table(ctx, campaign, frame)
@@ -128,8 +134,10 @@ def _bulk(ctx: AppContext, campaign: Campaign, unanimous: pd.DataFrame) -> None:
         st.caption("No unanimous item is waiting.")
         return
     st.caption(
-        "Every annotator gave the same value of every field. Accepting records those labels "
-        "as the adjudication (method `bulk_unanimous`) with the schema's default band."
+        "Every annotator gave the same value of every field, nobody flagged the item or left "
+        "a note on it. Accepting records those labels as the adjudication (method "
+        "`bulk_unanimous`) with the schema's default band; items whose labels break a "
+        "consistency rule are skipped."
     )
     sure = st.checkbox(
         f"Accept the {len(unanimous):,} unanimous items shown above as labeled",
@@ -145,7 +153,8 @@ def _bulk(ctx: AppContext, campaign: Campaign, unanimous: pd.DataFrame) -> None:
                 item_ids=[int(i) for i in unanimous["item_id"]],
             )
         if result is not None:
-            skipped = f"; {len(result.skipped):,} skipped (changed meanwhile)"
+            reasons = sorted(set(result.skipped.values()))
+            skipped = f"; {len(result.skipped):,} skipped ({'; '.join(reasons[:3])})"
             st.session_state[FLASH_KEY] = f"Accepted {len(result.accepted):,} unanimous items" + (
                 skipped if result.skipped else ""
             )
