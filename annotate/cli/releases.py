@@ -16,6 +16,7 @@ from annotate.cli.common import (
     _settings,
     _short,
     _table,
+    _waiting,
     handle_errors,
     out,
 )
@@ -60,6 +61,7 @@ def release_cmd(
             out_dir=out_dir or settings.exports_dir,
             policy=rules,
             license=license_id,
+            on_wait=_waiting,
         )
     if as_json:
         out.print(dumps(result.model_dump(mode="json")), markup=False)
