@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from annotate.errors import ValidationProblem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,9 +57,47 @@ class Settings(BaseSettings):
     login_window_minutes: float = Field(
         default=15.0, gt=0, description="Window over which failed sign-ins are counted."
     )
+    max_import_rows: int = Field(
+        default=5_000_000, ge=1, description="Most rows an imported Parquet file may hold."
+    )
+    max_import_bytes: int = Field(
+        default=1 << 30,
+        ge=1,
+        description="Largest size an imported Parquet file may take once decoded, in bytes "
+        "(checked from its metadata first, then batch by batch as it is read).",
+    )
+    max_text_chars: int = Field(
+        default=10_000,
+        ge=1,
+        description="Longest free text accepted (rationales, flag notes, adjudication notes, "
+        "text labels), in characters.",
+    )
 
 
 def get_settings(**overrides: object) -> Settings:
     """Build the settings from the environment, with explicit overrides (None values ignored)."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)  # type: ignore[arg-type]
+
+
+def text_too_long(name: str, value: object, limit: int) -> str | None:
+    """Why `value` is refused as free text `name` (longer than `limit` characters), or None."""
+    if isinstance(value, str) and len(value) > limit:
+        return (
+            f"`{name}` is {len(value):,} characters long; the limit is {limit:,} "
+            "(ANNOTATE_MAX_TEXT_CHARS): shorten it"
+        )
+    return None
+
+
+def check_free_text(values: Mapping[str, object], *, subject: str) -> None:
+    """ValidationProblem naming the first of `values` longer than ANNOTATE_MAX_TEXT_CHARS.
+
+    Free text is checked where it enters the core (submit, edit, adjudicate, label imports)
+    and again where annotations are stored, so no row or history row carries more.
+    """
+    limit = get_settings().max_text_chars
+    for name, value in values.items():
+        problem = text_too_long(name, value, limit)
+        if problem is not None:
+            raise ValidationProblem(f"{subject}: {problem}")

@@ -14,6 +14,7 @@ from annotate.accounts.auth import require_role
 from annotate.errors import NotFound, PermissionDenied, ValidationProblem
 from annotate.review.figures import PERSONAL_FIELDS, item_fields
 from annotate.schema import LabelSchema, RuleWarning
+from annotate.settings import check_free_text
 from annotate.stats import bands
 from annotate.storage.models import Adjudication, Annotation, Campaign, Item, User, utcnow
 from annotate.storage.schemas import campaign_schema
@@ -275,6 +276,7 @@ def adjudicate(
     lead_id = _lead_id(actor)
     item = _item(session, item_id, lock=True)
     schema = campaign_schema(session=session, campaign=_campaign(session, item))
+    check_free_text({**labels, "note": note}, subject=f"Item `{item.external_id}`")
     clean = schema.normalize_labels(labels)
     right_field = schema.right_action_field
     right = clean.get(right_field)
