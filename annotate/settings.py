@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +82,32 @@ def get_settings(**overrides: object) -> Settings:
     return Settings(**clean)  # type: ignore[arg-type]
 
 
+class Limits(NamedTuple):
+    """The input limits of Settings, read once per distinct environment (see `limits`)."""
+
+    max_text_chars: int
+    max_import_rows: int
+    max_import_bytes: int
+
+
+_LIMIT_VARS = ("ANNOTATE_MAX_TEXT_CHARS", "ANNOTATE_MAX_IMPORT_ROWS", "ANNOTATE_MAX_IMPORT_BYTES")
+
+
+def limits() -> Limits:
+    """The input limits now in force (ANNOTATE_MAX_*), cheap enough to call per saved label.
+
+    Building Settings reads the environment and .env (milliseconds); this builds it again only
+    when one of the limit variables changed.
+    """
+    return _limits(tuple(os.environ.get(v) for v in _LIMIT_VARS))
+
+
+@functools.lru_cache(maxsize=16)
+def _limits(_key: tuple[str | None, ...]) -> Limits:
+    s = get_settings()
+    return Limits(s.max_text_chars, s.max_import_rows, s.max_import_bytes)
+
+
 def text_too_long(name: str, value: object, limit: int) -> str | None:
     """Why `value` is refused as free text `name` (longer than `limit` characters), or None."""
     if isinstance(value, str) and len(value) > limit:
@@ -96,7 +124,7 @@ def check_free_text(values: Mapping[str, object], *, subject: str) -> None:
     Free text is checked where it enters the core (submit, edit, adjudicate, label imports)
     and again where annotations are stored, so no row or history row carries more.
     """
-    limit = get_settings().max_text_chars
+    limit = limits().max_text_chars
     for name, value in values.items():
         problem = text_too_long(name, value, limit)
         if problem is not None:

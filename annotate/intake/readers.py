@@ -13,7 +13,7 @@ from typing import Any
 
 from annotate.errors import ImportProblem
 from annotate.schema import MAX_NESTING, load_user_data, too_deep
-from annotate.settings import get_settings
+from annotate.settings import limits as settings_limits
 
 MAX_FIELD_BYTES = 50 * 1024 * 1024
 
@@ -142,7 +142,7 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    limits = get_settings()
+    limits = settings_limits()
     try:
         meta = pq.ParquetFile(path).metadata
         stored = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))

@@ -17,7 +17,7 @@ from annotate.errors import (
     PermissionDenied,
 )
 from annotate.intake.labels import LabelRow
-from annotate.settings import check_free_text, get_settings, text_too_long
+from annotate.settings import check_free_text, limits, text_too_long
 from annotate.storage.models import (
     Annotation,
     AnnotationHistory,
@@ -133,7 +133,7 @@ def import_labels(
         ).all()
     }
     problems: list[str] = []
-    limit = get_settings().max_text_chars
+    limit = limits().max_text_chars
     grouped: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     origin_line: dict[tuple[str, str, str], int] = {}
     for row in rows:
