@@ -16,7 +16,7 @@ import streamlit as st
 
 from annotate import review
 from annotate.app import lead
-from annotate.app.context import AppContext
+from annotate.app.context import AppContext, fragment
 from annotate.app.render import plain
 from annotate.review.figures import CampaignReport, ReportFilters
 from annotate.storage.models import User
@@ -300,7 +300,7 @@ def _heatmap(
     return (rect + text).properties(title=title)
 
 
-@st.fragment
+@fragment
 def confusion_view(
     ctx: AppContext, table: LabelTable, key: str, fkey: str, filters: ReportFilters
 ) -> None:
@@ -344,7 +344,7 @@ def confusion_view(
     st.altair_chart(chart, width="stretch", height=360)
 
 
-@st.fragment
+@fragment
 def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
     """Per annotator: volume, pace, label mix, agreement with the rest and with gold."""
     st.subheader("Annotators")
@@ -408,7 +408,7 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
     )
 
 
-@st.fragment
+@fragment
 def time_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
     """Alpha per day or per batch of items, so a guideline change shows its effect."""
     st.subheader("Alpha over time")
