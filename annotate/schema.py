@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -43,6 +42,7 @@ from annotate.schema_labels import (
     holds,
     normalize,
 )
+from annotate.settings import load_user_data
 
 # New campaigns get version 2; version 1 stays selectable by id (`refusal-v1`).
 DEFAULT_SCHEMA = "refusal-v2"
@@ -442,61 +442,6 @@ def parse_schema(data: Any, *, source: str) -> LabelSchema:
             loc = ".".join(str(p) for p in err["loc"] if p not in _TAGS) or "(top level)"
             lines.append(f"{source}: {loc}: {err['msg']}")
         raise SchemaError("\n".join(lines)) from None
-
-
-MAX_NESTING = 100
-"""Deepest nesting of lists and objects accepted in files from users (JSON, YAML cells)."""
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing aliases: `*name` is how a few hundred bytes expand to
-    billions of nodes ("billion laughs"), and no file the tool reads needs one."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.MarkedYAMLError(
-                None,
-                None,
-                "aliases (`*name`) are not accepted: write the repeated value out",
-                self.peek_event().start_mark,
-            )
-        return super().compose_node(parent, index)
-
-
-def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
-    """Whether `value` nests lists and dicts more than `limit` levels (found without recursing)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list | tuple):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
-
-
-def load_user_data(text: str, *, yaml_syntax: bool) -> Any:
-    """Parse a user's YAML or JSON text: safe types only, no aliases, at most MAX_NESTING deep.
-
-    Raises ValueError with a message naming what is wrong (callers add the file name).
-    """
-    try:
-        data = yaml.load(text, Loader=_NoAliasLoader) if yaml_syntax else json.loads(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"not valid YAML: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON: {exc}") from None
-    except RecursionError:
-        data = None
-    else:
-        if not too_deep(data):
-            return data
-    raise ValueError(f"nested more than {MAX_NESTING} levels deep")
 
 
 def load_schema(path: Path) -> LabelSchema:

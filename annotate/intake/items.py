@@ -19,7 +19,7 @@ from annotate.intake.readers import (
     _read_mapping_file,
     read_rows,
 )
-from annotate.schema import too_deep
+from annotate.settings import too_deep
 
 ITEM_FIELDS = ("id", "prompt", "conversation", "response", "model", "source", "category", "group")
 

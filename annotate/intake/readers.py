@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from annotate.errors import ImportProblem
-from annotate.schema import MAX_NESTING, load_user_data, too_deep
+from annotate.settings import MAX_NESTING, load_user_data, too_deep
 from annotate.settings import limits as settings_limits
 
 MAX_FIELD_BYTES = 50 * 1024 * 1024
