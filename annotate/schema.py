@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -43,6 +42,7 @@ from annotate.schema_labels import (
     holds,
     normalize,
 )
+from annotate.settings import load_user_data
 
 # New campaigns get version 2; version 1 stays selectable by id (`refusal-v1`).
 DEFAULT_SCHEMA = "refusal-v2"
@@ -453,9 +453,9 @@ def load_schema(path: Path) -> LabelSchema:
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaError(f"{path}: cannot read: {exc}") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as exc:
-        raise SchemaError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        data = load_user_data(text, yaml_syntax=path.suffix != ".json")
+    except ValueError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
     return parse_schema(data, source=str(path))
 
 

@@ -1,13 +1,21 @@
-"""Settings, read from `ANNOTATE_*` environment variables (or a `.env` file)."""
+"""Settings, read from `ANNOTATE_*` environment variables (or a `.env` file), and the input
+limits they set: free-text length, Parquet size, and how YAML/JSON from users is parsed."""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
+import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from annotate.errors import ValidationProblem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +63,21 @@ class Settings(BaseSettings):
     login_window_minutes: float = Field(
         default=15.0, gt=0, description="Window over which failed sign-ins are counted."
     )
+    max_import_rows: int = Field(
+        default=5_000_000, ge=1, description="Most rows an imported Parquet file may hold."
+    )
+    max_import_bytes: int = Field(
+        default=1 << 30,
+        ge=1,
+        description="Largest size an imported Parquet file may take once decoded, in bytes "
+        "(checked from its metadata first, then batch by batch as it is read).",
+    )
+    max_text_chars: int = Field(
+        default=10_000,
+        ge=1,
+        description="Longest free text accepted (rationales, flag notes, adjudication notes, "
+        "text labels), in characters.",
+    )
     public_url: str = Field(
         default="",
         description="The URL browsers use to reach the app (e.g. https://label.example.org) "
@@ -97,3 +120,107 @@ def get_settings(**overrides: object) -> Settings:
     """Build the settings from the environment, with explicit overrides (None values ignored)."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)  # type: ignore[arg-type]
+
+
+class Limits(NamedTuple):
+    """The input limits of Settings, read once per distinct environment (see `limits`)."""
+
+    max_text_chars: int
+    max_import_rows: int
+    max_import_bytes: int
+
+
+_LIMIT_VARS = ("ANNOTATE_MAX_TEXT_CHARS", "ANNOTATE_MAX_IMPORT_ROWS", "ANNOTATE_MAX_IMPORT_BYTES")
+
+
+def limits() -> Limits:
+    """The input limits now in force (ANNOTATE_MAX_*), cheap enough to call per saved label.
+
+    Building Settings reads the environment and .env (milliseconds); this builds it again only
+    when one of the limit variables changed.
+    """
+    return _limits(tuple(os.environ.get(v) for v in _LIMIT_VARS))
+
+
+@functools.lru_cache(maxsize=16)
+def _limits(_key: tuple[str | None, ...]) -> Limits:
+    s = get_settings()
+    return Limits(s.max_text_chars, s.max_import_rows, s.max_import_bytes)
+
+
+def text_too_long(name: str, value: object, limit: int) -> str | None:
+    """Why `value` is refused as free text `name` (longer than `limit` characters), or None."""
+    if isinstance(value, str) and len(value) > limit:
+        return (
+            f"`{name}` is {len(value):,} characters long; the limit is {limit:,} "
+            "(ANNOTATE_MAX_TEXT_CHARS): shorten it"
+        )
+    return None
+
+
+def check_free_text(values: Mapping[str, object], *, subject: str) -> None:
+    """ValidationProblem naming the first of `values` longer than ANNOTATE_MAX_TEXT_CHARS.
+
+    Free text is checked where it enters the core (submit, edit, adjudicate, label imports)
+    and again where annotations are stored, so no row or history row carries more.
+    """
+    limit = limits().max_text_chars
+    for name, value in values.items():
+        problem = text_too_long(name, value, limit)
+        if problem is not None:
+            raise ValidationProblem(f"{subject}: {problem}")
+
+
+MAX_NESTING = 100
+"""Deepest nesting of lists and objects accepted in files from users (JSON, YAML cells)."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases: `*name` is how a few hundred bytes expand to
+    billions of nodes ("billion laughs"), and no file the tool reads needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(
+                None,
+                None,
+                "aliases (`*name`) are not accepted: write the repeated value out",
+                self.peek_event().start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether `value` nests lists and dicts more than `limit` levels (found without recursing)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def load_user_data(text: str, *, yaml_syntax: bool) -> Any:
+    """Parse a user's YAML or JSON text: safe types only, no aliases, at most MAX_NESTING deep.
+
+    Raises ValueError with a message naming what is wrong (callers add the file name).
+    """
+    try:
+        data = yaml.load(text, Loader=_NoAliasLoader) if yaml_syntax else json.loads(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        data = None
+    else:
+        if not too_deep(data):
+            return data
+    raise ValueError(f"nested more than {MAX_NESTING} levels deep")

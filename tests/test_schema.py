@@ -198,7 +198,7 @@ def test_broken_schema_names_the_key(tmp_path: Path, path: str, value: Any, expe
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("name: [unclosed", "not valid yaml"),
+        ("name: [unclosed", "not valid YAML"),
         ("- just\n- a list\n", "expected a mapping at the top level"),
     ],
 )

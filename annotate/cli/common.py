@@ -91,6 +91,27 @@ def _session(url: str | None, *, immediate: bool = False) -> Iterator[tuple[Sett
         engine.dispose()
 
 
+def _waiting(message: str) -> None:
+    """Tell the person at the terminal that a job waits for the database's write lock."""
+    err.print(message + " ...", markup=False)
+
+
+@contextmanager
+def _write_session(url: str | None) -> Iterator[tuple[Settings, Session]]:
+    """Like `_session`, but the transaction holds the write lock from its start.
+
+    For read-then-write jobs (imports): under annotators' writes they wait for the lock,
+    saying so on stderr, instead of failing halfway with "database is locked".
+    """
+    settings = _settings(url)
+    engine = _engine(settings)
+    try:
+        with db.write_scope(engine, on_wait=_waiting) as session:
+            yield settings, session
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def _progress(path: Path) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr for files over ~5 MB; silent for small ones."""

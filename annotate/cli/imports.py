@@ -11,7 +11,14 @@ import typer
 
 from annotate import intake
 from annotate.accounts.auth import system_actor
-from annotate.cli.common import CampaignOpt, DbOpt, _progress, _session, handle_errors, out
+from annotate.cli.common import (
+    CampaignOpt,
+    DbOpt,
+    _progress,
+    _write_session,
+    handle_errors,
+    out,
+)
 from annotate.errors import AnnotateError
 from annotate.storage.annotations import LabelViolation, import_labels
 from annotate.storage.campaigns import (
@@ -42,7 +49,7 @@ def import_cmd(
     cmap = intake.ColumnMap.build(column, set_, mapping)
     with _progress(path) as tick:
         records = intake.parse_items(path, cmap, progress=tick)
-        with _session(dbu) as (_s, session):
+        with _write_session(dbu) as (_s, session):
             target = get_campaign(session=session, name=campaign)
             result = import_items(
                 session=session,
@@ -114,7 +121,7 @@ def import_labels_cmd(
         wide_field=field,
         id_column=id_column if wide_map else "item_id",
     )
-    with _session(dbu) as (_s, session):
+    with _write_session(dbu) as (_s, session):
         target = get_campaign(session=session, name=campaign)
         result = import_labels(
             session=session,

@@ -16,6 +16,7 @@ from annotate.cli.common import (
     _settings,
     _short,
     _table,
+    _waiting,
     handle_errors,
     out,
 )
@@ -69,6 +70,7 @@ def release_cmd(
             policy=rules,
             license=license_id,
             allow_rule_violations=allow_rule_violations,
+            on_wait=_waiting,
         )
     if as_json:
         out.print(dumps(result.model_dump(mode="json")), markup=False)

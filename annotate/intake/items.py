@@ -12,7 +12,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from annotate.errors import ImportProblem
-from annotate.intake.readers import MAX_FIELD_BYTES, Progress, _read_mapping_file, read_rows
+from annotate.intake.readers import (
+    MAX_FIELD_BYTES,
+    TOO_DEEP,
+    Progress,
+    _read_mapping_file,
+    read_rows,
+)
+from annotate.settings import too_deep
 
 ITEM_FIELDS = ("id", "prompt", "conversation", "response", "model", "source", "category", "group")
 
@@ -268,9 +275,16 @@ def _item_from_row(
     if has_conv and isinstance(raw_conv, str):
         try:
             raw_conv = json.loads(raw_conv)
-        except (json.JSONDecodeError, RecursionError):
-            problems.append(f"{where}: field `conversation`: not valid JSON")
+        except (json.JSONDecodeError, RecursionError) as exc:
+            deep = isinstance(exc, RecursionError)
+            problems.append(
+                f"{where}: field `conversation`: " + (TOO_DEEP if deep else "not valid JSON")
+            )
             raw_conv = None
+        else:
+            if too_deep(raw_conv):
+                problems.append(f"{where}: field `conversation`: {TOO_DEEP}")
+                raw_conv = None
     if has_conv and raw_conv is not None:
         if not isinstance(raw_conv, list) or not raw_conv:
             problems.append(

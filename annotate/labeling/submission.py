@@ -13,6 +13,7 @@ from annotate.errors import Conflict, ValidationProblem
 from annotate.labeling.claims import _check_labeler, _check_write_transaction, _lock_user
 from annotate.labeling.slots import MAX_REASON, _own_assignment, taken_slots
 from annotate.schema import LabelField, LabelSchema, LabelValue, RuleWarning
+from annotate.settings import check_free_text
 from annotate.storage.annotations import get_own_annotation, save_annotation
 from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
 from annotate.storage.schemas import campaign_schema
@@ -129,6 +130,7 @@ def submit(
     note = (flag_note or "").strip() or None
     if flagged and note is None:
         raise ValidationProblem(f"Say why you flag item `{item.external_id}` for the lead")
+    check_free_text({**labels, "flag_note": note}, subject=f"Item `{item.external_id}`")
     if duration_s is not None and duration_s < 0:
         raise ValidationProblem(f"Time on item must be positive, got {duration_s}")
     schema = campaign_schema(session=session, campaign=campaign)
@@ -221,6 +223,7 @@ def edit(
     note = (flag_note or "").strip() or None
     if flagged and note is None:
         raise ValidationProblem(f"Say why you flag item `{item.external_id}` for the lead")
+    check_free_text({**labels, "flag_note": note}, subject=f"Item `{item.external_id}`")
     schema = campaign_schema(session=session, campaign=campaign)
     normalized, warnings = review_labels(schema, labels, partial=flagged)
     overridden = check_overrides(schema, normalized, warnings, overridden_rules)

@@ -210,6 +210,20 @@ def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> P
     return final
 
 
+def unpublish(release: Path) -> None:
+    """Take back a release that `publish` just put in place (its database row failed).
+
+    Renamed out of the way first, so readers stop seeing it at once; then removed.
+    """
+    gone = release.parent / f".{release.name}.{secrets.token_hex(4)}.unpublished"
+    try:
+        os.rename(release, gone)
+    except OSError:
+        gone = release
+    shutil.rmtree(gone, ignore_errors=True)
+    _fsync_dir(release.parent)
+
+
 def _new_partial(dataset_dir: Path, version: int) -> tuple[Path, int]:
     """A fresh temporary folder for `version`, and an open descriptor holding its lock."""
     while True:

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from annotate.accounts.auth import require_role
-from annotate.errors import NotFound, ValidationProblem
+from annotate.errors import NotFound, StorageUnavailable, ValidationProblem
 from annotate.release.card import build_manifest, dataset_card
 from annotate.release.diff import DiffSummary, ReleaseDiff, diff_lines
 from annotate.release.folders import (
@@ -32,6 +33,7 @@ from annotate.release.folders import (
     parse_version,
     publish,
     sha256_file,
+    unpublish,
     write_inspect,
     write_schemas,
 )
@@ -49,9 +51,10 @@ from annotate.release.rules import describe, gold_violations
 from annotate.release.selection import InclusionPolicy, gold_counts, select_gold
 from annotate.review.figures import agreement_report
 from annotate.schema import LabelSchema
+from annotate.storage import db
 from annotate.storage.models import Campaign, User
 from annotate.storage.queries import load_labels
-from annotate.storage.releases import add_release, list_release_rows
+from annotate.storage.releases import add_release, list_release_rows, lock_releases
 from annotate.table import LabelTable
 
 
@@ -218,6 +221,7 @@ def create_release(
     n_resamples: int = 1000,
     now: datetime | None = None,
     allow_rule_violations: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> ReleaseResult:
     """Write the next gold release of `campaign` to `out_dir/NAME/vN`; leads and admins only.
 
@@ -227,6 +231,12 @@ def create_release(
     and when gold records break the schema's consistency rules without an override recorded at
     adjudication (listing them), unless `allow_rule_violations`; the manifest's policy records
     that flag and the records released in breach.
+
+    The folder and the database row appear together or not at all: the labels are read
+    first, then the session's transaction is committed and a new one takes the write lock
+    (`db.begin_write`; `on_wait` hears while it waits) before the version is chosen; the
+    folder is renamed into place under that lock and removed again if the row cannot be
+    committed. Versions are unique per campaign (the lock, and a unique constraint behind it).
     """
     require_role(actor, "lead", "publish gold releases")
     table = load_labels(session=session, actor=actor, campaign=campaign, with_text=True)
@@ -251,15 +261,6 @@ def create_release(
             "--allow-rule-violations (the manifest records it)"
         )
     lines = encode_rows(rows)
-    dataset_dir = out_dir / campaign.name
-    on_disk = existing_versions(dataset_dir)
-    recorded = [r.version for r, _ in list_release_rows(session=session, campaign=campaign)]
-    version = max([0, *on_disk, *recorded]) + 1
-    parent = on_disk[-1] if on_disk else None
-    diff_summary = None
-    if parent is not None:
-        before = read_jsonl_lines(dataset_dir / f"v{parent}" / GOLD_JSONL)
-        diff_summary = diff_lines(before, lines).summary
     counts = gold_counts(selection, schema)
     agreement = _agreement(table, actor, n_resamples)
     policy_info = {
@@ -269,6 +270,23 @@ def create_release(
         "rule_violations": [v.model_dump() for v in violations],
     }
     created_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    dataset_dir = out_dir / campaign.name
+    ra = agreement["fields"].get(schema.right_action_field, {})
+
+    # Everything above only read. From here on this transaction holds the write lock (SQLite)
+    # or the campaign's row lock (PostgreSQL): the version is chosen, the folder published and
+    # the row recorded under it, so concurrent releases queue and get distinct versions, and
+    # annotators writing meanwhile cannot make the final INSERT fail with "database is locked".
+    session.commit()
+    db.begin_write(session, on_wait=on_wait)
+    recorded = lock_releases(session=session, campaign=campaign)
+    on_disk = existing_versions(dataset_dir)
+    version = max([0, *on_disk, *recorded]) + 1
+    parent = on_disk[-1] if on_disk else None
+    diff_summary = None
+    if parent is not None:
+        before = read_jsonl_lines(dataset_dir / f"v{parent}" / GOLD_JSONL)
+        diff_summary = diff_lines(before, lines).summary
 
     written: dict[str, dict[str, Any]] = {}
 
@@ -294,29 +312,40 @@ def create_release(
         )
 
     path = publish(dataset_dir, version, write)
-    manifest_sha = sha256_file(path / MANIFEST)
-    content_hash = written[GOLD_JSONL]["sha256"]  # hashed as it was written, not read again
-    ra = agreement["fields"].get(schema.right_action_field, {})
-    add_release(
-        session=session,
-        campaign=campaign,
-        version=version,
-        path=str(path.resolve()),
-        manifest_sha256=manifest_sha,
-        created_by=actor.id,
-        summary={
-            **{k: counts[k] for k in ("gold", "held_back", "adjudicated")},
-            "by_intent": counts["by_intent"],
-            "by_right_action": counts["by_right_action"],
-            "alpha": ra.get("alpha"),
-            "alpha_ci": ra.get("ci"),
-            "banded_alpha": ra.get("banded_alpha"),
-            "banded_alpha_ci": ra.get("banded_ci"),
-            "parent_version": parent,
-            "diff": diff_summary.model_dump() if diff_summary else None,
-            "content_hash": content_hash,
-        },
-    )
+    # The folder is in place; it stays only if the row commits (a failure below takes it back).
+    try:
+        manifest_sha = sha256_file(path / MANIFEST)
+        content_hash = written[GOLD_JSONL]["sha256"]  # hashed as it was written, not read again
+        add_release(
+            session=session,
+            campaign=campaign,
+            version=version,
+            path=str(path.resolve()),
+            manifest_sha256=manifest_sha,
+            created_by=actor.id,
+            summary={
+                **{k: counts[k] for k in ("gold", "held_back", "adjudicated")},
+                "by_intent": counts["by_intent"],
+                "by_right_action": counts["by_right_action"],
+                "alpha": ra.get("alpha"),
+                "alpha_ci": ra.get("ci"),
+                "banded_alpha": ra.get("banded_alpha"),
+                "banded_alpha_ci": ra.get("banded_ci"),
+                "parent_version": parent,
+                "diff": diff_summary.model_dump() if diff_summary else None,
+                "content_hash": content_hash,
+            },
+        )
+        session.commit()
+    except BaseException as exc:
+        session.rollback()
+        unpublish(path)
+        if isinstance(exc, (OperationalError, IntegrityError)):
+            raise StorageUnavailable(
+                f"Release v{version} of `{campaign.name}` could not be recorded in the "
+                f"database ({exc.orig}); its folder was removed, nothing was released"
+            ) from exc
+        raise
     return ReleaseResult(
         dataset=campaign.name,
         version=version,

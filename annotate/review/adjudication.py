@@ -15,6 +15,7 @@ from annotate.errors import NotFound, PermissionDenied, ValidationProblem
 from annotate.labeling.submission import missing_fields, missing_message
 from annotate.review.figures import PERSONAL_FIELDS, item_fields
 from annotate.schema import LabelSchema, RuleWarning
+from annotate.settings import check_free_text
 from annotate.stats import bands
 from annotate.storage.models import Adjudication, Annotation, Campaign, Item, User, utcnow
 from annotate.storage.schemas import campaign_schema
@@ -288,6 +289,7 @@ def adjudicate(
     lead_id = _lead_id(actor)
     item = _item(session, item_id, lock=True)
     schema = campaign_schema(session=session, campaign=_campaign(session, item))
+    check_free_text({**labels, "note": note}, subject=f"Item `{item.external_id}`")
     # Unknown fields and values first, then every missing field at once. Every required field
     # is then given, so `partial` only keeps unset optional fields unset.
     clean = schema.normalize_labels(labels, partial=True)

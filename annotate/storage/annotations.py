@@ -17,6 +17,7 @@ from annotate.errors import (
     PermissionDenied,
 )
 from annotate.intake.labels import LabelRow
+from annotate.settings import check_free_text, limits, text_too_long
 from annotate.storage.models import (
     Annotation,
     AnnotationHistory,
@@ -42,8 +43,12 @@ def save_annotation(
 ) -> Annotation:
     """Create or replace `user`'s annotation of `item`, appending the new version to history.
 
-    `labels` must already be normalized by the campaign's schema.
+    `labels` must already be normalized by the campaign's schema. Free text longer than
+    ANNOTATE_MAX_TEXT_CHARS is refused (ValidationProblem) before anything is written.
     """
+    check_free_text(
+        {**labels, "flag_note": flag_note}, subject=f"Labels of item `{item.external_id}`"
+    )
     existing = session.exec(
         select(Annotation).where(Annotation.item_id == item.id, Annotation.user_id == user.id)
     ).first()
@@ -142,6 +147,7 @@ def import_labels(
         ).all()
     }
     problems: list[str] = []
+    limit = limits().max_text_chars
     grouped: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     origin_line: dict[tuple[str, str, str], int] = {}
     for row in rows:
@@ -179,6 +185,10 @@ def import_labels(
             continue
         else:
             value = row.value
+            long_text = text_too_long(row.field, value, limit)
+            if long_text is not None:
+                problems.append(f"{where}: field `value`: {long_text}")
+                continue
         key = (row.item_id, row.annotator)
         prior = grouped[key].get(row.field)
         if prior is not None and prior != value:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,18 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            immediate = conn.get_execution_options().get("sqlite_immediate", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            options = conn.get_execution_options()
+            immediate = options.get("sqlite_immediate", False)
+            patience = options.get("sqlite_busy_ms")
+            if patience is None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                return
+            # A shorter wait for this BEGIN only (begin_write polls so it can report waiting).
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(patience)}")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
 
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -115,6 +126,71 @@ def session_scope(engine: Engine, *, immediate: bool = False) -> Iterator[Sessio
     with Session(engine, expire_on_commit=False) as session:
         if immediate and is_sqlite(engine):
             session.connection(execution_options={"sqlite_immediate": True})
+        try:
+            yield session
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            raise StorageUnavailable(f"The database is unavailable right now: {exc.orig}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def begin_write(
+    session: Session,
+    *,
+    on_wait: Callable[[str], None] | None = None,
+    patience_s: float = 600.0,
+    poll_s: float = 1.0,
+) -> None:
+    """Start `session`'s next transaction holding the write lock, waiting for it if need be.
+
+    On SQLite: BEGIN IMMEDIATE, so a read-then-write job (an import, a release) cannot fail
+    halfway with "database is locked" when annotators wrote between its read and its write.
+    While other writers hold the lock it polls (every `poll_s`, backing off to 5 s) and calls
+    `on_wait` with a progress message; after `patience_s` it gives up with StorageUnavailable.
+    The session must have no transaction open (commit or roll back first). On PostgreSQL a
+    plain transaction: row locks (SELECT ... FOR UPDATE) do the work there.
+    """
+    engine = session.get_bind()
+    if not isinstance(engine, Engine) or not is_sqlite(engine):
+        return
+    started = time.monotonic()
+    wait = poll_s
+    while True:
+        try:
+            session.connection(
+                execution_options={"sqlite_immediate": True, "sqlite_busy_ms": int(wait * 1000)}
+            )
+            return
+        except OperationalError as exc:
+            session.rollback()
+            if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                raise StorageUnavailable(
+                    f"The database is unavailable right now: {exc.orig}"
+                ) from exc
+            elapsed = time.monotonic() - started
+            if elapsed >= patience_s:
+                raise StorageUnavailable(
+                    f"The database stayed locked by other writers for {elapsed:.0f} s; "
+                    "nothing was written: try again when the load is lower"
+                ) from exc
+            if on_wait is not None:
+                on_wait(f"waiting for the database: other writers hold its lock ({elapsed:.0f} s)")
+            wait = min(wait * 2, 5.0, max(patience_s - elapsed, 0.05))
+
+
+@contextmanager
+def write_scope(
+    engine: Engine,
+    *,
+    on_wait: Callable[[str], None] | None = None,
+    patience_s: float = 600.0,
+) -> Iterator[Session]:
+    """`session_scope` whose transaction holds the write lock from the start (`begin_write`)."""
+    with Session(engine, expire_on_commit=False) as session:
+        begin_write(session, on_wait=on_wait, patience_s=patience_s)
         try:
             yield session
             session.commit()

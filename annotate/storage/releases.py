@@ -50,6 +50,24 @@ def add_release(
     return row
 
 
+def lock_releases(*, session: Session, campaign: Campaign) -> list[int]:
+    """Take `campaign`'s release lock for this transaction; the versions recorded so far.
+
+    PostgreSQL: a row lock on the campaign (SELECT ... FOR UPDATE), so a second release of
+    the same campaign waits here until the first commits, then sees its version. SQLite: the
+    transaction already holds the database's write lock (db.begin_write), which does the same.
+    """
+    session.exec(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update()).all()
+    return [
+        int(v)
+        for v in session.exec(
+            select(Release.version)
+            .where(Release.campaign_id == campaign.id)
+            .order_by(col(Release.version))
+        ).all()
+    ]
+
+
 def list_release_rows(*, session: Session, campaign: Campaign) -> list[tuple[Release, str | None]]:
     """`campaign`'s recorded releases, oldest first, each with its creator's name."""
     rows = session.exec(

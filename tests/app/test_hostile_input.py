@@ -49,7 +49,7 @@ def test_deeply_nested_json_is_rejected_with_a_message(tmp_path: Path) -> None:
     )
     with pytest.raises(ImportProblem) as exc:
         parse_items(path)
-    assert exc.value.problems == [f"{path}:2: JSON nested too deeply"]
+    assert exc.value.problems == [f"{path}:2: JSON nested too deeply (more than 100 levels)"]
 
 
 def test_moderately_nested_metadata_is_kept(tmp_path: Path) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+from alembic import command
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from annotate import storage
@@ -59,4 +62,37 @@ def test_migrate_is_idempotent(db_url: str) -> None:
     db.migrate(engine)
     db.migrate(engine)
     assert db.is_migrated(engine)
+    engine.dispose()
+
+
+def test_release_versions_become_unique(db_url: str) -> None:
+    """A database whose release table lacks UNIQUE (campaign_id, version) gets it on upgrade."""
+    engine = db.make_engine(db_url)
+    command.downgrade(db.alembic_config(engine), "0001")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE release_copy AS SELECT * FROM release"))
+        conn.execute(text("DROP TABLE release"))
+        conn.execute(text("ALTER TABLE release_copy RENAME TO release"))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO label_schema (id, name, version, sha256, content, created_at) "
+                "VALUES (1, 's', 1, 'x', '{}', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO campaign (id, name, schema_id, overlap, guidelines, restricted, "
+                "seed, created_at) VALUES (1, 'c', 1, 1, '', false, 1, '2026-01-01')"
+            )
+        )
+    db.migrate(engine)
+    row = (
+        "INSERT INTO release (id, campaign_id, version, path, manifest_sha256, summary, "
+        "created_at) VALUES ({id}, 1, 5, '/x', 'h', '{{}}', '2026-01-01')"
+    )
+    with engine.begin() as conn:
+        conn.execute(text(row.format(id=1)))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text(row.format(id=2)))
     engine.dispose()

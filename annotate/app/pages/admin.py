@@ -13,6 +13,7 @@ import streamlit as st
 from annotate import intake, labeling, storage
 from annotate.accounts.auth import require_role
 from annotate.app.context import AppContext, show_error
+from annotate.app.render import inert
 from annotate.errors import AnnotateError, ImportProblem
 from annotate.schema import DEFAULT_SCHEMA, resolve_schema
 from annotate.storage.models import ROLES, Campaign
@@ -289,7 +290,8 @@ def _import_form(ctx: AppContext, campaign: Campaign) -> None:
             problems = [p.replace(str(path), filename) for p in exc.problems]
             st.error(
                 f"Nothing was imported: {len(problems)} problem(s).\n\n"
-                + "\n".join(f"- {p}" for p in problems[:50])
+                # Problems quote the file's own text (column names, values): shown, not run.
+                + "\n".join(f"- {inert(' '.join(p.splitlines()))}" for p in problems[:50])
             )
             return
         except AnnotateError as exc:

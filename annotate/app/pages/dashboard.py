@@ -267,14 +267,29 @@ def _single_fields(table: LabelTable) -> list[str]:
     return [f.name for f in table.schema.choice_fields if f.kind == "single"]
 
 
-def _heatmap(frame: pd.DataFrame, x: str, y: str, value: str, title: str, fmt: str) -> Any:
+def _heatmap(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    value: str,
+    title: str,
+    fmt: str,
+    *,
+    titles: tuple[str, str] | None = None,
+) -> Any:
+    """Cells of `value` over columns `x` and `y` (plain column names), axes titled `titles`."""
+    x_title, y_title = titles or (x, y)
     base = alt.Chart(frame).encode(
-        x=alt.X(f"{x}:N", sort=None, title=x),
-        y=alt.Y(f"{y}:N", sort=None, title=y),
+        x=alt.X(f"{x}:N", sort=None, title=x_title),
+        y=alt.Y(f"{y}:N", sort=None, title=y_title),
     )
     rect = base.mark_rect().encode(
         color=alt.Color(f"{value}:Q", title=value, scale=alt.Scale(scheme="blues")),
-        tooltip=[x, y, alt.Tooltip(f"{value}:Q", format=fmt)],
+        tooltip=[
+            alt.Tooltip(f"{x}:N", title=x_title),
+            alt.Tooltip(f"{y}:N", title=y_title),
+            alt.Tooltip(f"{value}:Q", format=fmt),
+        ],
     )
     # Dark cells get white text: the threshold is half the largest value shown.
     middle = float(frame[value].max() or 0) / 2
@@ -298,29 +313,35 @@ def confusion_view(
     if field is None:
         return
     people = _annotators(key, fkey, field, table, ctx.user)[0]
-    pairs = ["all annotators (pooled)"] + [
-        f"{a} vs {b}" for i, a in enumerate(people.index) for b in list(people.index)[i + 1 :]
+    names = [str(n) for n in people.index]
+    # Options are pairs of positions in `names`, never "a vs b" strings: a name may hold
+    # " vs " itself, and only the labels shown are built from the names.
+    options: list[tuple[int, int] | None] = [None] + [
+        (i, j) for i in range(len(names)) for j in range(i + 1, len(names))
     ]
-    choice = st.selectbox("Between", pairs, key="dash-conf-pair")
-    pair = None if choice == pairs[0] else tuple(choice.split(" vs ", 1))
-    frame = review.confusion(
-        table,
-        actor=ctx.user,
-        field=field,
-        pair=pair,  # type: ignore[arg-type]
-        filters=filters,
+    chosen = st.selectbox(
+        "Between",
+        options,
+        format_func=lambda o: (
+            "all annotators (pooled)" if o is None else f"{names[o[0]]} vs {names[o[1]]}"
+        ),
+        key="dash-conf-pair",
     )
+    pair = None if chosen is None else (names[chosen[0]], names[chosen[1]])
+    frame = review.confusion(table, actor=ctx.user, field=field, pair=pair, filters=filters)
     if frame["count"].sum() == 0:
         st.info("No item has two labels of this field yet.")
         return
     x, y = ("first", "second") if pair is None else pair
-    shown = frame.rename(columns={"first": x, "second": y})
     title = (
         "Pairs of labels on the same item (coincidences); off the diagonal: disagreements"
         if pair is None
         else f"{x}'s label (across) against {y}'s (down)"
     )
-    st.altair_chart(_heatmap(shown, x, y, "count", title, ".1f"), width="stretch", height=360)
+    # The chart's fields stay `first` and `second`; the names are only axis titles (Vega-Lite
+    # reads a `.` in a field name as a nested lookup: `ann.smith` drew an "undefined" row).
+    chart = _heatmap(frame, "first", "second", "count", title, ".1f", titles=(x, y))
+    st.altair_chart(chart, width="stretch", height=360)
 
 
 @fragment
