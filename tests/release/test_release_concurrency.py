@@ -226,9 +226,18 @@ def test_import_waits_for_the_lock_and_says_so(tmp_path: Path, schema: LabelSche
         s.add(LoginAttempt(user_name="slow", success=True))
         s.flush()
         proc = _import_cmd(url, path)
-        time.sleep(10)  # the CLI starts in 2-4 s on a busy machine, then polls every 1-5 s
-        assert proc.poll() is None, proc.communicate()
-    stdout, stderr = proc.communicate(timeout=120)
+        # Hold the lock until the CLI says it is waiting (it starts in seconds, or far more on
+        # a loaded machine), reading its stderr on a thread so nothing blocks.
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
+        reader.start()
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not any("waiting for" in x for x in lines):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+    stdout, _ = proc.communicate(timeout=120)
+    reader.join(timeout=10)
+    stderr = "".join(lines)
     holder.dispose()
     engine.dispose()
     assert proc.returncode == 0, stderr
