@@ -17,6 +17,7 @@ from annotate.release.formats import write_jsonl
 from annotate.release.record import dump_json_schema
 from annotate.schema import LabelSchema, parse_schema
 from annotate.scoring import inspect_task
+from annotate.storage.files import DIR_MODE, private_dir
 
 MANIFEST = "manifest.json"
 
@@ -185,7 +186,10 @@ def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> P
     folder, so only dead ones' folders are touched). An existing version is never replaced:
     Conflict.
     """
-    dataset_dir.mkdir(parents=True, exist_ok=True)
+    # Owner-only: a new exports folder, the dataset's folder and each release (0700).
+    if not dataset_dir.parent.exists():
+        private_dir(dataset_dir.parent)
+    private_dir(dataset_dir)
     final = dataset_dir / f"v{version}"
     if final.exists():
         raise Conflict(f"Release {final} already exists; releases are never overwritten")
@@ -214,7 +218,7 @@ def _new_partial(dataset_dir: Path, version: int) -> tuple[Path, int]:
     """A fresh temporary folder for `version`, and an open descriptor holding its lock."""
     while True:
         tmp = dataset_dir / f".v{version}.{secrets.token_hex(4)}.partial"
-        tmp.mkdir()
+        tmp.mkdir(mode=DIR_MODE)
         fd = os.open(tmp, os.O_RDONLY)
         fcntl.flock(fd, fcntl.LOCK_EX)
         if os.fstat(fd).st_nlink > 0:

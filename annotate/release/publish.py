@@ -205,7 +205,7 @@ def create_release(
     files) and never overwriting. Data files are byte-identical for the same database state;
     only manifest.json carries the creation time. Raises ValidationProblem when no item is gold.
     """
-    require_role(actor, "lead", "publish gold releases")
+    require_role(actor, "lead", "publish gold releases", session=session)
     table = load_labels(session=session, actor=actor, campaign=campaign, with_text=True)
     schema = table.schema
     selection = select_gold(table, policy)
@@ -303,7 +303,7 @@ def list_releases(*, session: Session, actor: User, campaign: Campaign) -> list[
     labels at release time, `banded_alpha` the same under the band distance; None where
     undefined.
     """
-    require_role(actor, "lead", "see gold releases")
+    require_role(actor, "lead", "see gold releases", session=session)
     out = []
     for row, creator in list_release_rows(session=session, campaign=campaign):
         s = row.summary or {}

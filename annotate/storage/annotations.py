@@ -118,7 +118,7 @@ def import_labels(
     Unknown annotators are created without a password (`machine` marks them as automatic
     judges). A label already present with another value is a conflict, not an overwrite.
     """
-    require_role(actor, "admin", "import labels")
+    require_role(actor, "admin", "import labels", session=session)
     schema = campaign_schema(session=session, campaign=campaign)
     fields = {f.name: f for f in schema.fields}
     items = {
@@ -275,7 +275,7 @@ def list_own_annotations(
     Only ever the caller's own labels: labeling is blind. `search` matches item ids and
     prompts (case-insensitive substring).
     """
-    require_role(user, "annotator", "see their own labels")
+    require_role(user, "annotator", "see their own labels", session=session)
     where: list[Any] = [Annotation.campaign_id == campaign.id, Annotation.user_id == user.id]
     if search.strip():
         pattern = f"%{search.strip().lower()}%"
@@ -306,7 +306,7 @@ def get_own_annotation(
     *, session: Session, user: User, annotation_id: int
 ) -> tuple[Annotation, Item]:
     """One of `user`'s own annotations with its item; PermissionDenied for anyone else's."""
-    require_role(user, "annotator", "see their own labels")
+    require_role(user, "annotator", "see their own labels", session=session)
     annotation = session.get(Annotation, annotation_id)
     if annotation is None:
         raise NotFound(f"No annotation {annotation_id}")
