@@ -1,6 +1,6 @@
 """Sign-in, the signed session cookie and sign-out.
 
-The cookie holds `{user id, password fingerprint, session generation, issued-at}` signed with
+The cookie holds `{user id, password fingerprint, session generation, role, issued-at}` signed with
 HMAC (itsdangerous) under the key from `annotate.accounts.keys`. It stops working when it is
 older than `Settings.session_hours`, when the user's password changes (the fingerprint no
 longer matches), and when the user's `session_generation` moves on: a password change, a role
@@ -60,6 +60,7 @@ class TokenClaims:
     user_id: int
     password_fingerprint: str
     generation: int
+    role: str
     issued_at: float
 
 
@@ -74,6 +75,7 @@ def issue_token(*, key: str, user: User, now: float | None = None) -> str:
                 "u": user.id,
                 "p": _password_fingerprint(user),
                 "g": user.session_generation,
+                "r": user.role,
                 "t": issued,
             }
         )
@@ -91,6 +93,7 @@ def parse_token(*, key: str, token: str, max_age_s: float, now: float | None = N
         and isinstance(data.get("u"), int)
         and isinstance(data.get("p"), str)
         and isinstance(data.get("g", 0), int)
+        and isinstance(data.get("r", ""), str)
         and isinstance(data.get("t"), int | float)
     ):
         raise AuthError("Your sign-in is not valid here; sign in again")
@@ -102,6 +105,7 @@ def parse_token(*, key: str, token: str, max_age_s: float, now: float | None = N
         password_fingerprint=data["p"],
         # Cookies issued before generations existed count as generation 0.
         generation=data.get("g", 0),
+        role=data.get("r", ""),
         issued_at=data["t"],
     )
 
@@ -116,12 +120,12 @@ def read_token(
 ) -> User:
     """The user a session token signs in, or AuthError saying why it no longer does."""
     claims = parse_token(key=key, token=token, max_age_s=max_age_s, now=now)
-    user = session.get(User, claims.user_id)
+    user = session.get(User, claims.user_id, populate_existing=True)  # the row as stored now
     if user is None or not user.active or user.is_machine:
         raise AuthError("This account can no longer sign in; ask an admin")
     if claims.password_fingerprint != _password_fingerprint(user):
         raise AuthError("Your password was changed; sign in again")
-    if claims.generation != user.session_generation:
+    if claims.generation != user.session_generation or claims.role not in ("", user.role):
         raise AuthError("You signed out, or your account changed; sign in again")
     return user
 

@@ -115,13 +115,13 @@ def settle(session: Session, reservation: Reservation, *, success: bool, now: da
     )
 
 
-def unlock(*, session: Session, actor: User, name: str) -> bool:
-    """Forget `name`'s failed sign-ins (admins only); whether there were any."""
+def unlock(*, session: Session, actor: User, name: str) -> int:
+    """Forget `name`'s failed sign-ins (admins only); how many records were removed (0 or 1)."""
     require_role(actor, "admin", "unlock sign-ins", session=session)
     result = session.execute(
         delete(LoginThrottle).where(col(LoginThrottle.key) == user_key(name.strip()))
     )
-    return bool(getattr(result, "rowcount", 0))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _locked_rows(session: Session, keys: list[str], now: datetime) -> list[LoginThrottle]:

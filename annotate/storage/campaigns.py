@@ -13,6 +13,7 @@ from annotate.accounts.auth import require_role
 from annotate.errors import (
     Conflict,
     NotFound,
+    PermissionDenied,
     ValidationProblem,
 )
 from annotate.schema import LabelSchema
@@ -77,8 +78,13 @@ def get_campaign(*, session: Session, name: str) -> Campaign:
 
 
 def can_label(*, session: Session, user: User, campaign: Campaign) -> bool:
-    """Whether `user` may label in `campaign` (open campaigns admit every annotator)."""
-    if not user.active or user.is_machine:
+    """Whether `user` may label in `campaign` (open campaigns admit every annotator).
+
+    False too for a user who changed since loaded (see `require_role`).
+    """
+    try:
+        require_role(user, "annotator", "label items", session=session)
+    except PermissionDenied:
         return False
     if not campaign.restricted:
         return True

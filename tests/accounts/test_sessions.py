@@ -34,9 +34,7 @@ def alice(engine: Engine) -> User:
         return make_user(s, "alice")
 
 
-def test_signing_key_is_generated_once_into_a_private_file(
-    engine: Engine, tmp_path: Path
-) -> None:
+def test_signing_key_is_generated_once_into_a_private_file(engine: Engine, tmp_path: Path) -> None:
     key_file = tmp_path / "keys" / "annotate.key"
     conf = settings(secret_key_file=str(key_file))
     first = sessions.signing_key(engine=engine, settings=conf)
