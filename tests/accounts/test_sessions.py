@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from annotate import storage
 from annotate.accounts import sessions, throttle
-from annotate.errors import AuthError, PermissionDenied, SignInDelayed
+from annotate.errors import AuthError, ConfigError, PermissionDenied, SignInDelayed
 from annotate.settings import Settings
 from annotate.storage import db
 from annotate.storage.models import AppSecret, LoginAttempt, User, utcnow
@@ -47,6 +47,28 @@ def test_signing_key_is_generated_once_into_a_private_file(engine: Engine, tmp_p
         assert all(first not in v for v in s.exec(select(AppSecret.value)).all())
     mine = "m" * 32
     assert sessions.signing_key(engine=engine, settings=settings(secret_key=mine)) == mine
+
+
+def test_a_key_stored_in_the_database_moves_to_the_key_file(engine: Engine, tmp_path: Path) -> None:
+    old = "generated-by-an-older-version-" + "q" * 40
+    with db.session_scope(engine) as s:
+        s.add(AppSecret(key=sessions.SIGNING_KEY_NAME, value=old))
+    key_file = tmp_path / "moved.key"
+    conf = settings(secret_key_file=str(key_file))
+    assert sessions.signing_key(engine=engine, settings=conf) == old  # old cookies keep working
+    assert key_file.read_text().strip() == old
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with Session(engine) as s:
+        assert s.get(AppSecret, sessions.SIGNING_KEY_NAME) is None
+
+
+def test_a_short_key_is_refused(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"31 bytes long; a signing key needs at least 32"):
+        sessions.signing_key(engine=engine, settings=settings(secret_key="k" * 31))
+    short = tmp_path / "short.key"
+    short.write_text("tiny\n")
+    with pytest.raises(ConfigError, match="secrets.token_urlsafe"):
+        sessions.signing_key(engine=engine, settings=settings(secret_key_file=str(short)))
 
 
 def test_token_round_trip(engine: Engine, alice: User) -> None:
