@@ -79,10 +79,10 @@ def reserve(
     for row in rows:
         if now - row.last_failure_at > window:
             row.failures = 0
-        due = row.last_failure_at + timedelta(
-            seconds=delay_after(row.failures, wanted[row.key], settings)
-        )
-        waits.append((due - now).total_seconds())
+        delay = delay_after(row.failures, wanted[row.key], settings)
+        # `now` may trail a failure that a parallel request stamped while this one waited
+        # for the lock: never ask for more than the delay itself.
+        waits.append(min((row.last_failure_at - now).total_seconds() + delay, delay))
     wait = max(waits)
     if wait > 0:
         seconds = math.ceil(wait)
@@ -93,7 +93,7 @@ def reserve(
         )
     for row in rows:
         row.failures += 1
-        row.last_failure_at = now
+        row.last_failure_at = max(row.last_failure_at, now)
         session.add(row)
     session.flush()
     return Reservation(
