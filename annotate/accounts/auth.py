@@ -203,6 +203,11 @@ def _on_load(user: User, context: Any) -> None:
     _remember(user, context.session)
 
 
+@event.listens_for(User, "refresh")
+def _on_refresh(user: User, context: Any, _attrs: Any) -> None:
+    _remember(user, context.session)
+
+
 @event.listens_for(OrmSession, "pending_to_persistent")
 def _on_insert(session: OrmSession, instance: object) -> None:
     if isinstance(instance, User):
