@@ -17,7 +17,6 @@ from annotate.release.formats import write_jsonl
 from annotate.release.record import dump_json_schema
 from annotate.schema import LabelSchema, parse_schema
 from annotate.scoring import inspect_task
-from annotate.storage.files import DIR_MODE, private_dir
 
 MANIFEST = "manifest.json"
 
@@ -177,6 +176,9 @@ def parse_version(text: str) -> int:
     return int(raw)
 
 
+DIR_MODE = 0o700
+
+
 def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> Path:
     """Run `write(tmp)` in a fresh folder beside `dataset_dir/vN`, then rename it into place.
 
@@ -188,8 +190,8 @@ def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> P
     """
     # Owner-only: a new exports folder, the dataset's folder and each release (0700).
     if not dataset_dir.parent.exists():
-        private_dir(dataset_dir.parent)
-    private_dir(dataset_dir)
+        _private_dir(dataset_dir.parent)
+    _private_dir(dataset_dir)
     final = dataset_dir / f"v{version}"
     if final.exists():
         raise Conflict(f"Release {final} already exists; releases are never overwritten")
@@ -212,6 +214,18 @@ def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> P
         os.close(lock)
     _fsync_dir(dataset_dir)
     return final
+
+
+def _private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) mode 0700 whatever the umask; tighten our own."""
+    previous = os.umask(0o077)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(previous)
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(DIR_MODE)
 
 
 def _new_partial(dataset_dir: Path, version: int) -> tuple[Path, int]:

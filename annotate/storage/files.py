@@ -1,33 +1,20 @@
-"""Files only their owner may read: the SQLite database, the signing key, export folders.
+"""Files only their owner may read: the SQLite database and the signing key file.
 
-Everything here creates with mode 0600 (files) or 0700 (folders) whatever the umask, and
-tightens a database file that an older version left readable by others.
+Everything here creates with mode 0600 whatever the umask, and tightens a database file that
+an older version left readable by others. (Release folders are made 0700 by release.folders.)
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 FILE_MODE = 0o600
-DIR_MODE = 0o700
 SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
-
-
-@contextmanager
-def owner_only() -> Iterator[None]:
-    """Run the block with umask 077, so whatever it creates is readable by its owner only."""
-    previous = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -64,14 +51,6 @@ def prepare_sqlite_file(path: Path) -> None:
             pass
     for suffix in SQLITE_SIDECARS:
         tighten(path.with_name(path.name + suffix))
-
-
-def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) as owner-only folders; tighten it if it exists."""
-    with owner_only():
-        path.mkdir(parents=True, exist_ok=True)
-    tighten(path, DIR_MODE)
-    return path
 
 
 def write_new_private(path: Path, text: str) -> bool:
