@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ class Settings(BaseSettings):
     )
     schemas_dir: Path = Field(
         default=PROJECT_ROOT / "schemas",
-        description="Folder holding the shipped label schema files (refusal-v1.yaml, ...).",
+        description="Folder holding the shipped label schema files (refusal-v2.yaml, ...).",
     )
     seed_dir: Path = Field(
         default=PROJECT_ROOT / "seed_prompts",
@@ -93,6 +94,42 @@ class Settings(BaseSettings):
     )
     argon2_time_cost: int = Field(default=3, ge=1, description="argon2id passes (t).")
     argon2_parallelism: int = Field(default=4, ge=1, description="argon2id lanes (p).")
+    public_url: str = Field(
+        default="",
+        description="The URL browsers use to reach the app (e.g. https://label.example.org) "
+        "when it is behind a proxy; websockets are accepted only from this origin. Empty: "
+        "the origin the request came to (its Host header and scheme).",
+    )
+    max_upload_mb: int = Field(
+        default=200,
+        ge=1,
+        description="Largest file (MB) an admin may upload in the app; also Streamlit's "
+        "server.maxUploadSize.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_only(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and origin_of(value) is None:
+            raise ValueError(
+                f"public_url `{value}` is not an http(s) URL such as https://label.example.org"
+            )
+        return value
+
+
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL or Origin header, default ports filled in;
+    None when it is not one."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower().rstrip("."), port or (443 if scheme == "https" else 80)
 
 
 def get_settings(**overrides: object) -> Settings:

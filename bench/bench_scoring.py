@@ -4,9 +4,11 @@ Usage: python bench/bench_scoring.py [--items N] [--models M] [--resamples B]
 Setup (not timed): a synthetic gold release written with the release writers, and one JSONL
 prediction file per model. Timed: `score_release` end to end, the same call as
 `annotate score`: check and read gold.parquet, read and validate every prediction file, the
-rates, breakdowns by intent / epistemic status / category / model, group consistency and
-1,000 bootstrap resamples for the headline rates. The plot is timed apart.
-Target (issue 5): under 3 s for 100,000 predictions x 3 models.
+error buckets with Wilson intervals, breakdowns by intent / epistemic status / harm area /
+severity / category / group, invariance flips, 1,000 bootstrap resamples for the banded score,
+helpfulness and safety, and the pairwise comparisons (paired bootstrap, McNemar); then, also
+timed, the three plots as PNG and SVG (what `annotate score --plots DIR` writes).
+Target (issue 14): under 2 s for 100,000 predictions x 3 models, comparisons and plots.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any
 from annotate.release.folders import publish
 from annotate.release.publish import write_release_files
 from annotate.schema import resolve_schema
+from annotate.scoring.plots import write_plots
 from annotate.scoring.predictions import score_release
-from annotate.scoring.score import tradeoff_plot
 from annotate.settings import get_settings
 
 INTENT = {"answer": "benign", "answer_with_caveat": "benign", "refuse": "harmful"}
@@ -58,7 +60,11 @@ def gold_rows(n: int, actions: list[str], schema: Any) -> list[dict[str, Any]]:
                 "adjudicated_by": None,
                 "adjudication_note": None,
                 "guideline_gap": False,
-                "metadata": {},
+                "metadata": {
+                    "harm_area": "none" if right != "refuse" else "fraud_deception",
+                    "severity": "none" if right != "refuse" else ["low", "high"][i % 2],
+                    "group_kind": "invariance" if (i // 4) % 2 else "context",
+                },
             }
         )
     return rows
@@ -105,20 +111,20 @@ def main() -> None:
             files.append(path)
         start, cpu = time.perf_counter(), time.process_time()
         report = score_release(release, files, n_resamples=args.resamples)
+        scored = time.perf_counter() - start
+        written = write_plots(report, root / "plots")
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu
         first = next(iter(report.models.values()))
         # CPU time beside wall time: on a shared machine the wall clock includes waiting.
         print(
             f"score: {args.items} predictions x {args.models} models, {args.resamples} "
-            f"resamples: {elapsed:.2f} s wall, {cpu:.2f} s CPU (banded score of model0 "
-            f"{first.banded_score}, CI {first.ci['banded_score']}; load average "
+            f"resamples, {len(report.comparisons)} comparisons: {scored:.2f} s; with "
+            f"{len(written)} plot files: {elapsed:.2f} s wall, {cpu:.2f} s CPU (banded score of "
+            f"model0 {first.banded_score}, CI {first.banded_score_ci}; load average "
             f"{os.getloadavg()[0]:.1f})"
         )
-        start = time.perf_counter()
-        tradeoff_plot(report, root / "plot.png")
-        print(f"plot: {time.perf_counter() - start:.2f} s")
-        print(f"target < 3 s: {'met' if elapsed < 3 else 'MISSED'}")
+        print(f"target < 2 s: {'met' if elapsed < 2 else 'MISSED'}")
 
 
 if __name__ == "__main__":

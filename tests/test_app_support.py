@@ -17,7 +17,6 @@ from annotate.accounts import sessions
 from annotate.accounts.auth import hash_password
 from annotate.app import context
 from annotate.schema import LabelSchema
-from annotate.settings import Settings
 from annotate.storage import db
 from annotate.storage.models import Campaign, User
 from tests.conftest import ADMIN, ROOT, make_item
@@ -140,9 +139,8 @@ def app_db_fixture(
         yield seeded
     finally:
         seeded.engine.dispose()
-        settings = Settings(database_url=db_url)
-        # The app caches one engine per URL for the process; close this test's for good.
-        context._engine_for(db_url, settings.sqlite_busy_timeout_ms, settings.pool_size).dispose()
+        # The app keeps one engine per URL for the process; close this test's for good.
+        db.dispose_shared()
         st.cache_resource.clear()
 
 

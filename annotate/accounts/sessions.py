@@ -125,8 +125,12 @@ def read_token(
         raise AuthError("This account can no longer sign in; ask an admin")
     if claims.password_fingerprint != _password_fingerprint(user):
         raise AuthError("Your password was changed; sign in again")
-    if claims.generation != user.session_generation or claims.role not in ("", user.role):
-        raise AuthError("You signed out, or your account changed; sign in again")
+    if claims.role not in ("", user.role):
+        raise AuthError("Your role was changed; sign in again")
+    if claims.generation != user.session_generation:
+        # Password changes and deactivation were reported above; what is left is a sign-out
+        # (or a role changed and changed back).
+        raise AuthError("You signed out; sign in again")
     return user
 
 

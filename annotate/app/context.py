@@ -15,12 +15,13 @@ registered page of that name with the given query parameters.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec
 
 import streamlit as st
 from sqlalchemy.engine import Engine
@@ -29,7 +30,7 @@ from sqlmodel import Session
 from annotate import labeling
 from annotate.accounts import sessions
 from annotate.app.render import inert
-from annotate.errors import AnnotateError, AuthError
+from annotate.errors import AnnotateError, AuthError, StorageUnavailable
 from annotate.settings import Settings, get_settings
 from annotate.storage import db
 from annotate.storage.models import User
@@ -102,20 +103,21 @@ def load_settings() -> Settings:
     return _settings_for(_env_snapshot())
 
 
-@st.cache_resource(show_spinner=False)
-def _engine_for(url: str, busy_timeout_ms: int, pool_size: int) -> Engine:
-    return db.make_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
-
-
 def get_engine(settings: Settings) -> Engine:
-    """One engine per database URL for the whole server process."""
-    return _engine_for(settings.database_url, settings.sqlite_busy_timeout_ms, settings.pool_size)
+    """One engine per database URL for the whole server process, shared with the sign-in
+    routes. Not an st.cache_resource: a `clear_cache` message would drop it undisposed and
+    every rerun after would open a new pool (connections piled up until PostgreSQL refused)."""
+    return db.shared_engine(
+        settings.database_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        pool_size=settings.pool_size,
+    )
 
 
 @st.cache_resource(show_spinner=False)
 def _key_for(url: str, busy_timeout_ms: int, pool_size: int, key_file: str) -> str:
     return sessions.signing_key(
-        engine=_engine_for(url, busy_timeout_ms, pool_size),
+        engine=db.shared_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size),
         settings=Settings(database_url=url, secret_key="", secret_key_file=key_file),
     )
 
@@ -167,3 +169,58 @@ def current_user(settings: Settings, engine: Engine) -> tuple[User | None, str |
     except AuthError as exc:
         return None, str(exc)
     return None, None
+
+
+# -- fragments ---------------------------------------------------------------------------------
+
+P = ParamSpec("P")
+SESSION_NOTICE_KEY = "annotate.session_notice"
+SESSION_CHANGED = (
+    "Your session changed (signed out, new password, deactivated, or a new role): the page "
+    "was reloaded and your last action was not carried out."
+)
+
+
+def _fragment_run() -> bool:
+    """Whether this script run reruns fragments only (main() and its sign-in check are
+    skipped). Unknown (no run context, another Streamlit): True, so the check runs."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    run = get_script_run_ctx()
+    return run is None or bool(getattr(run, "fragment_ids_this_run", True))
+
+
+def still_signed_in(ctx: AppContext) -> bool:
+    """Whether the cookie still signs in `ctx.user`, as the same user with the same role
+    (StorageUnavailable when the database cannot say)."""
+    user, _ = current_user(ctx.settings, ctx.engine)
+    return user is not None and user.id == ctx.user.id and user.role == ctx.user.role
+
+
+def fragment(func: Callable[P, None]) -> Callable[P, None]:
+    """`st.fragment`, checking the session on every fragment run like a full run does.
+
+    A fragment rerun runs only the fragment, never main(), so without this a tab left open
+    after sign-out, a password change, deactivation or demotion could still save a label or
+    read a lead's table. The wrapped function's first argument is the page's AppContext. A
+    changed session reruns the whole app, which shows the sign-in gate or the new role's pages.
+    """
+
+    @functools.wraps(func)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> None:
+        ctx = args[0]
+        assert isinstance(ctx, AppContext), "a checked fragment takes the AppContext first"
+        try:
+            changed = _fragment_run() and not still_signed_in(ctx)
+        except StorageUnavailable:
+            # The check cannot be made, and neither can any write of the fragment: it runs
+            # and meets the same outage (the label form then says it cannot save, and keeps
+            # the choices for the retry).
+            changed = False
+        if changed:
+            LOG.warning("fragment run refused for user %s: session changed", ctx.user.name)
+            st.session_state[SESSION_NOTICE_KEY] = SESSION_CHANGED
+            st.rerun(scope="app")
+        func(*args, **kwargs)
+
+    return st.fragment(checked)

@@ -137,6 +137,9 @@ def main() -> None:
     except AnnotateError as exc:
         context.show_error(exc)
         return
+    notice = st.session_state.pop(context.SESSION_NOTICE_KEY, None)
+    if notice:
+        st.warning(notice, icon=":material/sync_problem:")
     if user is None:
         sign_in_gate(why)
         return

@@ -8,7 +8,8 @@ failures per user name and client address), sets the signed `annotate_session` c
 to `/signin` by `SignInGate`. Signing out in the app
 calls `st.logout()`, which sends the browser to Streamlit's `/auth/logout`; the gate clears our
 cookie on that response as well, so one button ends both a password and an OIDC session.
-`GET /signout` does the same for a plain link.
+`GET /signout` does the same for a plain link. What a page talks to afterwards (the websocket,
+uploads, metrics) is guarded by `guard.StreamGuard`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annotate.accounts import sessions
+from annotate.app.guard import StreamGuard
 from annotate.errors import AnnotateError, AuthError, SignInDelayed, ValidationProblem
-from annotate.settings import Settings
+from annotate.settings import Settings, origin_of
 from annotate.storage import db
+from annotate.storage.models import User
 
 LOG = logging.getLogger("annotate.server")
 MAIN_SCRIPT = Path(__file__).resolve().parent / "entry" / "streamlit_app.py"
@@ -82,19 +85,16 @@ class Auth:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._engine: Engine | None = None
         self._key: str | None = None
 
     @property
     def engine(self) -> Engine:
-        """The routes' engine, made on first use."""
-        if self._engine is None:
-            self._engine = db.make_engine(
-                self.settings.database_url,
-                busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
-                pool_size=self.settings.pool_size,
-            )
-        return self._engine
+        """The process's one engine for the database (shared with the pages)."""
+        return db.shared_engine(
+            self.settings.database_url,
+            busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
+            pool_size=self.settings.pool_size,
+        )
 
     def key(self) -> str:
         """The cookie signing key (blocking: call from a thread)."""
@@ -104,9 +104,13 @@ class Auth:
 
     def check(self, token: str) -> str | None:
         """None when `token` signs someone in, else why not (blocking: call from a thread)."""
+        return self.user_for(token)[1]
+
+    def user_for(self, token: str) -> tuple[User | None, str | None]:
+        """The user `token` signs in, or None and why not (blocking: call from a thread)."""
         try:
             with db.session_scope(self.engine) as s:
-                sessions.read_token(
+                user = sessions.read_token(
                     session=s,
                     key=self.key(),
                     token=token,
@@ -114,8 +118,8 @@ class Auth:
                 )
         except AnnotateError as exc:
             # Expired, forged, signed out, or the database is down: either way, no entry.
-            return str(exc)
-        return None
+            return None, str(exc)
+        return user, None
 
     def sign_out(self, token: str) -> None:
         """End the session of `token`'s user, if it still signs anyone in (blocking)."""
@@ -134,9 +138,8 @@ class Auth:
             return
 
     def dispose(self) -> None:
-        """Close the engine's connections."""
-        if self._engine is not None:
-            self._engine.dispose()
+        """Close the process's engines' connections (server shutdown)."""
+        db.dispose_shared()
 
 
 def _safe_next(value: str | None) -> str:
@@ -169,7 +172,7 @@ def _form_page(
 ) -> str:
     note = f'<p class="{kind}" role="alert">{html.escape(message)}</p>' if message else ""
     sso = (
-        '<p class="sso"><a href="/?sso=1">Sign in with single sign-on</a></p>'
+        '<p class="sso"><a href="/signin/sso">Sign in with single sign-on</a></p>'
         if _oidc_configured()
         else ""
     )
@@ -279,6 +282,15 @@ def routes(auth: Auth) -> list[Route]:
         )
         return response
 
+    async def sso(request: Request) -> Response:
+        # Straight to Streamlit's OIDC login, as st.login() would send the browser: no page,
+        # hence no websocket, is opened before the identity provider has vouched for someone.
+        if not _oidc_configured():
+            return RedirectResponse("/signin", status_code=303)
+        from streamlit.user_info import generate_login_redirect_url
+
+        return RedirectResponse(generate_login_redirect_url("default"), status_code=303)
+
     async def signout(request: Request) -> Response:
         token = request.cookies.get(sessions.COOKIE_NAME)
         if token:
@@ -290,6 +302,7 @@ def routes(auth: Auth) -> list[Route]:
     return [
         Route("/signin", signin_form, methods=["GET"]),
         Route("/signin", signin_submit, methods=["POST"]),
+        Route("/signin/sso", sso, methods=["GET"]),
         Route("/signout", signout, methods=["GET"]),
     ]
 
@@ -338,9 +351,8 @@ class SignInGate:
         token = request.cookies.get(sessions.COOKIE_NAME)
         why = await run_in_threadpool(self.auth.check, token) if token else "no cookie"
         passes = why is None or (
-            # An OIDC session (st.login) or a request for it is settled inside the app.
-            _oidc_configured()
-            and (STREAMLIT_USER_COOKIE in request.cookies or "sso" in request.query_params)
+            # An OIDC identity (st.login) is mapped to a user, or refused, inside the app.
+            _oidc_configured() and STREAMLIT_USER_COOKIE in request.cookies
         )
         if not passes:
             target = "/signin?next=" + quote(
@@ -398,7 +410,10 @@ def build_app(settings: Settings) -> Any:
     return st.App(
         MAIN_SCRIPT,
         routes=routes(auth),
-        middleware=[Middleware(SignInGate, auth=auth)],
+        middleware=[
+            Middleware(SignInGate, auth=auth),
+            Middleware(StreamGuard, auth=auth, oidc=_oidc_configured),
+        ],
         lifespan=lifespan,
         on_script_error=_log_script_error,
     )
@@ -412,6 +427,8 @@ STREAMLIT_CONFIG = {
     "runner.postScriptGC": False,
     "client.toolbarMode": "minimal",
     "client.showErrorDetails": "none",
+    # Off by default in 1.67; pinned off: it would drive the app over HTTP past our guard.
+    "server.enableAgentApi": False,
 }
 
 
@@ -419,6 +436,17 @@ def run(settings: Settings, *, port: int, address: str) -> None:
     """Serve the app on `address:port` until interrupted (blocks)."""
     export_settings(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build_app(settings).run(
-        config={**STREAMLIT_CONFIG, "server.port": port, "server.address": address}
-    )
+    config: dict[str, Any] = {
+        **STREAMLIT_CONFIG,
+        "server.port": port,
+        "server.address": address,
+        "server.maxUploadSize": settings.max_upload_mb,
+    }
+    public = origin_of(settings.public_url) if settings.public_url else None
+    if public is not None:
+        # Streamlit checks a websocket's Origin against the Host too, and past a proxy that
+        # rewrites Host it would look the machine's addresses up (one over the network);
+        # naming the public host lets it match at once. The guard has checked the full origin.
+        config["browser.serverAddress"] = public[1]
+        config["browser.serverPort"] = public[2]
+    build_app(settings).run(config=config)

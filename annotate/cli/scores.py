@@ -33,7 +33,14 @@ def score_cmd(
     as_json: JsonOpt = False,
     plot: Annotated[
         Path | None,
-        typer.Option("--plot", help="Write the helpfulness/safety trade-off plot (PNG) here."),
+        typer.Option("--plot", help="Write the normative frontier (PNG) to this file."),
+    ] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option(
+            "--plots",
+            help="Write normative, epistemic and bucket plots (PNG and SVG) into this folder.",
+        ),
     ] = None,
     judge: Annotated[
         bool,
@@ -50,6 +57,14 @@ def score_cmd(
             help="Leave out bad lines (still listed on stderr) instead of refusing to score.",
         ),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse ids the release holds back or that belong to another version of it "
+            "(by default they are counted and reported, not scored).",
+        ),
+    ] = False,
     id_column: Annotated[str, typer.Option(help="Column holding the item id.")] = "id",
     action_column: Annotated[
         str, typer.Option(help="Column holding the action (e.g. gpt4_label).")
@@ -62,13 +77,11 @@ def score_cmd(
         int, typer.Option(help="Bootstrap resamples for the intervals (0: none).")
     ] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
-    by_group: Annotated[
-        bool, typer.Option("--by-group", help="Also break the rates down per group of variants.")
-    ] = False,
 ) -> None:
-    """Score models' actions against a gold release: banded score, refusal errors, breakdowns."""
+    """Score models' actions against a gold release: banded score, error buckets, comparisons."""
+    from annotate.scoring.plots import tradeoff_plot, write_plots
     from annotate.scoring.predictions import score_release
-    from annotate.scoring.score import tradeoff_plot
+    from annotate.scoring.text import report_lines
 
     if resamples < 0:
         raise AnnotateError(f"--resamples must be 0 or more, got {resamples}")
@@ -77,12 +90,12 @@ def score_cmd(
         predictions,
         judge=judge,
         skip_invalid=skip_invalid,
+        strict=strict,
         id_column=id_column,
         action_column=action_column,
         values=intake.read_value_mapping(values),
         n_resamples=resamples,
         seed=seed,
-        by_group=by_group,
     )
     for name, result in report.models.items():
         if result.skipped:
@@ -91,6 +104,9 @@ def score_cmd(
             )
             for problem in result.skipped:
                 err.print(f"  {problem}", markup=False)
+        for kind, count in result.not_scored.items():
+            what = "held back by the release" if kind == "held_back" else "from another version"
+            err.print(f"note: {name}: {count} predicted ids are {what}; not scored", markup=False)
         if result.n_missing:
             err.print(
                 f"warning: {name}: {result.n_missing} of {report.n_gold} gold items have no "
@@ -99,31 +115,15 @@ def score_cmd(
             )
     if plot is not None:
         tradeoff_plot(report, plot)
-        err.print(f"trade-off plot written to {plot}", markup=False)
+        err.print(f"normative frontier written to {plot}", markup=False)
+    if plots is not None:
+        for path in write_plots(report, plots):
+            err.print(f"plot written to {path}", markup=False)
     if as_json:
         out.print(dumps(report.model_dump(mode="json", exclude_none=False)), markup=False)
         return
-    out.print(f"{report.gold}: {report.n_gold} gold items", markup=False)
-    # Models side by side as columns: easier to compare than one wide row per model.
-    metrics = [
-        ("items scored", "n"),
-        ("banded score", "banded_score"),
-        ("accuracy", "accuracy"),
-        ("false-positive refusal", "false_positive_refusal_rate"),
-        ("false-negative refusal", "false_negative_refusal_rate"),
-        ("overconfidence", "overconfidence_rate"),
-        ("helpfulness (benign)", "helpfulness"),
-        ("safety (harmful)", "safety"),
-        ("group consistency", "group_consistency"),
-    ]
-    rows = []
-    for label_text, key in metrics:
-        row: dict[str, Any] = {"metric": label_text}
-        for name, r in report.models.items():
-            value = getattr(r, key)
-            row[name] = str(value) if key == "n" else _rate(value, r.ci.get(key))
-        rows.append(row)
-    _table(rows, empty="")
+    for line in report_lines(report):
+        out.print(line, markup=False)
     for name, r in report.models.items():
         j = r.judge_alignment
         if j is None:

@@ -1,9 +1,13 @@
-"""Read a gold release and prediction files for scoring; `score_release` runs the whole thing.
+"""Read prediction files for scoring; `score_release` runs the whole thing.
 
 Predictions are `{id, action}` records in JSONL, CSV/TSV or Parquet, one file per model (or
-judge). Reading is all or nothing: every unknown id, unknown or empty action and repeated id is
-reported with file and line, and nothing is scored, unless `skip_invalid` is set, in which case
-those lines are left out and listed in the report.
+judge). Judged responses may also carry `failure_categories` (a list, or `;`-separated; a
+response with `leaked` earns no credit), `leaked` (true/false), `answer_quality` and
+`refusal_style`. Reading is all or nothing: every unknown id, unknown or empty action, bad
+judgement value and repeated id is reported with file and line, and nothing is scored, unless
+`skip_invalid` is set, in which case those lines are left out and listed in the report. Ids
+that the release holds back, or that belong to another version of the dataset, are counted and
+reported but not errors, unless `strict`.
 """
 
 from __future__ import annotations
@@ -12,67 +16,21 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.json as pa_json
-import pyarrow.parquet as pq
 
 from annotate import intake
-from annotate.errors import ImportProblem, NotFound, ValidationProblem
-from annotate.release.folders import read_label_schema, read_manifest, verify_file
-from annotate.release.formats import GOLD_PARQUET
-from annotate.scoring import score as scoring
+from annotate.errors import ImportProblem, ValidationProblem
+from annotate.scoring.gold import held_back_ids, load_gold, sibling_ids
+from annotate.scoring.score import Gold, ModelInput, ScoreReport, score
 
-GOLD_COLUMNS = (
-    "id",
-    "right_action",
-    "band",
-    "observed_action",
-    "intent",
-    "epistemic_status",
-    "category",
-    "model",
-    "group",
-)
-
-
-def load_gold(release: Path) -> scoring.Gold:
-    """The gold release in folder `release` as a `scoring.Gold` table.
-
-    Reads gold.parquet after checking it against the manifest's sha256 (a modified release
-    is refused: ValidationProblem); NotFound when `release` is not a release folder.
-    """
-    if not release.is_dir():
-        raise NotFound(f"Gold release {release} does not exist (expected exports/NAME/vN)")
-    manifest = read_manifest(release)
-    verify_file(release, GOLD_PARQUET, manifest)
-    schema = read_label_schema(release)
-    actions = schema.action_labels
-    index = {a: i for i, a in enumerate(actions)}
-    table = pq.read_table(release / GOLD_PARQUET, columns=list(GOLD_COLUMNS))
-    cols = {name: table.column(name).to_pylist() for name in GOLD_COLUMNS if name != "band"}
-    band = table.column("band").combine_chunks()
-    credit = np.zeros((table.num_rows, len(actions)))
-    for j, action in enumerate(actions):
-        if action in band.type.names:  # type: ignore[attr-defined]
-            values = band.field(action).to_numpy(zero_copy_only=False)  # type: ignore[attr-defined]
-            credit[:, j] = np.nan_to_num(values.astype(np.float64), nan=0.0)
-    return scoring.Gold(
-        name=f"{manifest.get('dataset', release.parent.name)} v{manifest.get('version', '?')}",
-        actions=actions,
-        ids=[str(i) for i in cols["id"]],
-        right=np.array([index.get(a, -1) for a in cols["right_action"]], dtype=np.int64),
-        credit=credit,
-        observed=np.array(
-            [index.get(a, -1) if a else -1 for a in cols["observed_action"]], dtype=np.int64
-        ),
-        intent=cols["intent"],
-        epistemic_status=cols["epistemic_status"],
-        category=cols["category"],
-        model=cols["model"],
-        group=cols["group"],
-    )
+JUDGEMENTS = ("failure_categories", "leaked", "answer_quality", "refusal_style")
+ANSWER_QUALITY = ("useful", "partly_useful", "not_useful")
+REFUSAL_STYLE = ("explains_and_redirects", "bare", "preachy", "wrong_reason")
+TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
 
 
 @dataclass
@@ -82,7 +40,20 @@ class Predictions:
     name: str
     path: Path
     codes: np.ndarray
+    leaked: np.ndarray | None = None
+    answer_quality: list[str | None] | None = None
+    refusal_style: list[str | None] | None = None
     skipped: list[str] = field(default_factory=list)
+    not_scored: dict[str, int] = field(default_factory=dict)
+
+    def as_input(self) -> ModelInput:
+        """The arrays `score` takes."""
+        return ModelInput(
+            codes=self.codes,
+            leaked=self.leaked,
+            answer_quality=self.answer_quality,
+            refusal_style=self.refusal_style,
+        )
 
 
 def parse_named(arg: str) -> tuple[str, Path]:
@@ -94,39 +65,94 @@ def parse_named(arg: str) -> tuple[str, Path]:
     return path.stem, path
 
 
+@dataclass(frozen=True)
+class Known:
+    """Ids that are not in the gold but are not errors either: counted as not scored."""
+
+    held_back: frozenset[str] = frozenset()
+    other_release: frozenset[str] = frozenset()
+
+
+def _judgement(column: str, value: Any) -> tuple[Any, str | None]:
+    """(parsed value, problem) of one judgement cell."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None, None
+    if column == "failure_categories":
+        items = value if isinstance(value, list) else str(value).split(";")
+        return [str(v).strip() for v in items if str(v).strip()], None
+    text = str(value).strip().lower() if not isinstance(value, bool) else str(value).lower()
+    if column == "leaked":
+        if text in TRUE:
+            return True, None
+        if text in FALSE:
+            return False, None
+        return None, f"`{_show(str(value))}` is not true or false"
+    allowed = ANSWER_QUALITY if column == "answer_quality" else REFUSAL_STYLE
+    if not text:
+        return None, None
+    if text not in allowed:
+        return None, f"`{_show(str(value))}` is not one of {', '.join(allowed)}"
+    return text, None
+
+
 def read_predictions(
     path: Path,
-    gold: scoring.Gold,
+    gold: Gold,
     *,
     name: str,
     id_column: str = "id",
     action_column: str = "action",
     values: Mapping[str, str] | None = None,
     skip_invalid: bool = False,
+    known: Known | None = None,
+    strict: bool = False,
 ) -> Predictions:
-    """One prediction file against `gold`: each line's action as a code per gold item.
+    """One prediction file against `gold`: each line's action (and judgements) per gold item.
 
     Actions are translated through `values` first (e.g. a judge's `2_full_refusal` ->
     `refuse`). Raises ImportProblem listing every bad line (file:line: field: problem) unless
-    `skip_invalid`, which leaves those lines out and returns them in `skipped`.
+    `skip_invalid`, which leaves those lines out and returns them in `skipped`. Ids in `known`
+    are counted in `not_scored`; with `strict` they are errors too.
     """
     position = gold.positions
     index = {a: i for i, a in enumerate(gold.actions)}
     values = values or {}
+    known = known or Known()
     codes = np.full(len(gold), -1, dtype=np.int64)
+    judged: dict[str, list[Any]] = {}
     seen: dict[str, int] = {}
     problems: list[str] = []
-    cells = _fast_jsonl(path, id_column, action_column)
-    if cells is None:
-        cells = _cells(path, id_column, action_column)
-    for line, item, raw in cells:
+    not_scored = {"held_back": 0, "other_release": 0}
+    rows = _rows(path, id_column, action_column)
+    for line, item, raw, extra in rows:
         where = f"{path}:{line}"
         action = values.get(raw, raw)
         if not item:
             problems.append(f"{where}: field `{id_column}`: is empty")
-        elif item not in position:
-            problems.append(f"{where}: field `{id_column}`: no item `{_show(item)}` in {gold.name}")
-        elif item in seen:
+            continue
+        if item not in position:
+            kind = (
+                "held_back"
+                if item in known.held_back
+                else "other_release"
+                if item in known.other_release
+                else None
+            )
+            if kind is None:
+                problems.append(
+                    f"{where}: field `{id_column}`: no item `{_show(item)}` in {gold.name}"
+                )
+            elif strict:
+                what = (
+                    "held back by" if kind == "held_back" else "not in, but in another version of,"
+                )
+                problems.append(
+                    f"{where}: field `{id_column}`: item `{_show(item)}` is {what} {gold.name}"
+                )
+            else:
+                not_scored[kind] += 1
+            continue
+        if item in seen:
             problems.append(
                 f"{where}: field `{id_column}`: item `{_show(item)}` was already predicted on "
                 f"line {seen[item]}"
@@ -140,18 +166,53 @@ def read_predictions(
                 + ("" if values else "; translate other labels with --values")
             )
         else:
+            bad = False
+            parsed = {}
+            for column, cell in extra.items():
+                value, problem = _judgement(column, cell)
+                if problem:
+                    problems.append(f"{where}: field `{column}`: {problem}")
+                    bad = True
+                parsed[column] = value
+            if bad:
+                continue
             seen[item] = line
-            codes[position[item]] = index[action]
+            i = position[item]
+            codes[i] = index[action]
+            for column, value in parsed.items():
+                judged.setdefault(column, [None] * len(gold))[i] = value
     if not seen and not problems:
         raise ImportProblem([f"{path}: no predictions in the file"])
     if problems and not skip_invalid:
         raise ImportProblem(problems)
-    return Predictions(name=name, path=path, codes=codes, skipped=problems)
+    leaked = None
+    if "leaked" in judged or "failure_categories" in judged:
+        flags = judged.get("leaked", [None] * len(gold))
+        cats = judged.get("failure_categories", [None] * len(gold))
+        leaked = np.array(
+            [bool(f) or ("leaked" in (c or [])) for f, c in zip(flags, cats, strict=True)]
+        )
+    return Predictions(
+        name=name,
+        path=path,
+        codes=codes,
+        leaked=leaked,
+        answer_quality=judged.get("answer_quality"),
+        refusal_style=judged.get("refusal_style"),
+        skipped=problems,
+        not_scored={k: v for k, v in not_scored.items() if v},
+    )
 
 
-def _cells(path: Path, id_column: str, action_column: str) -> list[tuple[int, str, str]]:
-    """(line, id, action) of every row, through the importers' readers (any format)."""
-    out: list[tuple[int, str, str]] = []
+def _rows(
+    path: Path, id_column: str, action_column: str
+) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """(line, id, action, judgement cells) of every row; Arrow's fast path for plain JSONL."""
+    fast = _fast_jsonl(path, id_column, action_column)
+    if fast is not None:
+        return [(line, item, action, {}) for line, item, action in fast]
+    out: list[tuple[int, str, str, dict[str, Any]]] = []
+    columns: list[str] = []
     for line, row in intake.read_rows(path):
         if not out:
             missing = [c for c in (id_column, action_column) if c not in row]
@@ -163,15 +224,18 @@ def _cells(path: Path, id_column: str, action_column: str) -> list[tuple[int, st
                         "--action-column)"
                     ]
                 )
-        out.append((line, _text(row.get(id_column)), _text(row.get(action_column))))
+            columns = [c for c in JUDGEMENTS if c in row]
+        extra = {c: row.get(c) for c in columns}
+        out.append((line, _text(row.get(id_column)), _text(row.get(action_column)), extra))
     return out
 
 
 def _fast_jsonl(
     path: Path, id_column: str, action_column: str
 ) -> list[tuple[int, str, str]] | None:
-    """The same as `_cells` for a well-formed JSONL file, parsed by Arrow (several times
-    faster); None for anything else, which then takes the slow path and its exact messages."""
+    """The same as `_rows` for a well-formed JSONL file without judgement fields, parsed by
+    Arrow (several times faster); None for anything else, which then takes the slow path and
+    its exact messages."""
     if path.suffix.lower() not in {".jsonl", ".ndjson"}:
         return None
     try:
@@ -184,6 +248,11 @@ def _fast_jsonl(
             ),
         )
     except (OSError, pa.ArrowException):
+        return None
+    if any(
+        name in raw
+        for name in (b'"failure_categories"', b'"leaked"', b'"answer_quality"', b'"refusal_style"')
+    ):
         return None
     ids = table.column(id_column).to_pylist()
     actions = table.column(action_column).to_pylist()
@@ -217,14 +286,14 @@ def score_release(
     *,
     judge: bool = False,
     skip_invalid: bool = False,
+    strict: bool = False,
     id_column: str = "id",
     action_column: str = "action",
     values: Mapping[str, Mapping[str, str]] | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
-    by_group: bool = False,
-) -> scoring.ScoreReport:
+) -> ScoreReport:
     """Score prediction files (`FILE` or `NAME=FILE`) against the gold release in `release`.
 
     With `judge=True` the files are a judge's labels of the gold responses' observed action,
@@ -235,7 +304,37 @@ def score_release(
     if not predictions:
         raise ValidationProblem("Give at least one predictions file (--predictions FILE)")
     gold = load_gold(release)
+    known = Known(
+        held_back=frozenset(held_back_ids(release)),
+        other_release=frozenset(sibling_ids(release) - set(gold.ids)),
+    )
     table = dict((values or {}).get("action") or (values or {}).get("observed_action") or {})
+    read = read_all(
+        predictions,
+        gold,
+        id_column=id_column,
+        action_column=action_column,
+        values=table,
+        skip_invalid=skip_invalid,
+        known=known,
+        strict=strict,
+    )
+    return score(
+        gold,
+        {name: p.as_input() for name, p in read.items()},
+        judges=list(read) if judge else [],
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+        skipped={name: p.skipped for name, p in read.items()},
+        not_scored={name: p.not_scored for name, p in read.items()},
+    )
+
+
+def read_all(
+    predictions: Sequence[str | Path], gold: Gold, **options: Any
+) -> dict[str, Predictions]:
+    """Every prediction file, named; all files' problems reported together."""
     read: dict[str, Predictions] = {}
     problems: list[str] = []
     for arg in predictions:
@@ -245,26 +344,9 @@ def score_release(
                 f"Two prediction files are named `{name}`: name them with NAME=FILE"
             )
         try:
-            read[name] = read_predictions(
-                path,
-                gold,
-                name=name,
-                id_column=id_column,
-                action_column=action_column,
-                values=table,
-                skip_invalid=skip_invalid,
-            )
+            read[name] = read_predictions(path, gold, name=name, **options)
         except ImportProblem as exc:
             problems.extend(exc.problems)
     if problems:
         raise ImportProblem(problems)
-    return scoring.score(
-        gold,
-        {name: p.codes for name, p in read.items()},
-        judges=list(read) if judge else [],
-        n_resamples=n_resamples,
-        confidence=confidence,
-        seed=seed,
-        by_group=by_group,
-        skipped={name: p.skipped for name, p in read.items()},
-    )
+    return read

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,38 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
     raise AnnotateError(
         f"Database `{parsed.get_backend_name()}` is not supported: use sqlite or postgresql"
     )
+
+
+_SHARED: dict[str, tuple[tuple[int, int], Engine]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10) -> Engine:
+    """The one engine of this process for `url` (made on first use).
+
+    Every part of the server (sign-in routes, pages) takes its engine from here, so that
+    clearing Streamlit's caches never makes a second pool. Asking again with other options
+    replaces the engine and disposes the old one, closing its pooled connections.
+    """
+    options = (busy_timeout_ms, pool_size)
+    with _SHARED_LOCK:
+        held = _SHARED.get(url)
+        if held is not None and held[0] == options:
+            return held[1]
+        engine = make_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
+        _SHARED[url] = (options, engine)
+    if held is not None:
+        held[1].dispose()
+    return engine
+
+
+def dispose_shared() -> None:
+    """Dispose every shared engine (server shutdown, tests)."""
+    with _SHARED_LOCK:
+        held = list(_SHARED.values())
+        _SHARED.clear()
+    for _, engine in held:
+        engine.dispose()
 
 
 @contextmanager

@@ -22,7 +22,6 @@ from annotate.accounts import sessions
 from annotate.app import context, lead
 from annotate.app.pages import my_work
 from annotate.schema import LabelSchema
-from annotate.settings import Settings
 from annotate.storage import db
 from annotate.storage.models import Annotation, Campaign, Item, User
 from tests.conftest import ADMIN, full_labels, make_item
@@ -105,8 +104,7 @@ def app_db(tmp_path_factory: pytest.TempPathFactory, schema: LabelSchema) -> Ite
         yield seeded
     finally:
         seeded.engine.dispose()
-        settings = Settings(database_url=url)
-        context._engine_for(url, settings.sqlite_busy_timeout_ms, settings.pool_size).dispose()
+        db.dispose_shared()
         st.cache_resource.clear()
         mp.undo()
 

@@ -16,7 +16,7 @@ import streamlit as st
 
 from annotate import review
 from annotate.app import lead
-from annotate.app.context import AppContext
+from annotate.app.context import AppContext, fragment
 from annotate.app.render import plain
 from annotate.review.figures import CampaignReport, ReportFilters
 from annotate.storage.models import User
@@ -285,7 +285,7 @@ def _heatmap(frame: pd.DataFrame, x: str, y: str, value: str, title: str, fmt: s
     return (rect + text).properties(title=title)
 
 
-@st.fragment
+@fragment
 def confusion_view(
     ctx: AppContext, table: LabelTable, key: str, fkey: str, filters: ReportFilters
 ) -> None:
@@ -323,7 +323,7 @@ def confusion_view(
     st.altair_chart(_heatmap(shown, x, y, "count", title, ".1f"), width="stretch", height=360)
 
 
-@st.fragment
+@fragment
 def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
     """Per annotator: volume, pace, label mix, agreement with the rest and with gold."""
     st.subheader("Annotators")
@@ -387,7 +387,7 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
     )
 
 
-@st.fragment
+@fragment
 def time_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
     """Alpha per day or per batch of items, so a guideline change shows its effect."""
     st.subheader("Alpha over time")

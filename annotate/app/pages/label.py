@@ -14,7 +14,7 @@ import streamlit as st
 from annotate import labeling, storage
 from annotate.app import render as view
 from annotate.app import widgets
-from annotate.app.context import AppContext, show_error
+from annotate.app.context import AppContext, fragment, show_error
 from annotate.errors import AnnotateError, Conflict, StorageUnavailable, ValidationProblem
 from annotate.schema import LabelSchema
 from annotate.storage.models import Campaign
@@ -162,7 +162,7 @@ def _progress_line(ctx: AppContext, campaign: Campaign, assignment_id: int) -> N
     )
 
 
-@st.fragment
+@fragment
 def label_form(
     ctx: AppContext,
     *,
