@@ -543,11 +543,15 @@ STALE = {
 }
 # Rows that take no signed-in actor: they decide who signs in from the database itself.
 NOT_AN_ACTOR = {"sessions.sign_in", "sessions.user_for_identity"}
+# A cookie outlives a role change: read_token returns the user as stored now (the new role),
+# which every core function then checks. Sign-out, password changes and deactivation end it.
+FRESH_AFTER = {("sessions.read_token", "demoted lead")}
 STALE_CASES = [
     pytest.param(name, kind, call, id=f"{name}-{kind}")
     for name, _, call in MATRIX
     if name not in NOT_AN_ACTOR
     for kind in STALE
+    if (name, kind) not in FRESH_AFTER
 ]
 
 
@@ -629,5 +633,5 @@ def test_every_public_function_taking_a_user_has_a_row() -> None:
 
 def test_the_matrix_covers_every_role_for_every_row() -> None:
     assert len(CASES) == len(MATRIX) * len(ROLES)
-    assert len(STALE_CASES) == (len(MATRIX) - len(NOT_AN_ACTOR)) * len(STALE)
+    assert len(STALE_CASES) == (len(MATRIX) - len(NOT_AN_ACTOR)) * len(STALE) - len(FRESH_AFTER)
     assert {least for _, least, _ in MATRIX} <= set(ALLOWED)

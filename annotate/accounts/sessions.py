@@ -1,10 +1,12 @@
 """Sign-in, the signed session cookie and sign-out.
 
-The cookie holds `{user id, password fingerprint, session generation, role, issued-at}` signed with
+The cookie holds `{user id, password fingerprint, session generation, issued-at}` signed with
 HMAC (itsdangerous) under the key from `annotate.accounts.keys`. It stops working when it is
 older than `Settings.session_hours`, when the user's password changes (the fingerprint no
-longer matches), and when the user's `session_generation` moves on: a password change, a role
-change, deactivation or signing out bumps it, so every cookie issued before dies with it.
+longer matches), and when the user's `session_generation` moves on: a password change,
+deactivation or signing out bumps it, so every cookie issued before dies with it. A role change
+does not end the session: the cookie then signs in the user with the new role, while any User
+object loaded before the change is refused by `require_role`.
 Sign-in is slowed after failures (`annotate.accounts.throttle`), and at most
 `Settings.password_checks_at_once` password checks run at the same time (`accounts.auth`).
 """
@@ -60,7 +62,6 @@ class TokenClaims:
     user_id: int
     password_fingerprint: str
     generation: int
-    role: str
     issued_at: float
 
 
@@ -75,7 +76,6 @@ def issue_token(*, key: str, user: User, now: float | None = None) -> str:
                 "u": user.id,
                 "p": _password_fingerprint(user),
                 "g": user.session_generation,
-                "r": user.role,
                 "t": issued,
             }
         )
@@ -93,7 +93,6 @@ def parse_token(*, key: str, token: str, max_age_s: float, now: float | None = N
         and isinstance(data.get("u"), int)
         and isinstance(data.get("p"), str)
         and isinstance(data.get("g", 0), int)
-        and isinstance(data.get("r", ""), str)
         and isinstance(data.get("t"), int | float)
     ):
         raise AuthError("Your sign-in is not valid here; sign in again")
@@ -105,7 +104,6 @@ def parse_token(*, key: str, token: str, max_age_s: float, now: float | None = N
         password_fingerprint=data["p"],
         # Cookies issued before generations existed count as generation 0.
         generation=data.get("g", 0),
-        role=data.get("r", ""),
         issued_at=data["t"],
     )
 
@@ -125,11 +123,8 @@ def read_token(
         raise AuthError("This account can no longer sign in; ask an admin")
     if claims.password_fingerprint != _password_fingerprint(user):
         raise AuthError("Your password was changed; sign in again")
-    if claims.role not in ("", user.role):
-        raise AuthError("Your role was changed; sign in again")
     if claims.generation != user.session_generation:
-        # Password changes and deactivation were reported above; what is left is a sign-out
-        # (or a role changed and changed back).
+        # Password changes and deactivation were reported above; what is left is a sign-out.
         raise AuthError("You signed out; sign in again")
     return user
 

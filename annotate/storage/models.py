@@ -25,7 +25,7 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=500)
     is_machine: bool = Field(default=False)
     active: bool = Field(default=True)
-    # Bumped whenever sign-in state changes (password, role, active flag, sign-out): session
+    # Bumped when a password changes, the account is (de)activated or the user signs out: session
     # cookies and in-memory User objects from an older generation are refused.
     session_generation: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
