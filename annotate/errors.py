@@ -47,3 +47,19 @@ class StorageUnavailable(AnnotateError):
 
 class AgreementInputError(AnnotateError, ValueError):
     """Labels handed to the agreement functions do not fit their domain or shape."""
+
+
+class StaleSession(PermissionDenied):
+    """The acting user changed (role, active flag, password, sign-out) since they were loaded."""
+
+
+class SignInDelayed(AuthError):
+    """Too many recent failed sign-ins: the next attempt must wait `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ConfigError(AnnotateError):
+    """A setting (ANNOTATE_* variable) or a file it names is unusable."""

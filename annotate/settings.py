@@ -45,7 +45,15 @@ class Settings(BaseSettings):
     )
     secret_key: str = Field(
         default="",
-        description="Key signing session cookies; generated and kept in the database if empty.",
+        description="Key signing session cookies, at least 32 bytes (make one with "
+        '`python -c "import secrets; print(secrets.token_urlsafe(48))"`). Empty: a key is '
+        "generated once into `secret_key_file`.",
+    )
+    secret_key_file: str = Field(
+        default="",
+        description="File holding the generated signing key (owner-only, 0600). Empty: beside "
+        "a SQLite database (`annotate.db` -> `annotate.db.key`), else `annotate-secret.key` in "
+        "the working directory. Replicas must share it, or set `secret_key`.",
     )
     session_hours: float = Field(default=12.0, gt=0, description="Sign-in cookie lifetime.")
     secure_cookies: Literal["auto", "always"] = Field(
@@ -57,11 +65,24 @@ class Settings(BaseSettings):
         default=30_000, ge=0, description="How long SQLite waits for a lock before failing."
     )
     pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
-    login_max_failures: int = Field(
-        default=5, ge=1, description="Failed sign-ins per user allowed within the lockout window."
+    login_free_failures: int = Field(
+        default=3, ge=1, description="Failed sign-ins per user name before delays start."
+    )
+    login_free_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Failed sign-ins per client address (any user names) before delays start.",
+    )
+    login_delay_seconds: float = Field(
+        default=1.0, gt=0, description="The first delay; each further failure doubles it."
+    )
+    login_max_delay_seconds: float = Field(
+        default=900.0, gt=0, description="The longest delay between two sign-in attempts."
     )
     login_window_minutes: float = Field(
-        default=15.0, gt=0, description="Window over which failed sign-ins are counted."
+        default=15.0,
+        gt=0,
+        description="Failures are forgotten once the last one is this old (the count restarts).",
     )
     max_import_rows: int = Field(
         default=5_000_000, ge=1, description="Most rows an imported Parquet file may hold."
@@ -78,6 +99,24 @@ class Settings(BaseSettings):
         description="Longest free text accepted (rationales, flag notes, adjudication notes, "
         "text labels), in characters.",
     )
+    password_checks_at_once: int = Field(
+        default=2,
+        ge=1,
+        description="Password hashes computed at the same time per process; more wait in line.",
+    )
+    password_check_wait_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a sign-in waits for its turn before being told to retry.",
+    )
+    argon2_memory_kib: int = Field(
+        default=65_536,
+        ge=8_192,
+        description="Memory per password hash, KiB (argon2id m; 65536 = 64 MiB, pwdlib's "
+        "default). Changing it applies to new hashes; existing ones keep verifying.",
+    )
+    argon2_time_cost: int = Field(default=3, ge=1, description="argon2id passes (t).")
+    argon2_parallelism: int = Field(default=4, ge=1, description="argon2id lanes (p).")
     public_url: str = Field(
         default="",
         description="The URL browsers use to reach the app (e.g. https://label.example.org) "

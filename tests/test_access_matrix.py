@@ -7,6 +7,10 @@ AuthError for sign-in) exactly when the role does not allow it. Calls act on the
 things where the function is about "your own" (labels, leases), so a refusal is the role check
 and not a missing object. Each call runs in a transaction that is rolled back.
 
+`test_a_stale_actor_is_refused` runs every row again with an actor object loaded before its
+account changed in the database: a lead since demoted, an admin since deactivated, and an admin
+whose session generation moved on (password change or sign-out); every row must refuse it.
+
 `test_every_public_function_taking_a_user_has_a_row` fails when someone adds a public function
 taking `actor` (or `user`) to these modules without deciding who may call it here.
 """
@@ -22,11 +26,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from annotate import labeling, review, storage
-from annotate.accounts import sessions
+from annotate.accounts import sessions, throttle
 from annotate.errors import AuthError, PermissionDenied
 from annotate.intake.labels import LabelRow
 from annotate.labeling import claims, slots, submission
@@ -57,6 +62,7 @@ MODULES: tuple[ModuleType, ...] = (
     release,
     queries,
     sessions,
+    throttle,
 )
 KEY = "matrix-signing-key-" + "k" * 30
 
@@ -95,7 +101,13 @@ Call = Callable[[World], Any]
 
 
 def _settings(w: World) -> Settings:
-    return Settings(database_url=str(w.engine.url), secret_key=KEY, login_max_failures=50)
+    return Settings(
+        database_url=str(w.engine.url),
+        secret_key=KEY,
+        login_max_failures=50,  # the setting before growing delays
+        login_free_failures=1000,
+        login_free_failures_per_address=1000,
+    )
 
 
 # (module.function, least role, call). A call returning False counts as refused (predicates).
@@ -358,6 +370,11 @@ MATRIX: list[tuple[str, str, Call]] = [
         "lead",
         lambda w: queries.load_labels(session=w.s, actor=w.actor, campaign=w.c),
     ),
+    (
+        "throttle.unlock",
+        "admin",
+        lambda w: throttle.unlock(session=w.s, actor=w.actor, name="oth"),
+    ),
     # -- sessions: who can sign in at all ---------------------------------------------------
     (
         "sessions.sign_in",
@@ -518,6 +535,71 @@ def test_access(
         assert refused, f"{role} may call {name}, but should not"
 
 
+# How an actor object goes stale: (who, the change made in the database behind its back).
+STALE = {
+    "demoted lead": ("lead", {"role": "annotator"}),
+    "deactivated admin": ("admin", {"active": False}),
+    "new generation admin": ("admin", {"session_generation": 1}),
+}
+# Rows that take no signed-in actor: they decide who signs in from the database itself.
+NOT_AN_ACTOR = {"sessions.sign_in", "sessions.user_for_identity"}
+# A cookie outlives a role change: read_token returns the user as stored now (the new role),
+# which every core function then checks. Sign-out, password changes and deactivation end it.
+FRESH_AFTER = {("sessions.read_token", "demoted lead")}
+STALE_CASES = [
+    pytest.param(name, kind, call, id=f"{name}-{kind}")
+    for name, _, call in MATRIX
+    if name not in NOT_AN_ACTOR
+    for kind in STALE
+    if (name, kind) not in FRESH_AFTER
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "call"), STALE_CASES)
+def test_a_stale_actor_is_refused(
+    world_db: dict[str, Any],
+    schema: LabelSchema,
+    tmp_path: Path,
+    name: str,
+    kind: str,
+    call: Call,
+) -> None:
+    role, change = STALE[kind]
+    engine: Engine = world_db["engine"]
+    with Session(engine, expire_on_commit=False) as s:
+        if not name.startswith("sessions."):
+            s.connection(execution_options={"sqlite_immediate": True})
+        actor = s.get(User, world_db["users"][role])
+        campaign = s.get(Campaign, world_db["campaign_id"])
+        assert actor is not None and campaign is not None
+        w = World(
+            s=s,
+            engine=engine,
+            actor=actor,
+            c=campaign,
+            schema=schema,
+            table=world_db["table"],
+            items=world_db["items"],
+            own_annotation=world_db["own_annotation"][role],
+            own_assignment=world_db["own_assignment"][role],
+            out=tmp_path / "exports",
+        )
+        # The row changes in the database; the object in hand keeps what it was loaded with.
+        s.execute(
+            update(User).where(col(User.id) == actor.id).values(**change),
+            execution_options={"synchronize_session": False},
+        )
+        try:
+            result = call(w)
+            refused = result is False
+            why = f"returned {type(result).__name__}"
+        except (PermissionDenied, AuthError) as exc:
+            refused, why = True, str(exc)
+        finally:
+            s.rollback()
+    assert refused, f"a {kind} may still call {name} ({why})"
+
+
 def _public_functions_taking_a_user() -> set[str]:
     found = set()
     for module in MODULES:
@@ -551,4 +633,5 @@ def test_every_public_function_taking_a_user_has_a_row() -> None:
 
 def test_the_matrix_covers_every_role_for_every_row() -> None:
     assert len(CASES) == len(MATRIX) * len(ROLES)
+    assert len(STALE_CASES) == (len(MATRIX) - len(NOT_AN_ACTOR)) * len(STALE) - len(FRESH_AFTER)
     assert {least for _, least, _ in MATRIX} <= set(ALLOWED)

@@ -115,18 +115,23 @@ def get_engine(settings: Settings) -> Engine:
 
 
 @st.cache_resource(show_spinner=False)
-def _key_for(url: str, busy_timeout_ms: int, pool_size: int) -> str:
+def _key_for(url: str, busy_timeout_ms: int, pool_size: int, key_file: str) -> str:
     return sessions.signing_key(
         engine=db.shared_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size),
-        settings=Settings(database_url=url, secret_key=""),
+        settings=Settings(database_url=url, secret_key="", secret_key_file=key_file),
     )
 
 
 def signing_key(settings: Settings) -> str:
-    """The session-cookie signing key (Settings.secret_key, else the stored one)."""
+    """The session-cookie signing key (Settings.secret_key, else the key file's)."""
     if settings.secret_key:
-        return settings.secret_key
-    return _key_for(settings.database_url, settings.sqlite_busy_timeout_ms, settings.pool_size)
+        return sessions.signing_key(engine=get_engine(settings), settings=settings)
+    return _key_for(
+        settings.database_url,
+        settings.sqlite_busy_timeout_ms,
+        settings.pool_size,
+        settings.secret_key_file,
+    )
 
 
 # -- who is signed in --------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """The web server: Streamlit's `st.App` plus the sign-in routes and a sign-in gate.
 
 Streamlit cannot set an HttpOnly cookie from a script (scripts talk over a websocket), so
-sign-in is a small server-rendered form: `POST /signin` checks the password (rate-limited per
-user name), sets the signed `annotate_session` cookie (HttpOnly, SameSite=Lax, Secure over
-https) and redirects into the app, where `st.context.cookies` reads it on every rerun. A page
-load without a valid cookie is redirected to `/signin` by `SignInGate`. Signing out in the app
+sign-in is a small server-rendered form: `POST /signin` checks the password (slowed after
+failures per user name and client address), sets the signed `annotate_session` cookie
+(HttpOnly, SameSite=Lax, Secure over https) and redirects into the app, where
+`st.context.cookies` reads it on every rerun. A page load without a valid cookie is redirected
+to `/signin` by `SignInGate`. Signing out in the app
 calls `st.logout()`, which sends the browser to Streamlit's `/auth/logout`; the gate clears our
 cookie on that response as well, so one button ends both a password and an OIDC session.
 `GET /signout` does the same for a plain link. What a page talks to afterwards (the websocket,
@@ -33,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annotate.accounts import sessions
 from annotate.app.guard import StreamGuard
-from annotate.errors import AnnotateError, AuthError
+from annotate.errors import AnnotateError, AuthError, SignInDelayed, ValidationProblem
 from annotate.settings import Settings, origin_of
 from annotate.storage import db
 from annotate.storage.models import User
@@ -268,15 +269,11 @@ def routes(auth: Auth) -> list[Route]:
                 settings=auth.settings,
                 name=name,
                 password=password,
+                address=request.client.host if request.client else "",
             )
             key = await run_in_threadpool(auth.key)
         except AnnotateError as exc:
-            status = 401 if isinstance(exc, AuthError) else 503
-            return HTMLResponse(
-                _form_page(message=str(exc), name=name, next_path=next_path),
-                status_code=status,
-                headers=FORM_HEADERS,
-            )
+            return _signin_refused(exc, name=name.replace("\x00", ""), next_path=next_path)
         token = sessions.issue_token(key=key, user=user)
         response = RedirectResponse(next_path, status_code=303)
         response.headers.append(
@@ -308,6 +305,22 @@ def routes(auth: Auth) -> list[Route]:
         Route("/signin/sso", sso, methods=["GET"]),
         Route("/signout", signout, methods=["GET"]),
     ]
+
+
+def _signin_refused(exc: AnnotateError, *, name: str, next_path: str) -> Response:
+    """The form again with why: 400 bad input, 401 wrong, 429 slowed down, 503 unavailable."""
+    headers = dict(FORM_HEADERS)
+    if isinstance(exc, SignInDelayed):
+        status = 429
+        headers["retry-after"] = str(int(exc.retry_after))
+    elif isinstance(exc, AuthError):
+        status = 401
+    elif isinstance(exc, ValidationProblem):
+        status = 400
+    else:
+        status = 503
+    page = _form_page(message=str(exc), name=name, next_path=next_path)
+    return HTMLResponse(page, status_code=status, headers=headers)
 
 
 class SignInGate:

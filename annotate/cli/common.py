@@ -31,7 +31,7 @@ app = typer.Typer(
 
 campaign_app = typer.Typer(help="Create and list campaigns.", no_args_is_help=True)
 
-users_app = typer.Typer(help="Add and list users.", no_args_is_help=True)
+users_app = typer.Typer(help="Add, list and unlock users.", no_args_is_help=True)
 
 app.add_typer(campaign_app, name="campaign")
 

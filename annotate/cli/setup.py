@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from annotate.accounts.keys import signing_key
 from annotate.cli.common import DbOpt, _engine, _settings, handle_errors, out
 from annotate.intake.demo import DEMO_USERS, load_demo
 from annotate.settings import Settings
@@ -28,15 +29,29 @@ def demo(
         bool, typer.Option("--no-serve", help="Load the demo and exit (for scripts).")
     ] = False,
     port: Annotated[int, typer.Option(help="Port of the app.")] = 8501,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Add the demo users even if the database has other users."),
+    ] = False,
     dbu: DbOpt = None,
 ) -> None:
-    """One command: database, seed prompts in campaign `demo`, demo users, then the app."""
+    """One command: database, seed prompts in campaign `demo`, demo users, then the app.
+
+    Only demo users created now get a printed password; existing ones keep theirs.
+    """
     settings = _settings(dbu)
-    passwords = load_demo(settings)
+    passwords = load_demo(settings, force=force)
     out.print("demo campaign ready; sign in as:", markup=False)
-    for (name, role), password in zip(DEMO_USERS, passwords.values(), strict=True):
-        out.print(f"  {name:6} {role:9} password: {password}", markup=False)
+    for name, role in DEMO_USERS:
+        shown = passwords.get(name)
+        what = f"password: {shown}" if shown else "(existing user; password unchanged)"
+        out.print(f"  {name:6} {role:9} {what}", markup=False)
     if not no_serve:
+        engine = _engine(settings)
+        try:
+            signing_key(engine=engine, settings=settings)
+        finally:
+            engine.dispose()
         serve_app(settings, port=port, address="127.0.0.1")
 
 
@@ -55,6 +70,10 @@ def serve(
 ) -> None:
     """Start the labeling app (http://127.0.0.1:8501 by default)."""
     settings = _settings(dbu)
-    _engine(settings).dispose()
+    engine = _engine(settings)
+    try:
+        signing_key(engine=engine, settings=settings)  # a short or unreadable key stops here
+    finally:
+        engine.dispose()
     out.print(f"serving on http://{address}:{port}", markup=False)
     serve_app(settings, port=port, address=address)

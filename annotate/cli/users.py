@@ -1,4 +1,4 @@
-"""`annotate users add|passwd|list`."""
+"""`annotate users add|passwd|list|unlock`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
+from annotate.accounts import throttle
 from annotate.accounts.auth import system_actor
 from annotate.cli.common import DbOpt, JsonOpt, _read_password, _session, _table, handle_errors, out
 from annotate.storage.releases import dumps
-from annotate.storage.users import add_user, list_users, set_password
+from annotate.storage.users import add_user, get_user, list_users, set_password
 
 
 @handle_errors
@@ -62,3 +63,18 @@ def users_list(as_json: JsonOpt = False, dbu: DbOpt = None) -> None:
         out.print(dumps(rows), markup=False)
         return
     _table(rows, empty="no users yet: annotate users add NAME --role annotator")
+
+
+@handle_errors
+def users_unlock(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    dbu: DbOpt = None,
+) -> None:
+    """Forget a user name's failed sign-ins, so its owner may sign in without waiting."""
+    with _session(dbu, immediate=True) as (_s, session):
+        get_user(session=session, name=name)
+        had = throttle.unlock(session=session, actor=system_actor(), name=name)
+    out.print(
+        f"failed sign-ins of {name} cleared" if had else f"{name} had no failed sign-ins",
+        markup=False,
+    )

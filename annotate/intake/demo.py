@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 
+from sqlmodel import col, select
+
 from annotate import intake
 from annotate.accounts.auth import system_actor
-from annotate.errors import AnnotateError
+from annotate.errors import AnnotateError, Conflict, NotFound
 from annotate.schema import resolve_schema
 from annotate.settings import Settings
 from annotate.storage import db
@@ -15,7 +17,8 @@ from annotate.storage.campaigns import (
     get_campaign,
 )
 from annotate.storage.items import import_items
-from annotate.storage.users import add_user, get_user, set_password
+from annotate.storage.models import User
+from annotate.storage.users import add_user, get_user
 
 # The seed files carry the author's expected labels; annotators must not see them (blind labeling).
 SEED_HINTS = {"behaviour", "expected_right_action", "expected_intent", "expected_epistemic_status"}
@@ -29,13 +32,28 @@ DEMO_USERS = (
 )
 
 
-def load_demo(settings: Settings) -> dict[str, str]:
-    """Set up the `demo` campaign with the seed prompts and demo users; returns their passwords."""
+def load_demo(settings: Settings, *, force: bool = False) -> dict[str, str]:
+    """Set up the `demo` campaign with the seed prompts and demo users.
+
+    Returns the passwords of the demo users created now; existing users keep theirs. A
+    database holding users other than the demo ones is refused unless `force`.
+    """
     engine = db.engine_for(settings, require_migrated=False)
     try:
         db.migrate(engine)
         actor = system_actor()
         with db.session_scope(engine) as session:
+            others = session.exec(
+                select(User.name).where(col(User.name).not_in([n for n, _ in DEMO_USERS]))
+            ).all()
+            if others and not force:
+                shown = ", ".join(f"`{n}`" for n in sorted(others)[:5])
+                raise Conflict(
+                    f"This database already has users who are not demo users ({shown}"
+                    + (", ..." if len(others) > 5 else "")
+                    + "); `annotate demo` refuses to add demo accounts to it. Use another "
+                    "--db, or pass --force to add them anyway (existing passwords are kept)."
+                )
             try:
                 campaign = get_campaign(session=session, name="demo")
             except AnnotateError:
@@ -62,12 +80,13 @@ def load_demo(settings: Settings) -> dict[str, str]:
                 )
             passwords: dict[str, str] = {}
             for name, role in DEMO_USERS:
-                password = secrets.token_urlsafe(9)
                 try:
                     get_user(session=session, name=name)
-                    set_password(session=session, actor=actor, name=name, password=password)
-                except AnnotateError:
-                    add_user(session=session, actor=actor, name=name, role=role, password=password)
+                    continue  # never reset an existing password
+                except NotFound:
+                    pass
+                password = secrets.token_urlsafe(9)
+                add_user(session=session, actor=actor, name=name, role=role, password=password)
                 passwords[name] = password
         return passwords
     finally:

@@ -45,7 +45,7 @@ def current_claim(
     Raises PermissionDenied for anyone who may not label (the role check costs no query;
     membership was checked when the lease was made by `claim_next`, and again on submit).
     """
-    require_role(user, "annotator", "label items")
+    require_role(user, "annotator", "label items", session=session)
     now = now or utcnow()
     row = session.exec(
         select(Assignment, Item)

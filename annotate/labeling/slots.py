@@ -154,7 +154,7 @@ def release(
     *, session: Session, user: User, assignment_id: int, now: datetime | None = None
 ) -> None:
     """Give up `user`'s lease without a reason (it may come back to them later); no-op if done."""
-    require_role(user, "annotator", "release items")
+    require_role(user, "annotator", "release items", session=session)
     assignment = _own_assignment(session, user, assignment_id)
     if assignment.status == "active":
         assignment.status = "expired"
@@ -170,7 +170,7 @@ def expire_leases(
 
     Lapsed leases free their slot without this; marking them keeps the table honest.
     """
-    require_role(actor, "lead", "expire leases")
+    require_role(actor, "lead", "expire leases", session=session)
     now = now or utcnow()
     rows = session.execute(
         update(Assignment)
@@ -206,7 +206,7 @@ def progress(
     *, session: Session, user: User, campaign: Campaign, now: datetime | None = None
 ) -> Progress:
     """`user`'s counts in `campaign`, the campaign size, and their pace (median s per item)."""
-    require_role(user, "annotator", "see their progress")
+    require_role(user, "annotator", "see their progress", session=session)
     now = now or utcnow()
     by_status: dict[str, int] = {
         str(status): int(n)
@@ -288,7 +288,7 @@ def _lock_user(session: Session, user: User) -> None:
 
 
 def _check_labeler(session: Session, user: User, campaign: Campaign) -> User:
-    require_role(user, "annotator", "label items")
+    require_role(user, "annotator", "label items", session=session)
     if not can_label(session=session, user=user, campaign=campaign):
         raise PermissionDenied(f"`{user.name}` is not a member of campaign `{campaign.name}`")
     return user

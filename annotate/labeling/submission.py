@@ -113,7 +113,7 @@ def submit(
     nothing is saved. Needs a write transaction. `duration_s` is the time on the item in
     seconds.
     """
-    require_role(user, "annotator", "submit labels")
+    require_role(user, "annotator", "submit labels", session=session)
     _check_write_transaction(session)
     _lock_user(session, user)
     assignment = _own_assignment(session, user, assignment_id)
@@ -178,7 +178,7 @@ def skip(
     now: datetime | None = None,
 ) -> Assignment:
     """Give `user`'s leased item back with a reason; it will not be offered to them again."""
-    require_role(user, "annotator", "skip items")
+    require_role(user, "annotator", "skip items", session=session)
     _check_write_transaction(session)
     _lock_user(session, user)
     reason = reason.strip()

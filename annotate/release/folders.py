@@ -176,6 +176,9 @@ def parse_version(text: str) -> int:
     return int(raw)
 
 
+DIR_MODE = 0o700
+
+
 def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> Path:
     """Run `write(tmp)` in a fresh folder beside `dataset_dir/vN`, then rename it into place.
 
@@ -185,7 +188,10 @@ def publish(dataset_dir: Path, version: int, write: Callable[[Path], None]) -> P
     folder, so only dead ones' folders are touched). An existing version is never replaced:
     Conflict.
     """
-    dataset_dir.mkdir(parents=True, exist_ok=True)
+    # Owner-only: a new exports folder, the dataset's folder and each release (0700).
+    if not dataset_dir.parent.exists():
+        _private_dir(dataset_dir.parent)
+    _private_dir(dataset_dir)
     final = dataset_dir / f"v{version}"
     if final.exists():
         raise Conflict(f"Release {final} already exists; releases are never overwritten")
@@ -224,11 +230,23 @@ def unpublish(release: Path) -> None:
     _fsync_dir(release.parent)
 
 
+def _private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) mode 0700 whatever the umask; tighten our own."""
+    previous = os.umask(0o077)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(previous)
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(DIR_MODE)
+
+
 def _new_partial(dataset_dir: Path, version: int) -> tuple[Path, int]:
     """A fresh temporary folder for `version`, and an open descriptor holding its lock."""
     while True:
         tmp = dataset_dir / f".v{version}.{secrets.token_hex(4)}.partial"
-        tmp.mkdir()
+        tmp.mkdir(mode=DIR_MODE)
         fd = os.open(tmp, os.O_RDONLY)
         fcntl.flock(fd, fcntl.LOCK_EX)
         if os.fstat(fd).st_nlink > 0:

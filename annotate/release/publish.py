@@ -238,7 +238,7 @@ def create_release(
     folder is renamed into place under that lock and removed again if the row cannot be
     committed. Versions are unique per campaign (the lock, and a unique constraint behind it).
     """
-    require_role(actor, "lead", "publish gold releases")
+    require_role(actor, "lead", "publish gold releases", session=session)
     table = load_labels(session=session, actor=actor, campaign=campaign, with_text=True)
     schema = table.schema
     selection = select_gold(table, policy)
@@ -368,7 +368,7 @@ def list_releases(*, session: Session, actor: User, campaign: Campaign) -> list[
     labels at release time, `banded_alpha` the same under the band distance; None where
     undefined.
     """
-    require_role(actor, "lead", "see gold releases")
+    require_role(actor, "lead", "see gold releases", session=session)
     out = []
     for row, creator in list_release_rows(session=session, campaign=campaign):
         s = row.summary or {}

@@ -180,7 +180,7 @@ def item_detail(*, session: Session, actor: User, item_id: int) -> ItemDetail:
     majority right action, pre-filled final labels and band (from the current adjudication if
     there is one, else from the annotators), and the item's adjudication history, newest first.
     """
-    require_role(actor, "lead", "see other annotators' labels")
+    require_role(actor, "lead", "see other annotators' labels", session=session)
     item = _item(session, item_id)
     campaign = _campaign(session, item)
     schema = campaign_schema(session=session, campaign=campaign)
@@ -249,7 +249,7 @@ def adjudication_history(
     *, session: Session, actor: User, item_id: int
 ) -> list[AdjudicationRecord]:
     """Every adjudication of an item, newest first, with the lead's name; leads only."""
-    require_role(actor, "lead", "see adjudications")
+    require_role(actor, "lead", "see adjudications", session=session)
     _item(session, item_id)
     return _records(session, item_id)
 
@@ -285,7 +285,7 @@ def adjudicate(
     appends a row pointing at the previous one and marks that one not current. Raises
     ValidationProblem, NotFound, PermissionDenied.
     """
-    require_role(actor, "lead", "adjudicate items")
+    require_role(actor, "lead", "adjudicate items", session=session)
     lead_id = _lead_id(actor)
     item = _item(session, item_id, lock=True)
     schema = campaign_schema(session=session, campaign=_campaign(session, item))

@@ -333,7 +333,7 @@ def labels_version(
     Changes whenever an annotation is added or edited, and with `adjudications` whenever an
     adjudication is recorded.
     """
-    require_role(actor, "lead", "see agreement figures")
+    require_role(actor, "lead", "see agreement figures", session=session)
     ann = session.exec(
         select(func.count(), func.max(Annotation.updated_at), func.max(Annotation.id)).where(
             Annotation.campaign_id == campaign.id

@@ -203,7 +203,7 @@ def campaign_report(
     seed: int = 0,
 ) -> CampaignReport:
     """Load `campaign`'s labels and report their agreement; leads and admins only."""
-    require_role(actor, "lead", "see agreement figures")
+    require_role(actor, "lead", "see agreement figures", session=session)
     table = load_labels(session=session, actor=actor, campaign=campaign)
     return agreement_report(
         table,

@@ -84,7 +84,7 @@ def review_queue(
     `method`) or left out (`include_adjudicated=False`). Columns as
     `reports.item_disagreement`.
     """
-    require_role(actor, "lead", "see the review queue")
+    require_role(actor, "lead", "see the review queue", session=session)
     table = load_labels(session=session, actor=actor, campaign=campaign)
     return queue_from_table(
         table,
@@ -98,7 +98,7 @@ def review_queue(
 
 def current_adjudications(*, session: Session, actor: User, campaign: Campaign) -> dict[int, str]:
     """Item id -> method of every current adjudication in `campaign`; leads only."""
-    require_role(actor, "lead", "see adjudications")
+    require_role(actor, "lead", "see adjudications", session=session)
     rows = session.exec(
         select(Adjudication.item_id, Adjudication.method).where(
             Adjudication.campaign_id == campaign.id, col(Adjudication.is_current).is_(True)
@@ -109,7 +109,7 @@ def current_adjudications(*, session: Session, actor: User, campaign: Campaign) 
 
 def find_item(*, session: Session, actor: User, campaign: Campaign, external_id: str) -> int:
     """The database id of item `external_id` in `campaign`; NotFound otherwise. Leads only."""
-    require_role(actor, "lead", "open items for adjudication")
+    require_role(actor, "lead", "open items for adjudication", session=session)
     item_id = session.exec(
         select(Item.id).where(Item.campaign_id == campaign.id, Item.external_id == external_id)
     ).first()
@@ -143,7 +143,7 @@ def bulk_accept_unanimous(
     and the schema's default band around its right action. With `item_ids`, only those items
     are considered, and each that does not qualify is listed in `skipped` with the reason.
     """
-    require_role(actor, "lead", "adjudicate items")
+    require_role(actor, "lead", "adjudicate items", session=session)
     lead_id = _lead_id(actor)
     table = load_labels(session=session, actor=actor, campaign=campaign)
     schema = table.schema

@@ -137,7 +137,7 @@ def import_labels(
     already holds for them) is listed in `violations`; with `strict` any violation refuses
     the import, naming them, and nothing is saved.
     """
-    require_role(actor, "admin", "import labels")
+    require_role(actor, "admin", "import labels", session=session)
     schema = campaign_schema(session=session, campaign=campaign)
     fields = {f.name: f for f in schema.fields}
     items = {
@@ -316,7 +316,7 @@ def list_own_annotations(
     Only ever the caller's own labels: labeling is blind. `search` matches item ids and
     prompts (case-insensitive substring).
     """
-    require_role(user, "annotator", "see their own labels")
+    require_role(user, "annotator", "see their own labels", session=session)
     where: list[Any] = [Annotation.campaign_id == campaign.id, Annotation.user_id == user.id]
     if search.strip():
         pattern = f"%{search.strip().lower()}%"
@@ -347,7 +347,7 @@ def get_own_annotation(
     *, session: Session, user: User, annotation_id: int
 ) -> tuple[Annotation, Item]:
     """One of `user`'s own annotations with its item; PermissionDenied for anyone else's."""
-    require_role(user, "annotator", "see their own labels")
+    require_role(user, "annotator", "see their own labels", session=session)
     annotation = session.get(Annotation, annotation_id)
     if annotation is None:
         raise NotFound(f"No annotation {annotation_id}")

@@ -13,6 +13,7 @@ from annotate.accounts.auth import require_role
 from annotate.errors import (
     Conflict,
     NotFound,
+    PermissionDenied,
     ValidationProblem,
 )
 from annotate.schema import LabelSchema
@@ -40,7 +41,7 @@ def create_campaign(
     seed: int | None = None,
 ) -> Campaign:
     """Create a campaign on `schema` with `overlap` annotators per item; admins only."""
-    require_role(actor, "admin", "create campaigns")
+    require_role(actor, "admin", "create campaigns", session=session)
     name = name.strip()
     if not name or len(name) > 200 or "/" in name or name.startswith("."):
         raise ValidationProblem(
@@ -77,8 +78,13 @@ def get_campaign(*, session: Session, name: str) -> Campaign:
 
 
 def can_label(*, session: Session, user: User, campaign: Campaign) -> bool:
-    """Whether `user` may label in `campaign` (open campaigns admit every annotator)."""
-    if not user.active or user.is_machine:
+    """Whether `user` may label in `campaign` (open campaigns admit every annotator).
+
+    False too for a user who changed since loaded (see `require_role`).
+    """
+    try:
+        require_role(user, "annotator", "label items", session=session)
+    except PermissionDenied:
         return False
     if not campaign.restricted:
         return True
@@ -88,7 +94,7 @@ def can_label(*, session: Session, user: User, campaign: Campaign) -> bool:
 
 def list_campaigns(*, session: Session, actor: User) -> list[Campaign]:
     """The campaigns `actor` can see: all for leads and admins, their own for annotators."""
-    require_role(actor, "annotator", "list campaigns")
+    require_role(actor, "annotator", "list campaigns", session=session)
     campaigns = list(session.exec(select(Campaign).order_by(col(Campaign.name))).all())
     if actor.role in ("lead", "admin"):
         return campaigns
@@ -99,7 +105,7 @@ def set_members(
     *, session: Session, actor: User, campaign: Campaign, members: Iterable[str]
 ) -> None:
     """Restrict `campaign` to exactly `members` (an empty list opens it to everyone)."""
-    require_role(actor, "admin", "change campaign membership")
+    require_role(actor, "admin", "change campaign membership", session=session)
     users = [get_user(session=session, name=m) for m in members]
     for old in session.exec(
         select(CampaignMember).where(CampaignMember.campaign_id == campaign.id)
@@ -130,7 +136,7 @@ class CampaignStatus(BaseModel):
 
 def campaign_status(*, session: Session, actor: User, campaign: Campaign) -> CampaignStatus:
     """How far `campaign` has come; leads and admins only (annotators see their own progress)."""
-    require_role(actor, "lead", "see campaign status")
+    require_role(actor, "lead", "see campaign status", session=session)
     schema = campaign_schema(session=session, campaign=campaign)
     n_items = session.exec(
         select(func.count()).select_from(Item).where(Item.campaign_id == campaign.id)
@@ -175,7 +181,7 @@ def campaign_status(*, session: Session, actor: User, campaign: Campaign) -> Cam
 
 def campaign_members(*, session: Session, actor: User, campaign: Campaign) -> list[str]:
     """Names of the annotators `campaign` is restricted to (empty when open); leads and admins."""
-    require_role(actor, "lead", "see campaign members")
+    require_role(actor, "lead", "see campaign members", session=session)
     return list(
         session.exec(
             select(User.name)
@@ -195,7 +201,7 @@ def update_campaign(
     overlap: int | None = None,
 ) -> Campaign:
     """Change `campaign`'s guidelines or overlap k; admins only. Labels already made stay."""
-    require_role(actor, "admin", "change campaigns")
+    require_role(actor, "admin", "change campaigns", session=session)
     if overlap is not None:
         if overlap < 1:
             raise ValidationProblem(f"Overlap must be at least 1, got {overlap}")

@@ -19,6 +19,7 @@ from sqlmodel import Session, create_engine
 
 from annotate.errors import AnnotateError, StorageUnavailable
 from annotate.settings import Settings
+from annotate.storage import files
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -44,6 +45,8 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
         }
         if memory:
             kwargs["poolclass"] = StaticPool
+        else:
+            files.prepare_sqlite_file(Path(parsed.database or ""))
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")

@@ -40,7 +40,7 @@ def import_items(
 ) -> ImportResult:
     """Add `records` to `campaign`: all or nothing; items already there (same id and content)
     are left alone; an id already there with other content is an ImportProblem."""
-    require_role(actor, "admin", "import items")
+    require_role(actor, "admin", "import items", session=session)
     existing: dict[str, str] = dict(
         session.exec(  # type: ignore[arg-type]
             select(Item.external_id, Item.content_hash).where(Item.campaign_id == campaign.id)

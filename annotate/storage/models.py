@@ -25,6 +25,9 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=500)
     is_machine: bool = Field(default=False)
     active: bool = Field(default=True)
+    # Bumped when a password changes, the account is (de)activated or the user signs out: session
+    # cookies and in-memory User objects from an older generation are refused.
+    session_generation: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -204,6 +207,21 @@ class LoginAttempt(SQLModel, table=True):
     user_name: str = Field(max_length=200)
     success: bool
     at: datetime = Field(default_factory=utcnow)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Recent failed sign-ins of one user name (`user:NAME`) or client address (`addr:IP`).
+
+    A sign-in reserves its attempt here (counting it as a failure) before the password is
+    checked; a success then takes it back. `failures` restarts from 0 once `last_failure_at`
+    is older than the counting window.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True, max_length=300)
+    failures: int = Field(default=0)
+    last_failure_at: datetime = Field(default_factory=utcnow)
 
 
 class AppSecret(SQLModel, table=True):

@@ -109,7 +109,7 @@ def load_labels(
     with_text: bool = False,
 ) -> LabelTable:
     """Everyone's labels in `campaign`; leads and admins only (labeling is blind)."""
-    require_role(actor, "lead", "read other annotators' labels")
+    require_role(actor, "lead", "read other annotators' labels", session=session)
     schema = campaign_schema(session=session, campaign=campaign)
     item_cols: list[Any] = [
         Item.id,

@@ -1,10 +1,10 @@
 """Cookies and passwords against a real `annotate serve`, over plain HTTP.
 
-One server for the module (SQLite, a known signing key, 3 failures per 10-minute window). The
-Set-Cookie header is read as a browser gets it; cookies are checked for their signature
-(tampered, re-signed with another key, payload swapped), expiry and flags; the server's own
-output and the database are searched for the passwords used; and failed sign-ins lock one
-user name, not the others, until the window has passed.
+One server for the module (SQLite, a known signing key, 3 free failures, then 5 minutes'
+wait). The Set-Cookie header is read as a browser gets it; cookies are checked for their
+signature (tampered, re-signed with another key, payload swapped), expiry and flags; the
+server's own output and the database are searched for the passwords used; and failed sign-ins
+slow one user name down, not the others, until the delay has passed.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ PASSWORDS = {"alice": "Alice-pw-7f3a9c", "bob": "Bob-pw-2b8e41", "carl": "Carl-p
 WRONG = "Wrong-guess-5c1e"
 NEW_PASSWORD = "Changed-pw-44aa31"
 WINDOW_MINUTES = 10.0
+DELAY_SECONDS = 300.0
 SESSION_HOURS = 12.0
 
 
@@ -62,7 +63,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     port = free_port()
     env = child_env(url) | {
         "ANNOTATE_SECRET_KEY": KEY,
-        "ANNOTATE_LOGIN_MAX_FAILURES": "3",
+        "ANNOTATE_LOGIN_FREE_FAILURES": "3",
+        "ANNOTATE_LOGIN_DELAY_SECONDS": str(DELAY_SECONDS),
         "ANNOTATE_LOGIN_WINDOW_MINUTES": str(WINDOW_MINUTES),
         "ANNOTATE_SESSION_HOURS": str(SESSION_HOURS),
     }
@@ -262,23 +264,24 @@ def test_tampered_and_expired_cookies_are_refused(server: Running) -> None:
     assert opens_the_app(server, alice)
 
 
-def test_sign_in_is_rate_limited_per_user(server: Running) -> None:
+def test_sign_in_is_slowed_down_per_user(server: Running) -> None:
     for _ in range(3):
         failed = sign_in(server, "bob", WRONG)
         assert failed.status == 401 and sessions.WRONG_CREDENTIALS in failed.body
-    locked = sign_in(server, "bob", PASSWORDS["bob"])
-    assert locked.status == 401
-    assert "Too many failed sign-ins for `bob`" in locked.body
-    assert not locked.set_cookies()
+    slowed = sign_in(server, "bob", PASSWORDS["bob"])
+    assert slowed.status == 429
+    assert "Too many failed sign-ins for `bob`" in slowed.body
+    assert 0 < int(slowed.header("retry-after")) <= DELAY_SECONDS
+    assert not slowed.set_cookies()
     # Another user is not affected.
     assert sign_in(server, "alice", PASSWORDS["alice"]).status == 303
-    assert sign_in(server, "bob", PASSWORDS["bob"]).status == 401  # still locked
-    # Once the window has passed (the same check, on the same database, a window later).
+    assert sign_in(server, "bob", PASSWORDS["bob"]).status == 429  # still waiting
+    # Once the delay has passed (the same check, on the same database, a delay later).
     engine = db.make_engine(server.url)
     settings = Settings(
-        database_url=server.url, login_max_failures=3, login_window_minutes=WINDOW_MINUTES
+        database_url=server.url, login_free_failures=3, login_delay_seconds=DELAY_SECONDS
     )
-    later = utcnow() + timedelta(minutes=WINDOW_MINUTES, seconds=1)
+    later = utcnow() + timedelta(seconds=DELAY_SECONDS + 1)
     try:
         with pytest.raises(sessions.AuthError, match="Too many"):
             sessions.sign_in(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import stat
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,8 +12,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from annotate import storage
-from annotate.accounts import sessions
-from annotate.errors import AuthError
+from annotate.accounts import sessions, throttle
+from annotate.errors import AuthError, ConfigError, PermissionDenied, SignInDelayed
 from annotate.settings import Settings
 from annotate.storage import db
 from annotate.storage.models import AppSecret, LoginAttempt, User, utcnow
@@ -32,13 +34,41 @@ def alice(engine: Engine) -> User:
         return make_user(s, "alice")
 
 
-def test_signing_key_is_generated_once_and_kept(engine: Engine) -> None:
-    first = sessions.signing_key(engine=engine, settings=settings())
+def test_signing_key_is_generated_once_into_a_private_file(engine: Engine, tmp_path: Path) -> None:
+    key_file = tmp_path / "keys" / "annotate.key"
+    conf = settings(secret_key_file=str(key_file))
+    first = sessions.signing_key(engine=engine, settings=conf)
     assert len(first) >= 40
-    assert sessions.signing_key(engine=engine, settings=settings()) == first
+    assert sessions.signing_key(engine=engine, settings=conf) == first
+    assert key_file.read_text().strip() == first
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with Session(engine) as s:  # never in the database
+        assert s.get(AppSecret, sessions.SIGNING_KEY_NAME) is None
+        assert all(first not in v for v in s.exec(select(AppSecret.value)).all())
+    mine = "m" * 32
+    assert sessions.signing_key(engine=engine, settings=settings(secret_key=mine)) == mine
+
+
+def test_a_key_stored_in_the_database_moves_to_the_key_file(engine: Engine, tmp_path: Path) -> None:
+    old = "generated-by-an-older-version-" + "q" * 40
+    with db.session_scope(engine) as s:
+        s.add(AppSecret(key=sessions.SIGNING_KEY_NAME, value=old))
+    key_file = tmp_path / "moved.key"
+    conf = settings(secret_key_file=str(key_file))
+    assert sessions.signing_key(engine=engine, settings=conf) == old  # old cookies keep working
+    assert key_file.read_text().strip() == old
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     with Session(engine) as s:
-        assert s.get(AppSecret, sessions.SIGNING_KEY_NAME) is not None
-    assert sessions.signing_key(engine=engine, settings=settings(secret_key="mine")) == "mine"
+        assert s.get(AppSecret, sessions.SIGNING_KEY_NAME) is None
+
+
+def test_a_short_key_is_refused(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"31 bytes long; a signing key needs at least 32"):
+        sessions.signing_key(engine=engine, settings=settings(secret_key="k" * 31))
+    short = tmp_path / "short.key"
+    short.write_text("tiny\n")
+    with pytest.raises(ConfigError, match="secrets.token_urlsafe"):
+        sessions.signing_key(engine=engine, settings=settings(secret_key_file=str(short)))
 
 
 def test_token_round_trip(engine: Engine, alice: User) -> None:
@@ -98,8 +128,10 @@ def test_deactivated_users_lose_their_session(engine: Engine, alice: User) -> No
 def test_sign_out_ends_earlier_tokens_only(engine: Engine, alice: User) -> None:
     old = sessions.issue_token(key=KEY, user=alice, now=1000.0)
     with db.session_scope(engine) as s:
-        sessions.sign_out(session=s, user=alice, now=1000.5)
-    new = sessions.issue_token(key=KEY, user=alice, now=1000.7)
+        sessions.sign_out(session=s, user=alice)
+        again = s.get(User, alice.id)
+        assert again is not None
+        new = sessions.issue_token(key=KEY, user=again, now=1000.7)
     with Session(engine) as s:
         with pytest.raises(AuthError, match="signed out"):
             sessions.read_token(session=s, key=KEY, token=old, max_age_s=HOUR, now=1001.0)
@@ -135,43 +167,92 @@ def test_inactive_and_machine_users_cannot_sign_in(engine: Engine) -> None:
             sessions.sign_in(engine=engine, settings=settings(), name=name, password=password)
 
 
-def test_repeated_failures_lock_the_name_for_a_while(engine: Engine, alice: User) -> None:
-    conf = settings(login_max_failures=3, login_window_minutes=10)
+def test_repeated_failures_slow_the_name_down_growing_delays(engine: Engine, alice: User) -> None:
+    conf = settings(login_free_failures=3, login_delay_seconds=10, login_window_minutes=60)
     t0 = utcnow()
-    for i in range(3):
+
+    def attempt(seconds: float, password: str = "guess") -> User:
+        return sessions.sign_in(
+            engine=engine,
+            settings=conf,
+            name="alice",
+            password=password,
+            now=t0 + timedelta(seconds=seconds),
+        )
+
+    for i in range(3):  # three free failures, no wait between them
+        with pytest.raises(AuthError, match="wrong password"):
+            attempt(i * 0.1)
+    # The fourth waits 10 s after the third failure: even the right password is not checked.
+    with pytest.raises(SignInDelayed, match=r"try again in 10 seconds") as info:
+        attempt(0.2, "correct horse")
+    assert info.value.retry_after == 10
+    # Other names are not affected.
+    with pytest.raises(AuthError, match="wrong password"):
+        sessions.sign_in(engine=engine, settings=conf, name="bob", password="x", now=t0)
+    with pytest.raises(AuthError, match="wrong password"):  # 4th failure, after its wait
+        attempt(10.2)
+    with pytest.raises(SignInDelayed, match=r"try again in 20 seconds"):  # doubled
+        attempt(10.3, "correct horse")
+    assert attempt(30.3, "correct horse").id == alice.id
+
+
+def test_failures_from_one_address_slow_every_name_from_it(engine: Engine, alice: User) -> None:
+    conf = settings(login_free_failures_per_address=4, login_delay_seconds=60)
+    t0 = utcnow()
+    for n in range(4):  # four different names, one address
         with pytest.raises(AuthError, match="wrong password"):
             sessions.sign_in(
                 engine=engine,
                 settings=conf,
-                name="alice",
-                password="guess",
-                now=t0 + timedelta(minutes=i),
+                name=f"guess{n}",
+                password="x" * 9,
+                address="10.0.0.9",
+                now=t0,
             )
-    # Locked: even the right password is not checked.
-    with pytest.raises(AuthError, match=r"Too many failed sign-ins for `alice`; try again in 8"):
+    with pytest.raises(SignInDelayed):
         sessions.sign_in(
             engine=engine,
             settings=conf,
             name="alice",
             password="correct horse",
-            now=t0 + timedelta(minutes=2, seconds=30),
+            address="10.0.0.9",
+            now=t0,
         )
-    # Other names are not affected.
-    with pytest.raises(AuthError, match="wrong password"):
-        sessions.sign_in(engine=engine, settings=conf, name="bob", password="x", now=t0)
-    # Once the oldest failure leaves the window, the name may try again.
     user = sessions.sign_in(
         engine=engine,
         settings=conf,
         name="alice",
         password="correct horse",
-        now=t0 + timedelta(minutes=10, seconds=1),
+        address="10.0.0.10",
+        now=t0,
+    )
+    assert user.id == alice.id
+
+
+def test_an_admin_unlocks_a_name(engine: Engine, alice: User) -> None:
+    conf = settings(login_free_failures=1, login_delay_seconds=600)
+    t0 = utcnow()
+    with pytest.raises(AuthError, match="wrong password"):
+        sessions.sign_in(engine=engine, settings=conf, name="alice", password="bad", now=t0)
+    with pytest.raises(SignInDelayed):
+        sessions.sign_in(
+            engine=engine, settings=conf, name="alice", password="correct horse", now=t0
+        )
+    with db.session_scope(engine) as s:
+        lena = make_user(s, "lena", role="lead")
+        with pytest.raises(PermissionDenied):
+            throttle.unlock(session=s, actor=lena, name="alice")
+        assert throttle.unlock(session=s, actor=ADMIN, name="alice")
+        assert not throttle.unlock(session=s, actor=ADMIN, name="alice")
+    user = sessions.sign_in(
+        engine=engine, settings=conf, name="alice", password="correct horse", now=t0
     )
     assert user.id == alice.id
 
 
 def test_a_success_resets_the_failure_count(engine: Engine, alice: User) -> None:
-    conf = settings(login_max_failures=2)
+    conf = settings(login_free_failures=2)
     t0 = utcnow()
     for i, password in enumerate(("bad", "correct horse", "bad")):
         try:

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from annotate.accounts import sessions
 from annotate.app import main
 from annotate.schema import LabelSchema
-from annotate.storage.models import AppSecret, User
+from annotate.storage.models import User
 from tests import test_app_support as support
 from tests.test_app_support import AppDB, entry_app, texts
 
@@ -54,7 +54,8 @@ def test_sign_out_ends_the_session_on_the_server(app_db: AppDB) -> None:
     at = entry_app(token).run()
     at.sidebar.button(key="signout").click().run()
     with Session(app_db.engine) as s:
-        assert s.get(AppSecret, f"signed_out:{app_db.users['alice'].id}") is not None
+        alice = s.get(User, app_db.users["alice"].id)
+        assert alice is not None and alice.session_generation == 1
         with pytest.raises(sessions.AuthError, match="signed out"):
             sessions.read_token(session=s, key=support.SECRET, token=token, max_age_s=3600)
 

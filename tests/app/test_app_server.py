@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,7 +24,7 @@ from annotate.accounts import sessions
 from annotate.app import server
 from annotate.settings import Settings
 from annotate.storage import db
-from annotate.storage.models import AppSecret, LoginAttempt
+from annotate.storage.models import LoginAttempt, User
 from tests.conftest import make_user
 
 HOST = "127.0.0.1:8501"
@@ -94,10 +95,17 @@ def call(
 
 
 @pytest.fixture
-def auth(db_url: str, engine: Engine) -> Iterator[server.Auth]:
+def auth(db_url: str, engine: Engine, tmp_path: Path) -> Iterator[server.Auth]:
     with db.session_scope(engine) as s:
         make_user(s, "alice")
-    helper = server.Auth(Settings(database_url=db_url, login_max_failures=3))
+    helper = server.Auth(
+        Settings(
+            database_url=db_url,
+            login_free_failures=3,
+            login_delay_seconds=60,
+            secret_key_file=str(tmp_path / "k.key"),
+        )
+    )
     yield helper
     helper.dispose()
 
@@ -170,11 +178,12 @@ def test_wrong_password_is_refused_without_saying_which_part(app: Starlette) -> 
     assert 'value="alice"' in reply.body  # the name is kept, the password is not
 
 
-def test_repeated_failures_lock_the_name(app: Starlette, engine: Engine) -> None:
+def test_repeated_failures_slow_the_name_down(app: Starlette, engine: Engine) -> None:
     for _ in range(3):
         assert sign_in(app, password="guess").status == 401
-    locked = sign_in(app)
-    assert locked.status == 401 and "Too many failed sign-ins for `alice`" in locked.body
+    slowed = sign_in(app)
+    assert slowed.status == 429 and "Too many failed sign-ins for `alice`" in slowed.body
+    assert 0 < int(slowed.header("retry-after") or 0) <= 60  # the first delay of the schedule
     with Session(engine) as s:
         assert len(s.exec(select(LoginAttempt)).all()) == 3
 
@@ -218,7 +227,8 @@ def test_sign_out_ends_the_session_on_the_server(app: Starlette, engine: Engine)
     assert reply.status == 303 and reply.header("location") == "/signin?signed_out=1"
     assert "Max-Age=0" in (reply.header("set-cookie") or "")
     with Session(engine) as s:
-        assert any(k.startswith("signed_out:") for k in s.exec(select(AppSecret.key)).all())
+        alice = s.exec(select(User).where(User.name == "alice")).one()
+        assert alice.session_generation == 1  # every earlier cookie and loaded copy is refused
     # The old cookie no longer opens the app, even if a copy of it was kept.
     assert call(app, "GET", "/", headers={**PAGE, **cookie}).status == 303
 

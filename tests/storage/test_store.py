@@ -34,6 +34,7 @@ def test_tables_and_indexes_exist(engine: Engine) -> None:
         "adjudication",
         "release",
         "login_attempt",
+        "login_throttle",
         "app_secret",
         "alembic_version",
     } <= tables
