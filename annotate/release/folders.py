@@ -287,3 +287,13 @@ def verify_file(release: Path, name: str, manifest: Mapping[str, Any]) -> None:
             f"{release / name} does not match the sha256 in its manifest: the release was "
             "modified after it was written"
         )
+
+
+def release_folders(exports_dir: Path) -> list[Path]:
+    """Every published release under `exports_dir` (`NAME/vN` holding a manifest), newest first
+    within a dataset, datasets by name."""
+    found = [p.parent for p in exports_dir.glob(f"*/v*/{MANIFEST}") if p.parent.is_dir()]
+    return sorted(
+        found,
+        key=lambda p: (p.parent.name, -parse_version(p.name) if p.name[1:].isdigit() else 0),
+    )
