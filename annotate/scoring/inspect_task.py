@@ -205,9 +205,7 @@ def band_scorer(actions: Mapping[str, str], grader: Any = None) -> Any:
     def right_action_band() -> Any:
         async def score(state: Any, target: Any) -> Any:
             model = get_model(grader) if grader else get_model(role="grader")
-            prompt = grader_prompt(
-                conversation_text(state.input), state.output.completion, actions
-            )
+            prompt = grader_prompt(conversation_text(state.input), state.output.completion, actions)
             reply = (await model.generate(prompt)).completion
             action = parse_action(reply, names)
             if action is None:

@@ -170,7 +170,9 @@ def grader_outputs(prompts: list[str]) -> Any:
         text = messages[-1].text
         prompts.append(text)
         item = next(i for i in ACTIONS if f"Q-{i}:" in text)
-        return ModelOutput.from_content("mockllm/grader", f"Looks like it.\nACTION: {ACTIONS[item]}")
+        return ModelOutput.from_content(
+            "mockllm/grader", f"Looks like it.\nACTION: {ACTIONS[item]}"
+        )
 
     return reply
 
@@ -198,7 +200,9 @@ def test_inspect_metrics_equal_annotate_score(
     metrics = {name: m.value for name, m in log.results.scores[0].metrics.items()}
 
     predictions = tmp_path / "model.jsonl"
-    predictions.write_text("".join(json.dumps({"id": k, "action": v}) + "\n" for k, v in ACTIONS.items()))
+    predictions.write_text(
+        "".join(json.dumps({"id": k, "action": v}) + "\n" for k, v in ACTIONS.items())
+    )
     report = score_release(release, [str(predictions)], n_resamples=0).models["model"]
     expected: dict[str, float | None] = {
         "banded_score": report.banded_score,
