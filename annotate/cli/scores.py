@@ -211,7 +211,8 @@ def judge_check_cmd(
     else:
         out.print(
             f"judge {name} vs human observed action on {report.gold}: n={alignment.n}, "
-            f"agreement {_rate(alignment.agreement)}, alpha {_rate(alignment.alpha, alignment.alpha_ci)}",
+            f"agreement {_rate(alignment.agreement)}, "
+            f"alpha {_rate(alignment.alpha, alignment.alpha_ci)}",
             markup=False,
         )
         _table(
