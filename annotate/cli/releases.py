@@ -19,6 +19,7 @@ from annotate.cli.common import (
     handle_errors,
     out,
 )
+from annotate.errors import AnnotateError
 from annotate.storage.campaigns import (
     get_campaign,
 )
@@ -40,6 +41,14 @@ def release_cmd(
     license_id: Annotated[
         str, typer.Option("--license", help="License id written into the dataset card.")
     ] = "other",
+    source_license: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source-license",
+            help="SOURCE=LICENSE (repeatable): the licence of items whose `source` is SOURCE, "
+            "for the card (an item's own metadata `license` wins).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     dbu: DbOpt = None,
 ) -> None:
@@ -51,6 +60,12 @@ def release_cmd(
     from annotate.release.selection import InclusionPolicy
 
     rules = InclusionPolicy.from_pairs(policy or [])
+    licences: dict[str, str] = {}
+    for pair in source_license or []:
+        source, sep, licence = pair.partition("=")
+        if not sep or not source.strip() or not licence.strip():
+            raise AnnotateError(f"--source-license expects SOURCE=LICENSE, got `{pair}`")
+        licences[source.strip()] = licence.strip()
     with _session(dbu) as (settings, session):
         target = get_campaign(session=session, name=campaign)
         result = create_release(
@@ -60,6 +75,7 @@ def release_cmd(
             out_dir=out_dir or settings.exports_dir,
             policy=rules,
             license=license_id,
+            source_licenses=licences,
         )
     if as_json:
         out.print(dumps(result.model_dump(mode="json")), markup=False)
