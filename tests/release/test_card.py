@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from netguard import block_network
 from release_helpers import gold_record, write_gold
 
 from annotate.schema import LabelSchema
@@ -79,20 +80,13 @@ def test_card_metadata_provenance_licences_and_warning(tmp_path: Path, schema: L
 def test_the_cards_own_snippet_loads_the_release_offline(
     tmp_path: Path, schema: LabelSchema, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.scoring.test_inspect_harness import _local
-
-    import socket
-
     folder = release(tmp_path, schema)
     _, body = front_and_body((folder / "README.md").read_text())
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if not _local(address):
-            raise AssertionError(f"network connection attempted to {address}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    attempts = block_network(monkeypatch)
+    # `datasets` reads these at import (before this test runs), hence both the variables and
+    # its config; without them it pings S3 to count the "download".
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -110,3 +104,4 @@ def test_the_cards_own_snippet_loads_the_release_offline(
     # The card's own config (README front matter) gives the same split and features.
     by_config = datasets.load_dataset(str(folder), split="test")
     assert by_config.num_rows == 4 and by_config.features == gold.features
+    assert not attempts

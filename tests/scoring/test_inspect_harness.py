@@ -9,7 +9,6 @@ only steer inspect's context compaction, which these runs never reach).
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import json
 import math
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from netguard import NetworkAttempt, block_network
 from release_helpers import gold_record, write_gold
 
 from annotate.release.record import GoldRecord
@@ -34,48 +34,10 @@ REFUSE_BAND = {"refuse": 1.0, "abstain": 0.25, "answer_safe_part": 0.25}
 ANSWER_BAND = {"answer": 1.0, "answer_with_caveat": 0.75, "answer_safe_part": 0.25}
 
 
-class NetworkAttempt(AssertionError):
-    """A test tried to reach beyond the machine."""
-
-
-def _local(address: Any) -> bool:
-    if not isinstance(address, tuple):
-        return True  # AF_UNIX path
-    host = str(address[0])
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[Any]]:
     """Fail on any non-loopback connection; keep tokenizer and hub look-ups offline."""
-    attempts: list[Any] = []
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if not _local(address):
-            attempts.append(address)
-            raise NetworkAttempt(f"network connection attempted to {address}")
-        return real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> Any:
-        if not _local(address):
-            attempts.append(address)
-            raise NetworkAttempt(f"network connection attempted to {address}")
-        return real_connect_ex(self, address)
-
-    real_getaddrinfo = socket.getaddrinfo
-
-    def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
-        if not _local((host, 0)):
-            attempts.append(host)
-            raise NetworkAttempt(f"name look-up attempted for {host}")
-        return real_getaddrinfo(host, *args, **kw)
+    attempts = block_network(monkeypatch)
 
     class LocalEncoding:
         """Stands in for a tiktoken encoding: one token per whitespace-separated word."""
@@ -86,9 +48,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list
     import tiktoken
 
     monkeypatch.setattr(tiktoken, "get_encoding", lambda name: LocalEncoding())
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken"))
