@@ -42,7 +42,8 @@ FILES = {
     "nobody chose it), `metadata` as a JSON string",
     GOLD_CSV: "the same records for spreadsheets; formula-like cells start with an apostrophe",
     LABEL_SCHEMA: "the label schema the items were labeled under (fields, credits, rules)",
-    RECORD_SCHEMA: "JSON Schema every line of gold.jsonl validates against",
+    RECORD_SCHEMA: "JSON Schema every line of gold.jsonl validates against (choice fields as "
+    "the label schema's values, credits and shares in [0, 1])",
     INSPECT_DATASET: "inspect_ai samples: input, target (right action), id, metadata (band...)",
     INSPECT_TASK: "inspect_ai task: `inspect eval inspect/task.py --model ...`",
     INSPECT_SCORER: "the band scorer used by the task (standard library only until scoring)",

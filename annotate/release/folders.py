@@ -14,7 +14,7 @@ from typing import Any
 
 from annotate.errors import Conflict, NotFound, ValidationProblem
 from annotate.release.formats import write_jsonl
-from annotate.release.record import dump_json_schema
+from annotate.release.record import dump_release_json_schema
 from annotate.schema import LabelSchema, parse_schema
 from annotate.scoring import inspect_task
 
@@ -117,13 +117,16 @@ def write_inspect(
 
 
 def write_schemas(root: Path, schema: LabelSchema) -> None:
-    """Copy the label schema (as JSON) and the gold record JSON Schema into the release."""
+    """Copy the label schema (as JSON) into the release, and the gold record's JSON Schema
+    narrowed to it (choice fields as enums, credits in [0, 1]: record.release_json_schema)."""
     (root / LABEL_SCHEMA).write_text(
         json.dumps(schema.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n",
         encoding="utf-8",
         newline="\n",
     )
-    (root / RECORD_SCHEMA).write_text(dump_json_schema(), encoding="utf-8", newline="\n")
+    (root / RECORD_SCHEMA).write_text(
+        dump_release_json_schema(schema), encoding="utf-8", newline="\n"
+    )
 
 
 def read_label_schema(release: Path) -> LabelSchema:
