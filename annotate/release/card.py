@@ -240,7 +240,7 @@ def _provenance(
     n = len(rows)
     annotators = (agreement or {}).get("n_annotators")
     adjudicated = int(counts.get("adjudicated", 0))
-    ra = next(iter(((agreement or {}).get("fields") or {}).values()), {})
+    ra: Mapping[str, Any] = next(iter(((agreement or {}).get("fields") or {}).values()), {})
     overlap = f"{per_item[0]} to {per_item[-1]} (median {per_item[n // 2]})" if per_item else "n/a"
     return [
         f"- Annotators: {annotators if annotators is not None else 'n/a'} humans, each item "

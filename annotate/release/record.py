@@ -11,8 +11,8 @@ to its fields and values, and every credit and share to [0, 1].
 
 from __future__ import annotations
 
-import json
 import copy
+import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field

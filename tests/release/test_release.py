@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, ROOT, make_user
+from conftest import ADMIN, make_user
 from release_helpers import adjudicate, gold_record, label, labeled_campaign, write_gold
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from annotate.cli import app
 from annotate.errors import Conflict, NotFound, PermissionDenied, ValidationProblem
 from annotate.release import folders, formats
-from annotate.release.record import dump_release_json_schema
 from annotate.release import publish as release_mod
 from annotate.release.publish import create_release, diff_releases, list_releases
+from annotate.release.record import dump_release_json_schema
 from annotate.release.selection import InclusionPolicy, select_gold
 from annotate.schema import LabelSchema
 from annotate.storage.models import Release
