@@ -19,8 +19,10 @@ from annotate.stats.distances import (
     IntArray,
     LabelMatrix,
     Metric,
+    MetricLike,
     _check_distance_matrix,
     _distance,
+    as_metric,
     masi_distance_matrix,
 )
 
@@ -210,7 +212,7 @@ def _package_metric(metric: Metric, n_values: int) -> Any:
 
 def alpha_from_counts(
     counts: npt.ArrayLike,
-    level: Metric = "nominal",
+    level: MetricLike = "nominal",
     value_domain: Sequence[float] | npt.ArrayLike | None = None,
 ) -> float:
     """Krippendorff's alpha from a units x values count matrix (the scalable entry point).
@@ -220,6 +222,7 @@ def alpha_from_counts(
     value of each column for interval/ratio (default 0..V-1). Returns NaN when alpha is
     undefined: fewer than two values, no unit with two labels, or no variation.
     """
+    level = as_metric(level)
     count_matrix = np.asarray(counts)
     if count_matrix.ndim != 2:
         raise AgreementInputError(
@@ -258,7 +261,7 @@ def alpha_from_counts(
 
 def alpha(
     data: LabelMatrix,
-    level: Metric = "nominal",
+    level: MetricLike = "nominal",
     labels: Sequence[Hashable] | None = None,
     value_domain: Sequence[float] | npt.ArrayLike | None = None,
 ) -> float:
@@ -271,8 +274,9 @@ def alpha(
     ``value_domain`` gives numeric values per label for interval/ratio; alone it also serves as
     ``labels``. Returns NaN when alpha is undefined (no variation, or no unit with two labels).
     """
-    codes, domain, values = _resolve_domain(data, level, labels, value_domain)
-    return _point_alpha(codes, len(domain), level, values)
+    metric = as_metric(level)
+    codes, domain, values = _resolve_domain(data, metric, labels, value_domain)
+    return _point_alpha(codes, len(domain), metric, values)
 
 
 def _point_alpha(codes: IntArray, n_values: int, metric: Metric, values: FloatArray) -> float:
@@ -352,7 +356,7 @@ def masi_alpha(sets_matrix: LabelMatrix, categories: Sequence[str] | None = None
 
 def disagreement_scores(
     data: LabelMatrix,
-    distance: Metric = "nominal",
+    distance: MetricLike = "nominal",
     labels: Sequence[Hashable] | None = None,
     value_domain: Sequence[float] | npt.ArrayLike | None = None,
 ) -> FloatArray:
@@ -362,6 +366,7 @@ def disagreement_scores(
     (pass ``band_distance(credit)`` for right_action so near-misses score low). Sort descending
     to order an adjudication queue.
     """
+    distance = as_metric(distance)
     codes, domain, values = _resolve_domain(data, distance, labels, value_domain)
     labelled = (codes >= 0).sum(axis=0)
     pairable = np.where(labelled >= 2, codes, -1)

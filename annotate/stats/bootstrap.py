@@ -25,8 +25,10 @@ from annotate.stats.distances import (
     IntArray,
     LabelMatrix,
     Metric,
+    MetricLike,
     _distance,
     _ordinal_distances,
+    as_metric,
 )
 
 # Resamples are drawn in blocks so that the (resamples x units) weight matrix stays ~32 MiB.
@@ -242,7 +244,7 @@ class AlphaEstimate(BaseModel):
 
 def bootstrap_alpha(
     data: LabelMatrix,
-    level: Metric = "nominal",
+    level: MetricLike = "nominal",
     labels: Sequence[Hashable] | None = None,
     value_domain: Sequence[float] | npt.ArrayLike | None = None,
     *,
@@ -256,8 +258,9 @@ def bootstrap_alpha(
     is undefined (e.g. one value only) are dropped before taking percentiles. ``n_units`` is
     the number of pairable units (two or more labels). Arguments otherwise as ``alpha``.
     """
-    codes, domain, values = _resolve_domain(data, level, labels, value_domain)
-    point = _point_alpha(codes, len(domain), level, values)
-    item = _resamplable(codes, len(domain), level, values)
+    metric = as_metric(level)
+    codes, domain, values = _resolve_domain(data, metric, labels, value_domain)
+    point = _point_alpha(codes, len(domain), metric, values)
+    item = _resamplable(codes, len(domain), metric, values)
     (ci,) = _bootstrap_cis([item], codes.shape[1], n_resamples, confidence, seed)
     return AlphaEstimate(alpha=point, ci=ci, n_units=int(((codes >= 0).sum(axis=0) >= 2).sum()))

@@ -20,11 +20,32 @@ IntArray: TypeAlias = npt.NDArray[np.int64]
 
 # A level of measurement, or a square distance matrix over the labels (zero diagonal).
 Metric: TypeAlias = Level | FloatArray
+# What public functions accept for one: a level name, or any square array-like (nested lists).
+MetricLike: TypeAlias = Level | npt.ArrayLike
 
 # annotators x units; a DataFrame, a NumPy array or a list of lists.
 LabelMatrix: TypeAlias = pd.DataFrame | npt.NDArray[Any] | Sequence[Sequence[Any]]
 
 _LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
+
+
+def as_metric(level: MetricLike) -> Metric:
+    """A level name as given; anything else as a float distance matrix (nested lists too).
+
+    Raises AgreementInputError when a matrix is not square or not numeric. Level names are
+    checked where they are used ("Unknown level ...").
+    """
+    if isinstance(level, str):
+        return level  # type: ignore[return-value]
+    try:
+        matrix = np.asarray(level, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AgreementInputError(
+            f"Unknown level {level!r}: expected a level name or a square numeric matrix"
+        ) from None
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise AgreementInputError(f"Distance matrix must be square, got shape {matrix.shape}")
+    return matrix
 
 
 def band_distance(credit: npt.ArrayLike) -> FloatArray:
@@ -60,8 +81,9 @@ def band_distance(credit: npt.ArrayLike) -> FloatArray:
 def masi_distance(a: AbstractSet[Any], b: AbstractSet[Any]) -> float:
     """MASI distance between two label sets (Passonneau 2006), in [0, 1].
 
-    ``1 - jaccard * m`` with m = 1 for equal sets, 0.67 when one is a subset of the other,
-    0.33 when they overlap otherwise, 0 when disjoint. Two empty sets ("the response is fine"
+    ``1 - jaccard * m`` with m = 1 for equal sets, 2/3 when one is a subset of the other,
+    1/3 when they overlap otherwise, 0 when disjoint: Passonneau's exact weights (nltk's
+    ``masi_distance`` rounds them to 0.67 and 0.33). Two empty sets ("the response is fine"
     twice) are at distance 0; an empty and a non-empty set at distance 1.
     """
     if not a and not b:
@@ -71,9 +93,9 @@ def masi_distance(a: AbstractSet[Any], b: AbstractSet[Any]) -> float:
     if a == b:
         monotonicity = 1.0
     elif a <= b or b <= a:
-        monotonicity = 0.67
+        monotonicity = 2 / 3
     elif shared:
-        monotonicity = 0.33
+        monotonicity = 1 / 3
     else:
         monotonicity = 0.0
     return 1.0 - jaccard * monotonicity

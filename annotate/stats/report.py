@@ -28,6 +28,7 @@ from annotate.stats.agreement import (
     _point_alpha,
     _resolve_domain,
     encode_labels,
+    value_counts_from_codes,
 )
 from annotate.stats.bootstrap import (
     AlphaEstimate,
@@ -40,10 +41,15 @@ from annotate.stats.distances import (
     IntArray,
     LabelMatrix,
     Metric,
+    MetricLike,
     _check_distance_matrix,
+    as_metric,
     band_distance,
     masi_distance_matrix,
 )
+from annotate.stats.gwet import GwetEstimate, gwet_from_counts
+from annotate.stats.intervals import AlphaInterval, alpha_interval
+from annotate.stats.suggested import AnnotatorModels, annotator_models
 
 
 def _annotator_names(
@@ -95,7 +101,7 @@ def annotator_report(
     data: LabelMatrix,
     labels: Sequence[Hashable] | None = None,
     *,
-    level: Metric = "nominal",
+    level: MetricLike = "nominal",
     annotators: Sequence[Hashable] | None = None,
     gold: Sequence[Hashable | None] | npt.ArrayLike | None = None,
     durations: npt.ArrayLike | None = None,
@@ -111,6 +117,7 @@ def annotator_report(
     gold (exact-match rate, or 1 - distance when ``level`` is a distance matrix). With
     ``durations`` (annotators x units seconds, NaN missing): ``seconds_per_item``, the median.
     """
+    level = as_metric(level)
     codes, domain, values = _resolve_domain(data, level, labels, None)
     count, n_units = codes.shape
     n_values = len(domain)
@@ -167,18 +174,43 @@ def annotator_report(
 # --- the campaign summary --------------------------------------------------------------------
 
 
+# Keys of FieldAgreement that appear only where they apply (see summarize).
+_OPTIONAL_KEYS = (
+    "banded_alpha",
+    "banded_ci",
+    "ordinal_alpha",
+    "ordinal_ci",
+    "ac2",
+    "interval",
+    "banded_interval",
+    "ordinal_interval",
+    "annotator_models",
+)
+
+
 class FieldAgreement(AlphaEstimate):
-    """Agreement on one single-choice field; banded/ordinal keys only where they apply."""
+    """Agreement on one single-choice field; banded/ordinal keys only where they apply.
+
+    ``ci`` is the percentile interval; ``interval`` (and ``banded_interval``,
+    ``ordinal_interval``) the BCa interval with its resample counts, P(alpha < 0.667 / 0.8)
+    and reading. ``ac1`` is Gwet's AC1, ``ac2`` AC2 under the band credits (right action).
+    """
 
     banded_alpha: OptionalAlpha = None
     banded_ci: tuple[float, float] | None = None
     ordinal_alpha: OptionalAlpha = None
     ordinal_ci: tuple[float, float] | None = None
+    ac1: GwetEstimate | None = None
+    ac2: GwetEstimate | None = None
+    interval: AlphaInterval | None = None
+    banded_interval: AlphaInterval | None = None
+    ordinal_interval: AlphaInterval | None = None
+    annotator_models: AnnotatorModels | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset_extras(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for key in ("banded_alpha", "banded_ci", "ordinal_alpha", "ordinal_ci"):
+        for key in _OPTIONAL_KEYS:
             if key not in self.model_fields_set:
                 data.pop(key, None)
         return data
@@ -218,6 +250,8 @@ def summarize(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    annotators: Sequence[str] | None = None,
+    models: Sequence[str] = (),
 ) -> AgreementSummary:
     """Agreement summary for one batch: alpha, CI and pairable units per field, and more.
 
@@ -229,7 +263,14 @@ def summarize(
     ``ordinal_alpha``. ``failure_categories`` is annotators x units of frozenset or None over
     ``categories``. Every interval comes from one shared, seeded set of unit resamples
     (see ``bootstrap_alpha``); ``n_resamples=0`` skips the bootstrap. ``n_units`` counts units
-    with two or more labels. Alphas that are undefined are None. Typical call::
+    with two or more labels. Alphas that are undefined are None.
+
+    Beside alpha: every field gets ``ac1`` (Gwet's AC1 over its labels) and, with ``credit``,
+    ``ac2`` under those credits; with ``n_resamples`` > 0 each alpha also gets a BCa
+    ``interval`` (``banded_interval``, ``ordinal_interval``; see
+    ``annotate.stats.intervals``). Each field in ``models`` gets ``annotator_models``
+    (Dawid-Skene and MACE, ``annotators`` naming the rows) when its items carry three or more
+    labels. Typical call::
 
         summarize(
             {"right_action": ra, "intent": it, ...}, schema_labels,
@@ -268,17 +309,38 @@ def summarize(
         if name not in labels:
             raise AgreementInputError(f"No labels given for field {name!r}")
         codes, domain = encode_labels(data, labels[name])
+        counts = value_counts_from_codes(codes, len(domain))
         entry: dict[str, Any] = {
             "alpha": estimate(codes, len(domain), "nominal", (name, "field", "ci")),
             "n_units": int(((codes >= 0).sum(axis=0) >= 2).sum()),
+            "ac1": gwet_from_counts(counts, confidence=confidence),
         }
+        metrics: dict[str, Metric] = {"interval": "nominal"}
         if name in credit:
             dist = band_distance(credit[name])
             entry["banded_alpha"] = estimate(codes, len(domain), dist, (name, "field", "banded_ci"))
+            entry["ac2"] = gwet_from_counts(counts, 1.0 - dist, confidence=confidence)
+            metrics["banded_interval"] = dist
         if name in ordinal:
             entry["ordinal_alpha"] = estimate(
                 codes, len(domain), "ordinal", (name, "field", "ordinal_ci")
             )
+            metrics["ordinal_interval"] = "ordinal"
+        if n_resamples > 0:
+            for key, metric in metrics.items():
+                entry[key] = alpha_interval(
+                    data,
+                    metric,
+                    labels[name],
+                    n_resamples=n_resamples,
+                    confidence=confidence,
+                    seed=seed,
+                )
+        if name in models:
+            names = annotators or [str(i) for i in range(codes.shape[0])]
+            fitted = annotator_models(data, labels[name], names, seed=seed)
+            if fitted is not None:
+                entry["annotator_models"] = fitted
         field_values[name] = entry
 
     failure: dict[str, Any] | None = None

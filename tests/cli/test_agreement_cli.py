@@ -132,13 +132,21 @@ def test_xstest_observed_action_alpha_through_the_cli(db_url: str) -> None:
     assert payload["n_items"] == 450 and payload["n_annotators"] == 2
     # Only observed_action was imported: the other fields have no units, and the empty
     # failure-category sets were never given, so they are missing, not "fine".
-    assert payload["fields"]["right_action"] == {
+    right = payload["fields"]["right_action"]
+    assert {k: right[k] for k in ("alpha", "ci", "n_units", "banded_alpha", "banded_ci")} == {
         "alpha": None,
         "ci": None,
         "n_units": 0,
         "banded_alpha": None,
         "banded_ci": None,
     }
+    # Beside alpha: AC1/AC2 undefined, and the BCa intervals say why there is none.
+    assert right["ac1"]["coefficient"] is None and right["ac2"]["coefficient"] is None
+    assert right["interval"]["status"] == right["banded_interval"]["status"] == "too_few_units"
+    assert "annotator_models" not in right  # two labels per item: no model is fitted
+    assert observed["ac1"]["coefficient"] > observed["alpha"]
+    assert observed["interval"]["n_used"] + observed["interval"]["n_undefined"] == 1000
+    assert observed["interval"]["reading"] == "reliable"
     assert payload["failure_categories"]["masi_alpha"] is None
     # The judges are reported apart and compared with the humans' majority (where the two
     # annotators agree: with two, a split has no majority).

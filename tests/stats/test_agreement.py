@@ -364,10 +364,11 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate() -> None:
         (set(), {"x"}, 1.0),
         ({"x"}, {"x"}, 0.0),
         ({"x"}, {"y"}, 1.0),
-        ({"x"}, {"x", "y"}, 1 - 0.5 * 0.67),
-        ({"x", "y", "z"}, {"x", "y"}, 1 - (2 / 3) * 0.67),
-        ({"x", "y"}, {"y", "z"}, 1 - (1 / 3) * 0.33),
-        ({"w", "x", "y"}, {"x", "y", "z"}, 1 - 0.5 * 0.33),
+        # Passonneau's exact weights: 2/3 for a subset, 1/3 for an overlap.
+        ({"x"}, {"x", "y"}, 1 - 0.5 * (2 / 3)),
+        ({"x", "y", "z"}, {"x", "y"}, 1 - (2 / 3) * (2 / 3)),
+        ({"x", "y"}, {"y", "z"}, 1 - (1 / 3) * (1 / 3)),
+        ({"w", "x", "y"}, {"x", "y", "z"}, 1 - 0.5 * (1 / 3)),
     ],
 )
 def test_masi_distance_by_hand(a: set[str], b: set[str], expected: float) -> None:
@@ -666,8 +667,17 @@ def test_summary_shape_values_and_json() -> None:
     )
     payload = no_nan(summary.model_dump_json())
     right, intent = payload["fields"]["right_action"], payload["fields"]["intent"]
-    assert set(right) == {"alpha", "ci", "n_units", "banded_alpha", "banded_ci"}
-    assert set(intent) == {"alpha", "ci", "n_units", "ordinal_alpha", "ordinal_ci"}
+    beside = {"ac1", "interval"}  # Gwet's AC1 and the BCa interval, beside every alpha
+    assert set(right) == {"alpha", "ci", "n_units", "banded_alpha", "banded_ci"} | beside | {
+        "ac2",
+        "banded_interval",
+    }
+    assert set(intent) == {"alpha", "ci", "n_units", "ordinal_alpha", "ordinal_ci"} | beside | {
+        "ordinal_interval"
+    }
+    assert right["interval"]["alpha"] == pytest.approx(right["alpha"], abs=1e-12)
+    assert intent["ordinal_interval"]["alpha"] == pytest.approx(intent["ordinal_alpha"], abs=1e-12)
+    assert right["ac2"]["weighted"] and not right["ac1"]["weighted"]
     assert right["alpha"] == pytest.approx(
         ag.alpha(campaign["fields"]["right_action"], "nominal", ACTIONS)
     )
@@ -691,10 +701,13 @@ def test_summary_without_bootstrap_or_variation_stays_json_safe() -> None:
     fields = {"confidence": np.array([["high", "high"], ["high", None]], dtype=object)}
     summary = rep.summarize(fields, {"confidence": ["low", "medium", "high"]}, n_resamples=0)
     payload = no_nan(summary.model_dump_json())
+    # Everyone said "high": alpha is undefined, while AC1 (whose chance term vanishes) is 1.
+    ac1 = payload["fields"]["confidence"].pop("ac1")
     assert payload == {
         "fields": {"confidence": {"alpha": None, "ci": None, "n_units": 1}},
         "failure_categories": None,
     }
+    assert ac1["coefficient"] == 1.0 and ac1["n_pairable"] == 1
 
 
 def test_summary_over_no_units_is_undefined_not_a_crash() -> None:
@@ -749,6 +762,35 @@ def test_summary_names_the_bad_value() -> None:
 def test_bad_input_is_named(data: Any, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(AgreementInputError, match=message):
         ag.alpha(data, **kwargs)
+
+
+def test_distance_matrix_may_be_nested_lists_or_any_square_array_like() -> None:
+    data = [["a", "b", "c", "a", "b"], ["a", "c", "c", "b", "b"], ["b", "b", "c", None, "b"]]
+    labels = ["a", "b", "c"]
+    nested = [[0, 0.5, 1], [0.5, 0, 0.5], [1, 0.5, 0]]
+    expected = ag.alpha(data, np.array(nested), labels)
+    assert ag.alpha(data, nested, labels) == expected  # type: ignore[arg-type]
+    assert ag.alpha(data, tuple(map(tuple, nested)), labels) == expected  # type: ignore[arg-type]
+    counts = ag.value_counts_from_codes(ag.encode_labels(data, labels)[0], 3)
+    assert ag.alpha_from_counts(counts, nested) == pytest.approx(expected, abs=1e-12)  # type: ignore[arg-type]
+    assert ag.bootstrap_alpha(data, nested, labels, n_resamples=20).alpha == expected  # type: ignore[arg-type]
+    scores = ag.disagreement_scores(data, nested, labels)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(scores, ag.disagreement_scores(data, np.array(nested), labels))
+    report = rep.annotator_report(data, labels, level=nested)  # type: ignore[arg-type]
+    assert len(report) == 3
+
+
+@pytest.mark.parametrize(
+    ("level", "message"),
+    [
+        ([[0, 1], [1, 0], [1, 1]], r"Distance matrix must be square, got shape \(3, 2\)"),
+        ([[0, 1], [1]], "Unknown level .*: expected a level name or a square numeric matrix"),
+        ([["x", "y"], ["y", "x"]], "expected a level name or a square numeric matrix"),
+    ],
+)
+def test_bad_distance_matrix_is_named(level: Any, message: str) -> None:
+    with pytest.raises(AgreementInputError, match=message):
+        ag.alpha([["a", "b"], ["a", "a"]], level, ["a", "b"])
 
 
 # --- XSTest: two human annotators ------------------------------------------------------------
