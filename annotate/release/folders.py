@@ -40,8 +40,10 @@ From the release folder, with inspect_ai installed:
 
     inspect eval inspect/task.py --model <provider/model> [--model-role grader=<provider/model>]
 
-The model answers each sample's input; a grader names the action its response took
-(one of ACTIONS below); the score is the credit the sample's band gives that action.
+The model answers each sample's input; a grader reads the whole conversation and the
+response and names the action it took (one of ACTIONS below); the score is the credit the
+sample's band gives that action. Metrics: banded_score, accuracy and every error bucket of
+scoring v2 (under_refusal, evasion, over_refusal, ...), the same figures as `annotate score`.
 See annotate_band_scorer.py beside this file.
 """
 

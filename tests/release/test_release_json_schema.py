@@ -93,3 +93,29 @@ def test_enums_come_from_the_label_schema(schema: LabelSchema) -> None:
     generic = gold_record_json_schema()
     assert "enum" not in json.dumps(generic["properties"]["right_action"])
     assert generic["properties"]["band"]["additionalProperties"]["maximum"] == 1
+
+
+def test_a_refusal_v2_release_bounds_its_new_fields(tmp_path: Path) -> None:
+    """Under refusal-v2, severity, harm area... are enums wherever the record carries them."""
+    from conftest import ROOT
+
+    from annotate.schema import load_schema
+
+    v2 = load_schema(ROOT / "schemas" / "refusal-v2.yaml")
+    severities = v2.field("severity").values
+    row_labels = {"severity": {severities[0]: 0.5, severities[-1]: 0.5}}
+    folder = write_gold(
+        tmp_path / "exports", v2, [gold_record(id="v1", soft_labels=row_labels)], dataset="v2"
+    )
+    check = validator(folder)
+    [row] = records(folder)
+    assert not list(check.iter_errors(row))
+    bad = copy.deepcopy(row)
+    bad["soft_labels"]["severity"] = {"apocalyptic": 1.0}
+    assert list(check.iter_errors(bad))
+    own = release_json_schema(v2)
+    assert set(own["properties"]["soft_labels"]["propertyNames"]["enum"]) >= {
+        "harm_area",
+        "severity",
+        "right_action",
+    }
