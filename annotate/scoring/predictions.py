@@ -212,7 +212,6 @@ def _rows(
     if fast is not None:
         return [(line, item, action, {}) for line, item, action in fast]
     out: list[tuple[int, str, str, dict[str, Any]]] = []
-    columns: list[str] = []
     for line, row in intake.read_rows(path):
         if not out:
             missing = [c for c in (id_column, action_column) if c not in row]
@@ -224,8 +223,9 @@ def _rows(
                         "--action-column)"
                     ]
                 )
-            columns = [c for c in JUDGEMENTS if c in row]
-        extra = {c: row.get(c) for c in columns}
+        # Per row: in JSONL a judgement may first appear on a later line (CSV and Parquet
+        # rows all have the same keys anyway).
+        extra = {c: row[c] for c in JUDGEMENTS if c in row}
         out.append((line, _text(row.get(id_column)), _text(row.get(action_column)), extra))
     return out
 
