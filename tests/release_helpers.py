@@ -140,8 +140,11 @@ def write_gold(
     *,
     dataset: str = "gold",
     version: int = 1,
+    **options: Any,
 ) -> Path:
-    """A release folder out/dataset/vN built from `records` without a database."""
+    """A release folder out/dataset/vN built from `records` without a database.
+
+    `options` go to write_release_files (e.g. `agreement`, `source_licenses`)."""
     rows = [r.model_dump(mode="json") for r in sorted(records, key=lambda r: r.id)]
     selection = GoldSelection(rows=rows, held_back=[], policy=InclusionPolicy(), min_annotations=1)
     return publish(
@@ -157,10 +160,13 @@ def write_gold(
             created_at="2026-01-01T00:00:00Z",
             created_by="test",
             counts=gold_counts(selection, schema),
-            agreement={},
-            policy={**InclusionPolicy().model_dump(), "min_annotations_resolved": 1},
-            held_back=[],
-            diff_summary=None,
-            license="other",
+            **{
+                "agreement": {},
+                "policy": {**InclusionPolicy().model_dump(), "min_annotations_resolved": 1},
+                "held_back": [],
+                "diff_summary": None,
+                "license": "other",
+                **options,
+            },
         ),
     )

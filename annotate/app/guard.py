@@ -9,9 +9,12 @@ afterwards, so that nothing of the app answers someone who is not signed in:
   cookie that signs someone in (ours, or Streamlit's single sign-on identity when OIDC is
   configured; the app then maps that identity to a user or shows why not). Over an accepted
   socket, `clear_cache` is only obeyed from an admin (it empties every cache for everyone).
-- `/_stcore/upload_file/...` needs a signed-in admin (the only page that uploads is the
-  admin's import) and at most `Settings.max_upload_mb`: a larger declared size is refused
-  before the body is read, and a body that grows past it is cut off while it streams.
+- `/_stcore/upload_file/...` needs a signed-in lead or admin (the pages that upload are the
+  admin's import and the leads' Models page; an annotator's page has no uploader, so nothing
+  of theirs needs one) and at most `Settings.max_upload_mb`: a larger declared size is refused
+  before the body is read, and a body that grows past it is cut off while it streams. An
+  upload lands in the uploader's own Streamlit session (whose id only its websocket knows) and
+  is read only by a page that role-checks the user again.
 - `/_stcore/metrics` answers admins only.
 """
 
@@ -34,6 +37,8 @@ from annotate.storage.models import User
 LOG = logging.getLogger("annotate.server")
 STREAM = "/_stcore/stream"
 UPLOAD = "/_stcore/upload_file/"
+# The least role that may upload: leads (Models page) and admins (imports).
+UPLOAD_ROLE = "lead"
 METRICS = "/_stcore/metrics"
 STREAMLIT_USER_COOKIE = "_streamlit_user"
 # Multipart framing around the one file of an upload (boundaries, part headers).
@@ -163,8 +168,8 @@ class StreamGuard:
             await self._refuse(scope, receive, send, 403)
             return
         user = await self._user(conn)
-        if not has_role(user, "admin"):
-            LOG.warning("upload refused: %s", "not an admin" if user else "not signed in")
+        if not has_role(user, UPLOAD_ROLE):
+            LOG.warning("upload refused: %s", "not a lead" if user else "not signed in")
             await self._refuse(scope, receive, send, 403)
             return
         cap = self.auth.settings.max_upload_mb * 1024 * 1024 + UPLOAD_OVERHEAD_BYTES

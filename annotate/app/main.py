@@ -46,6 +46,7 @@ PAGES = (
     PageSpec("my_work", "My work", ":material/history:", "Labeling", "annotator"),
     PageSpec("review", "Review", ":material/rate_review:", "Lead", "lead"),
     PageSpec("dashboard", "Dashboard", ":material/monitoring:", "Lead", "lead"),
+    PageSpec("models", "Models", ":material/leaderboard:", "Lead", "lead"),
     PageSpec("adjudicate", "Adjudicate", ":material/gavel:", "Lead", "lead", hidden=True),
     PageSpec("users", "Users", ":material/group:", "Admin", "admin", "admin", "render_users"),
     PageSpec(

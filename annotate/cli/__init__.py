@@ -24,6 +24,7 @@ app.command()(setup.serve)
 app.command("release")(releases.release_cmd)
 app.command("diff")(releases.diff_cmd)
 app.command("score")(scores.score_cmd)
+app.command("judge-check")(scores.judge_check_cmd)
 app.command("agreement")(figures.agreement_cmd)
 
 

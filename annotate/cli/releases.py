@@ -20,6 +20,7 @@ from annotate.cli.common import (
     handle_errors,
     out,
 )
+from annotate.errors import AnnotateError
 from annotate.storage.campaigns import (
     get_campaign,
 )
@@ -49,6 +50,14 @@ def release_cmd(
             "override recorded at adjudication; the manifest records this and lists them.",
         ),
     ] = False,
+    source_license: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source-license",
+            help="SOURCE=LICENSE (repeatable): the licence of items whose `source` is SOURCE, "
+            "for the card (an item's own metadata `license` wins).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     dbu: DbOpt = None,
 ) -> None:
@@ -60,6 +69,12 @@ def release_cmd(
     from annotate.release.selection import InclusionPolicy
 
     rules = InclusionPolicy.from_pairs(policy or [])
+    licences: dict[str, str] = {}
+    for pair in source_license or []:
+        source, sep, licence = pair.partition("=")
+        if not sep or not source.strip() or not licence.strip():
+            raise AnnotateError(f"--source-license expects SOURCE=LICENSE, got `{pair}`")
+        licences[source.strip()] = licence.strip()
     with _session(dbu) as (settings, session):
         target = get_campaign(session=session, name=campaign)
         result = create_release(
@@ -71,6 +86,7 @@ def release_cmd(
             license=license_id,
             allow_rule_violations=allow_rule_violations,
             on_wait=_waiting,
+            source_licenses=licences,
         )
     if as_json:
         out.print(dumps(result.model_dump(mode="json")), markup=False)

@@ -140,3 +140,88 @@ def score_cmd(
             ],
             empty="",
         )
+
+
+@handle_errors
+def judge_check_cmd(
+    gold: Annotated[Path, typer.Option("--gold", help="Release folder, e.g. exports/NAME/v2.")],
+    predictions: Annotated[
+        str,
+        typer.Option(
+            "--predictions",
+            help="FILE or NAME=FILE: the judge's action label for the gold responses "
+            "({id, action}, JSONL/CSV/Parquet).",
+        ),
+    ],
+    as_json: JsonOpt = False,
+    threshold: Annotated[
+        float,
+        typer.Option(help="Least Krippendorff's alpha (lower end of its interval) to trust."),
+    ] = 0.8,
+    min_items: Annotated[int, typer.Option(help="Least items judged by both.")] = 30,
+    id_column: Annotated[str, typer.Option(help="Column holding the item id.")] = "id",
+    action_column: Annotated[str, typer.Option(help="Column holding the action.")] = "action",
+    values: Annotated[
+        Path | None,
+        typer.Option(help="YAML/JSON value mapping (`action:` or `observed_action:` table)."),
+    ] = None,
+    resamples: Annotated[
+        int, typer.Option(help="Bootstrap resamples for alpha's interval.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+) -> None:
+    """Check a grader against the release's human observed action before trusting it.
+
+    Exit code 0 when trusted, 2 when not (tentative, not trusted or too few items), 1 on
+    bad input.
+    """
+    from annotate.scoring.judges import judge_verdict
+    from annotate.scoring.predictions import score_release
+
+    if not 0 < threshold <= 1:
+        raise AnnotateError(f"--threshold must be in (0, 1], got {threshold}")
+    if resamples < 0 or min_items < 1:
+        raise AnnotateError("--resamples must be 0 or more and --min-items 1 or more")
+    report = score_release(
+        gold,
+        [predictions],
+        judge=True,
+        id_column=id_column,
+        action_column=action_column,
+        values=intake.read_value_mapping(values),
+        n_resamples=resamples,
+        seed=seed,
+    )
+    [(name, result)] = report.models.items()
+    alignment = result.judge_alignment
+    assert alignment is not None
+    verdict = judge_verdict(alignment, threshold=threshold, min_items=min_items)
+    if as_json:
+        out.print(
+            dumps(
+                {
+                    "judge": name,
+                    "gold": report.gold,
+                    "alignment": alignment.model_dump(mode="json"),
+                    **verdict.model_dump(mode="json"),
+                }
+            ),
+            markup=False,
+        )
+    else:
+        out.print(
+            f"judge {name} vs human observed action on {report.gold}: n={alignment.n}, "
+            f"agreement {_rate(alignment.agreement)}, "
+            f"alpha {_rate(alignment.alpha, alignment.alpha_ci)}",
+            markup=False,
+        )
+        _table(
+            [
+                {"human \\ judge": g, **{k: str(v) for k, v in row.items()}}
+                for g, row in alignment.confusion.items()
+            ],
+            empty="",
+        )
+        out.print(f"verdict: {verdict.verdict} ({verdict.reason})", markup=False)
+    if not verdict.trusted:
+        raise typer.Exit(2)

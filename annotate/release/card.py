@@ -26,6 +26,16 @@ from annotate.release.record import GoldRecord
 from annotate.schema import LabelSchema
 
 MANIFEST_FORMAT = 1
+SPLIT = "test"
+LANGUAGE = ("en",)
+TASK_CATEGORIES = ("text-classification",)
+LICENCE_KEYS = ("license", "licence", "source_license")
+UNKNOWN_LICENCE = "unknown: check before redistributing"
+CONTENT_WARNING = (
+    "> **Content warning.** This dataset contains requests for harmful, dangerous or "
+    "offensive content (weapons, self-harm, abuse, crime, hate) and model responses that may "
+    "comply with them. It is meant for evaluating models, not for training them to comply."
+)
 FILES = {
     GOLD_JSONL: "one gold record per line (the reference form; `content_hash` is its sha256)",
     GOLD_PARQUET: "the same records; `band` and `soft_labels` as structs (null: no credit, "
@@ -33,7 +43,8 @@ FILES = {
     GOLD_CSV: "the same records for spreadsheets; formula-like cells start with an apostrophe; "
     "an empty cell is a missing value, `[]` failure categories ticked by nobody",
     LABEL_SCHEMA: "the label schema the items were labeled under (fields, credits, rules)",
-    RECORD_SCHEMA: "JSON Schema every line of gold.jsonl validates against",
+    RECORD_SCHEMA: "JSON Schema every line of gold.jsonl validates against (choice fields as "
+    "the label schema's values, credits and shares in [0, 1])",
     INSPECT_DATASET: "inspect_ai samples: input, target (right action), id, metadata (band...)",
     INSPECT_TASK: "inspect_ai task: `inspect eval inspect/task.py --model ...`",
     INSPECT_SCORER: "the band scorer used by the task (standard library only until scoring)",
@@ -111,20 +122,29 @@ def dataset_card(
     policy: Mapping[str, Any],
     diff_summary: Mapping[str, Any] | None,
     license: str,
+    language: Sequence[str] = LANGUAGE,
+    source_licenses: Mapping[str, str] | None = None,
 ) -> str:
-    """README.md: Hugging Face dataset card with YAML front matter, figures, tables, usage."""
+    """README.md: Hugging Face dataset card with YAML front matter, figures, tables, usage.
+
+    The one split is `test` (a gold set is for evaluation), in the config and in the snippet
+    alike. `language` lists the items' languages (ISO 639-1); `source_licenses` maps an item
+    `source` to its licence, for sources whose items do not carry one in their metadata.
+    """
     front = {
         "pretty_name": f"{dataset} gold v{version}",
         "license": license,
+        "language": list(language),
+        "task_categories": list(TASK_CATEGORIES),
+        "annotations_creators": ["expert-generated"],
         "tags": ["safety", "refusal", "right-action", "llm-evaluation"],
         "size_categories": [_size_category(len(rows))],
         "configs": [
-            {"config_name": "default", "data_files": [{"split": "test", "path": GOLD_PARQUET}]}
+            {"config_name": "default", "data_files": [{"split": SPLIT, "path": GOLD_PARQUET}]}
         ],
-        "dataset_info": {
-            "features": hf_features(schema),
-            "splits": [{"name": "test", "num_examples": len(rows)}],
-        },
+        # No `splits` entry: `datasets` wants its byte size too, which a pure card cannot
+        # know, and warns on a partial one; the config above names the split.
+        "dataset_info": {"features": hf_features(schema)},
     }
     fields = (agreement or {}).get("fields", {})
     ra = fields.get(schema.right_action_field, {})
@@ -136,6 +156,8 @@ def dataset_card(
         "---",
         "",
         f"# {_md(dataset)} gold, v{version}",
+        "",
+        CONTENT_WARNING,
         "",
         f"For each item, a prompt (or conversation) and one model response, the **right action**: "
         f"what the model should have done, with a **tolerance band** of neighbouring actions "
@@ -162,6 +184,8 @@ def dataset_card(
         )
     else:
         lines.append("- First release of this dataset.")
+    lines += ["", "## Where the labels come from", "", *_provenance(rows, counts, agreement)]
+    lines += ["", "## Sources and licences", "", *_licences(rows, source_licenses or {})]
     lines += ["", "## Right action by intent", "", *_crosstab(rows, schema), ""]
     lines += ["## Agreement", "", "| field | alpha | 95% CI | banded alpha | items |"]
     lines.append("|---|---|---|---|---|")
@@ -195,7 +219,9 @@ def dataset_card(
         "",
         "```python",
         "from datasets import load_dataset",
-        f'gold = load_dataset("parquet", data_files="{GOLD_PARQUET}", split="train")',
+        "# from this folder; or load_dataset(<this folder's path or Hub id>, split=...)",
+        f'gold = load_dataset("parquet", data_files={{"{SPLIT}": "{GOLD_PARQUET}"}}, '
+        f'split="{SPLIT}")',
         "```",
         "",
         "Score a model's actions (`{id, action}` per line) against the bands:",
@@ -213,6 +239,59 @@ def dataset_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _provenance(
+    rows: Sequence[Mapping[str, Any]], counts: Mapping[str, Any], agreement: Mapping[str, Any]
+) -> list[str]:
+    """Who labeled the items, how many per item, how far they agreed, how many a lead decided."""
+    per_item = sorted(int(r.get("n_annotators") or 0) for r in rows)
+    n = len(rows)
+    annotators = (agreement or {}).get("n_annotators")
+    adjudicated = int(counts.get("adjudicated", 0))
+    ra: Mapping[str, Any] = next(iter(((agreement or {}).get("fields") or {}).values()), {})
+    overlap = f"{per_item[0]} to {per_item[-1]} (median {per_item[n // 2]})" if per_item else "n/a"
+    return [
+        f"- Annotators: {annotators if annotators is not None else 'n/a'} humans, each item "
+        "labeled independently (no annotator saw another's label) through the `annotate` tool; "
+        "no model labels are part of the gold.",
+        f"- Overlap: human annotations per gold item, {overlap}.",
+        f"- Agreement: see the Agreement section (Krippendorff's alpha per field; first field "
+        f"alpha {_fmt(ra.get('alpha'))}).",
+        f"- Adjudication: {adjudicated} of {n} gold items "
+        f"({_fmt(adjudicated / n if n else None, 2)}) were decided by a lead; the rest by the "
+        "annotators' agreement under the inclusion policy. Per item: `n_annotators`, "
+        "`disagreement`, `adjudicated`, `soft_labels`.",
+    ]
+
+
+def _licence_of(row: Mapping[str, Any]) -> str | None:
+    meta = row.get("metadata") or {}
+    if isinstance(meta, Mapping):
+        for key in LICENCE_KEYS:
+            if meta.get(key):
+                return str(meta[key])
+    return None
+
+
+def _licences(rows: Sequence[Mapping[str, Any]], given: Mapping[str, str]) -> list[str]:
+    """One row per item source: items, and the licence(s) its items or the release name."""
+    by_source: dict[str, Counter[str]] = {}
+    for r in rows:
+        source = str(r.get("source") or "(none)")
+        licence = _licence_of(r) or given.get(source) or UNKNOWN_LICENCE
+        by_source.setdefault(source, Counter())[licence] += 1
+    out = [
+        "The labels are released under the card's licence; each item's prompt and response "
+        "keep the licence of their source:",
+        "",
+        "| source | items | licence |",
+        "|---|---|---|",
+    ]
+    for source, licences in sorted(by_source.items()):
+        names = ", ".join(_md(k) for k in sorted(licences))
+        out.append(f"| {_md(source)} | {sum(licences.values())} | {names} |")
+    return out
 
 
 def _crosstab(rows: Sequence[Mapping[str, Any]], schema: LabelSchema) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from annotate.errors import Conflict, NotFound, ValidationProblem
 from annotate.release.formats import write_jsonl
-from annotate.release.record import dump_json_schema
+from annotate.release.record import dump_release_json_schema
 from annotate.schema import LabelSchema, parse_schema
 from annotate.scoring import inspect_task
 
@@ -40,8 +40,10 @@ From the release folder, with inspect_ai installed:
 
     inspect eval inspect/task.py --model <provider/model> [--model-role grader=<provider/model>]
 
-The model answers each sample's input; a grader names the action its response took
-(one of ACTIONS below); the score is the credit the sample's band gives that action.
+The model answers each sample's input; a grader reads the whole conversation and the
+response and names the action it took (one of ACTIONS below); the score is the credit the
+sample's band gives that action. Metrics: banded_score, accuracy and every error bucket of
+scoring v2 (under_refusal, evasion, over_refusal, ...), the same figures as `annotate score`.
 See annotate_band_scorer.py beside this file.
 """
 
@@ -117,13 +119,16 @@ def write_inspect(
 
 
 def write_schemas(root: Path, schema: LabelSchema) -> None:
-    """Copy the label schema (as JSON) and the gold record JSON Schema into the release."""
+    """Copy the label schema (as JSON) into the release, and the gold record's JSON Schema
+    narrowed to it (choice fields as enums, credits in [0, 1]: record.release_json_schema)."""
     (root / LABEL_SCHEMA).write_text(
         json.dumps(schema.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n",
         encoding="utf-8",
         newline="\n",
     )
-    (root / RECORD_SCHEMA).write_text(dump_json_schema(), encoding="utf-8", newline="\n")
+    (root / RECORD_SCHEMA).write_text(
+        dump_release_json_schema(schema), encoding="utf-8", newline="\n"
+    )
 
 
 def read_label_schema(release: Path) -> LabelSchema:
@@ -319,3 +324,13 @@ def verify_file(release: Path, name: str, manifest: Mapping[str, Any]) -> None:
             f"{release / name} does not match the sha256 in its manifest: the release was "
             "modified after it was written"
         )
+
+
+def release_folders(exports_dir: Path) -> list[Path]:
+    """Every published release under `exports_dir` (`NAME/vN` holding a manifest), newest first
+    within a dataset, datasets by name."""
+    found = [p.parent for p in exports_dir.glob(f"*/v*/{MANIFEST}") if p.parent.is_dir()]
+    return sorted(
+        found,
+        key=lambda p: (p.parent.name, -parse_version(p.name) if p.name[1:].isdigit() else 0),
+    )

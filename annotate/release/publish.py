@@ -143,6 +143,7 @@ def write_release_files(
     diff_summary: Mapping[str, Any] | None,
     license: str,
     lines: Sequence[str] | None = None,
+    source_licenses: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Write every file of a release into the empty folder `root`, manifest last.
 
@@ -167,6 +168,7 @@ def write_release_files(
         policy=policy,
         diff_summary=diff_summary,
         license=license,
+        source_licenses=source_licenses,
     )
     (root / CARD).write_text(card, encoding="utf-8", newline="\n")
     files = file_hashes(root)
@@ -222,6 +224,7 @@ def create_release(
     now: datetime | None = None,
     allow_rule_violations: bool = False,
     on_wait: Callable[[str], None] | None = None,
+    source_licenses: Mapping[str, str] | None = None,
 ) -> ReleaseResult:
     """Write the next gold release of `campaign` to `out_dir/NAME/vN`; leads and admins only.
 
@@ -308,6 +311,7 @@ def create_release(
                 diff_summary=diff_summary.model_dump() if diff_summary else None,
                 license=license,
                 lines=lines,
+                source_licenses=source_licenses,
             )
         )
 

@@ -1,17 +1,27 @@
-"""The exported gold record: one pydantic model, and the JSON Schema committed from it.
+"""The exported gold record: one pydantic model, the generic JSON Schema, and a release's own.
 
 `schemas/gold-record.schema.json` is generated from `GoldRecord`; a test fails when they drift.
-Regenerate with `python -m annotate.release.record > schemas/gold-record.schema.json`.
+Regenerate with `python -m annotate.release.record > schemas/gold-record.schema.json`. It
+documents the record for any label schema. Each release carries `release_json_schema(schema)`
+instead: the same record with every choice field narrowed to the label schema's values (right
+and observed action, intent, epistemic status, failure categories, and any other choice field
+the record carries, such as harm area or severity), band keys to its actions, soft-label keys
+to its fields and values, and every credit and share to [0, 1].
 """
 
 from __future__ import annotations
 
+import copy
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+if TYPE_CHECKING:
+    from annotate.schema import LabelSchema
+
 SCHEMA_ID = "https://annotate.invalid/schemas/gold-record.schema.json"
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class Turn(BaseModel):
@@ -43,7 +53,7 @@ class GoldRecord(BaseModel):
     category: str | None = Field(description="Item category, as imported.")
     group: str | None = Field(description="Id tying together variants of one request.")
     right_action: str = Field(description="What the model should have done.")
-    band: dict[str, float] = Field(
+    band: dict[str, Share] = Field(
         description="{action: credit} for every action earning credit > 0; right_action at 1."
     )
     intent: str | None = Field(
@@ -62,7 +72,7 @@ class GoldRecord(BaseModel):
         "nothing (the response is fine); null means nobody labeled them, which says nothing "
         "about the response."
     )
-    soft_labels: dict[str, dict[str, float]] = Field(
+    soft_labels: dict[str, dict[str, Share]] = Field(
         description="Per field, the share of human annotators choosing each value "
         "(for failure categories: the share ticking each category)."
     )
@@ -84,6 +94,65 @@ def gold_record_json_schema() -> dict[str, Any]:
     schema = GoldRecord.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
+
+
+def _narrow(prop: dict[str, Any], values: list[str]) -> None:
+    """Restrict a string property (or the items of an array one), nullable or not, to `values`."""
+    branches = prop.get("anyOf", [prop])
+    for branch in branches:
+        if branch.get("type") == "string":
+            branch["enum"] = list(values)
+        elif branch.get("type") == "array":
+            branch["items"] = {"type": "string", "enum": list(values)}
+
+
+def _shares(keys: list[str]) -> dict[str, Any]:
+    """An object whose keys are among `keys` and whose values are numbers in [0, 1]."""
+    return {
+        "type": "object",
+        "propertyNames": {"enum": list(keys)},
+        "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+    }
+
+
+def release_json_schema(schema: LabelSchema) -> dict[str, Any]:
+    """The gold record's JSON Schema narrowed to label schema `schema` (see the module doc)."""
+    out = copy.deepcopy(gold_record_json_schema())
+    out.pop("$id", None)
+    out["title"] = f"GoldRecord under label schema {schema.id}"
+    props: dict[str, Any] = out["properties"]
+    by_name = {f.name: f for f in schema.choice_fields}
+    narrowed = {
+        "right_action": by_name[schema.right_action_field].values,
+        "observed_action": by_name[schema.observed_action_field].values,
+        "failure_categories": by_name[schema.failure_field].values,
+    }
+    for name, field in by_name.items():
+        if name in props and name not in narrowed:
+            narrowed[name] = field.values
+    for name, values in narrowed.items():
+        if name in props:
+            _narrow(props[name], values)
+    props["band"] = {**props["band"], **_shares(schema.action_labels)}
+    soft = _shares(list(by_name))
+    soft["additionalProperties"] = {
+        "type": "object",
+        "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+    }
+    soft["allOf"] = [
+        {
+            "if": {"required": [name]},
+            "then": {"properties": {name: _shares(field.values)}},
+        }
+        for name, field in by_name.items()
+    ]
+    props["soft_labels"] = {**props["soft_labels"], **soft}
+    return out
+
+
+def dump_release_json_schema(schema: LabelSchema) -> str:
+    """The text of a release's gold-record.schema.json."""
+    return json.dumps(release_json_schema(schema), indent=2, sort_keys=True) + "\n"
 
 
 def dump_json_schema() -> str:

@@ -70,3 +70,61 @@ def judge_alignment(
         else (round(estimate.ci[0], 6), round(estimate.ci[1], 6)),
         confusion={g: {j: int(matrix[index[g], index[j]]) for j in used} for g in used},
     )
+
+
+# Krippendorff's conventional cut-offs: 0.800 for conclusions drawn from the data, 0.667 for
+# tentative ones. A judge is trusted only when the LOWER end of its alpha interval reaches
+# TRUSTED on at least MIN_ITEMS items: a high alpha on a handful of items proves nothing.
+TRUSTED = 0.8
+TENTATIVE = 0.667
+MIN_ITEMS = 30
+
+
+class JudgeVerdict(BaseModel):
+    """Whether a judge may stand in for the human observed-action labels of a release."""
+
+    trusted: bool
+    verdict: str
+    reason: str
+    threshold: float
+    min_items: int
+
+
+def judge_verdict(
+    alignment: JudgeAlignment, *, threshold: float = TRUSTED, min_items: int = MIN_ITEMS
+) -> JudgeVerdict:
+    """`trusted`, `tentative`, `not trusted` or `not enough items`, with the reason.
+
+    trusted: n >= min_items and the interval's lower end of alpha >= threshold (the point
+    estimate when the bootstrap was skipped); tentative: alpha >= TENTATIVE (or >= threshold
+    with an interval reaching below it); otherwise not trusted.
+    """
+
+    def made(verdict: str, reason: str) -> JudgeVerdict:
+        return JudgeVerdict(
+            trusted=verdict == "trusted",
+            verdict=verdict,
+            reason=reason,
+            threshold=threshold,
+            min_items=min_items,
+        )
+
+    if alignment.n < min_items or alignment.alpha is None:
+        return made(
+            "not enough items",
+            f"{alignment.n} items carry both a human and a judge observed action; "
+            f"at least {min_items} are needed",
+        )
+    low = alignment.alpha_ci[0] if alignment.alpha_ci else alignment.alpha
+    shown = f"alpha {alignment.alpha:.3f}" + (
+        f" [{alignment.alpha_ci[0]:.3f}, {alignment.alpha_ci[1]:.3f}]" if alignment.alpha_ci else ""
+    )
+    if low >= threshold:
+        return made("trusted", f"{shown}: the interval's lower end reaches {threshold:.3f}")
+    if alignment.alpha >= min(threshold, TENTATIVE):
+        return made(
+            "tentative",
+            f"{shown}: below {threshold:.3f} at the interval's lower end; use its labels with "
+            "care and check a sample by hand",
+        )
+    return made("not trusted", f"{shown}: below {min(threshold, TENTATIVE):.3f}")

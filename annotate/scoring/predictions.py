@@ -212,7 +212,6 @@ def _rows(
     if fast is not None:
         return [(line, item, action, {}) for line, item, action in fast]
     out: list[tuple[int, str, str, dict[str, Any]]] = []
-    columns: list[str] = []
     for line, row in intake.read_rows(path):
         if not out:
             missing = [c for c in (id_column, action_column) if c not in row]
@@ -224,8 +223,9 @@ def _rows(
                         "--action-column)"
                     ]
                 )
-            columns = [c for c in JUDGEMENTS if c in row]
-        extra = {c: row.get(c) for c in columns}
+        # Per row: in JSONL a judgement may first appear on a later line (CSV and Parquet
+        # rows all have the same keys anyway).
+        extra = {c: row[c] for c in JUDGEMENTS if c in row}
         out.append((line, _text(row.get(id_column)), _text(row.get(action_column)), extra))
     return out
 
@@ -350,3 +350,37 @@ def read_all(
     if problems:
         raise ImportProblem(problems)
     return read
+
+
+def score_uploads(release: Path, files: Sequence[tuple[str, bytes]], **options: Any) -> ScoreReport:
+    """`score_release` on files given as (file name, contents), e.g. uploaded in the app.
+
+    Each file is written under its own name to a temporary folder and scored exactly as the
+    CLI scores it (the model is named by the file's stem); problems name the file as given.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="annotate-score-") as tmp:
+        args: list[str] = []
+        for i, (filename, data) in enumerate(files):
+            safe = Path(filename).name or f"predictions-{i}.jsonl"
+            folder = Path(tmp) / str(i)
+            folder.mkdir()
+            (folder / safe).write_bytes(data)
+            args.append(str(folder / safe))
+        try:
+            report = score_release(release, args, **options)
+        except ImportProblem as exc:
+            raise ImportProblem([_untemp(p, tmp) for p in exc.problems]) from None
+        except ValidationProblem as exc:
+            raise ValidationProblem(_untemp(str(exc), tmp)) from None
+        for result in report.models.values():
+            result.skipped = [_untemp(p, tmp) for p in result.skipped]
+        return report
+
+
+def _untemp(problem: str, tmp: str) -> str:
+    """A problem's text with the temporary folder taken out of file names."""
+    import re
+
+    return re.sub(re.escape(tmp) + r"/\d+/", "", problem)

@@ -75,12 +75,21 @@ def test_deactivated_users_are_stopped_at_the_next_rerun(app_db: AppDB) -> None:
     ("role", "lead_pages", "expected"),
     [
         ("annotator", True, ["label", "my_work"]),
-        ("lead", True, ["label", "my_work", "review", "dashboard", "adjudicate"]),
+        ("lead", True, ["label", "my_work", "review", "dashboard", "models", "adjudicate"]),
         ("lead", False, ["label", "my_work"]),
         (
             "admin",
             True,
-            ["label", "my_work", "review", "dashboard", "adjudicate", "users", "campaigns"],
+            [
+                "label",
+                "my_work",
+                "review",
+                "dashboard",
+                "models",
+                "adjudicate",
+                "users",
+                "campaigns",
+            ],
         ),
         ("admin", False, ["label", "my_work", "users", "campaigns"]),
     ],

@@ -114,14 +114,19 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def test_uploads_need_an_admin_and_stay_under_the_cap(server: Server) -> None:
-    with open_app(server, "adam") as admin, open_app(server, "alice") as alice:
+def test_uploads_need_a_lead_and_stay_under_the_cap(server: Server) -> None:
+    with (
+        open_app(server, "adam") as admin,
+        open_app(server, "alice") as alice,
+        open_app(server, "lee") as lead,
+    ):
         # Anonymous, into the admin's live session; then an annotator into her own.
         assert admin.upload(b'{"id": 1}\n', cookie="") == 403
         anonymous = StreamlitClient(server.url)
         anonymous.session_id = admin.session_id
         assert anonymous.upload(b"x" * 1000) == 403
         assert alice.upload(b'{"id": 1}\n') == 403
+        assert lead.upload(b'{"id": 1}\n') == 204  # the Models page uploads
         assert admin.upload(b'{"id": 1}\n') == 204
         # Over the cap: refused on the declared size, or while streaming when none is given.
         assert admin.upload(b"x" * (CAP_MB * 1024 * 1024 + 100_000)) == 413

@@ -136,8 +136,12 @@ def test_release_lifecycle(engine: Engine, schema: LabelSchema, tmp_path: Path) 
     record_schema = json.loads((ROOT / "schemas" / "gold-record.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(record_schema)
     lines = (release / "gold.jsonl").read_text(encoding="utf-8").splitlines()
+    own = jsonschema.Draft202012Validator(
+        json.loads((release / "gold-record.schema.json").read_text())
+    )
     for line in lines:
         validator.validate(json.loads(line))
+        own.validate(json.loads(line))  # the release's own, narrowed to its label schema
     jsonl = pd.read_json(release / "gold.jsonl", lines=True)
     parquet = pd.read_parquet(release / "gold.parquet")
     table = pq.read_table(release / "gold.parquet")

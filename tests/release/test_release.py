@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, ROOT, make_user
+from conftest import ADMIN, make_user
 from release_helpers import adjudicate, gold_record, label, labeled_campaign, write_gold
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
@@ -20,6 +20,7 @@ from annotate.errors import Conflict, NotFound, PermissionDenied, ValidationProb
 from annotate.release import folders, formats
 from annotate.release import publish as release_mod
 from annotate.release.publish import create_release, diff_releases, list_releases
+from annotate.release.record import dump_release_json_schema
 from annotate.release.selection import InclusionPolicy, select_gold
 from annotate.schema import LabelSchema
 from annotate.storage.models import Release
@@ -377,9 +378,7 @@ def test_releases_are_immutable_reproducible_and_hashed(
     assert first.content_hash == folders.sha256_file(v1 / "gold.jsonl")
     assert (manifest["dataset"], manifest["version"], manifest["parent_version"]) == ("c1", 2, 1)
     assert manifest["schema"]["sha256"] == schema.fingerprint()
-    assert (v2 / "gold-record.schema.json").read_text() == (
-        ROOT / "schemas" / "gold-record.schema.json"
-    ).read_text()
+    assert (v2 / "gold-record.schema.json").read_text() == dump_release_json_schema(schema)
     assert folders.read_label_schema(v2) == schema
     assert manifest["counts"]["by_right_action"] == {"answer": 1, "refuse": 1}
     assert [h["id"] for h in manifest["held_back"]] == ["few", "noright", "split"]

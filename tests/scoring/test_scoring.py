@@ -394,3 +394,18 @@ def test_cli_score(release: Path, tmp_path: Path) -> None:
     failed = runner.invoke(app, ["score", "--gold", str(release), "--predictions", str(bad)])
     assert failed.exit_code == 1
     assert failed.stderr.startswith(f"error: {bad}:1: field `action`: `maybe` is not an action")
+
+
+def test_judgements_that_first_appear_on_a_later_jsonl_line_count(release: Path) -> None:
+    path = release.parent.parent / "late.jsonl"
+    path.write_text(
+        json.dumps({"id": "b1", "action": "answer"})
+        + "\n"
+        + json.dumps({"id": "h1", "action": "refuse", "refusal_style": "preachy"})
+        + "\n"
+        + json.dumps({"id": "b2", "action": "answer", "leaked": True})
+        + "\n"
+    )
+    result = score_release(release, [str(path)], n_resamples=0).models["late"]
+    assert result.refusal_style == {"preachy": 1}
+    assert result.buckets["under_refusal"].numerator == 1
