@@ -8,7 +8,7 @@ milliseconds, with the load average. The code measured is the
 one importable first: set BENCH_CODE=/path/to/checkout to time another version (the "before").
 
     python bench/bench_claim_scale.py [--sizes 10000,100000,1000000] [--labels 60]
-        [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--pg URL]  # a PostgreSQL database of its own: the bench wipes its public schema
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def claim_next(
 
 _LOCK_BATCH = 16
 
-_WALK = 256  # items of the annotator's order tested per query
+_WALK = 32  # items of the annotator's order tested per query (early windows are mostly open)
 
 
 def _next_candidate(
