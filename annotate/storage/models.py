@@ -75,6 +75,8 @@ class Item(SQLModel, table=True):
         Index("ix_item_campaign_group", "campaign_id", "group_id"),
         # Claims read the partly labeled items as a range of this index (0 < n < k).
         Index("ix_item_campaign_labels", "campaign_id", "human_labels"),
+        # The newest item of a campaign in one index step (claims check their cached order).
+        Index("ix_item_campaign_id", "campaign_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -22,6 +22,7 @@ def upgrade() -> None:
             sa.Column("human_labels", sa.Integer(), nullable=False, server_default="0")
         )
         batch_op.create_index("ix_item_campaign_labels", ["campaign_id", "human_labels"])
+        batch_op.create_index("ix_item_campaign_id", ["campaign_id", "id"])
     with op.batch_alter_table("assignment", schema=None) as batch_op:
         batch_op.create_index(
             "ix_assignment_campaign_status", ["campaign_id", "status", "expires_at"]
@@ -38,4 +39,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_assignment_campaign_status")
     with op.batch_alter_table("item", schema=None) as batch_op:
         batch_op.drop_index("ix_item_campaign_labels")
+        batch_op.drop_index("ix_item_campaign_id")
         batch_op.drop_column("human_labels")
