@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     )
     schemas_dir: Path = Field(
         default=PROJECT_ROOT / "schemas",
-        description="Folder holding the shipped label schema files (refusal-v1.yaml, ...).",
+        description="Folder holding the shipped label schema files (refusal-v2.yaml, ...).",
     )
     seed_dir: Path = Field(
         default=PROJECT_ROOT / "seed_prompts",

@@ -191,8 +191,15 @@ def collect(schema: LabelSchema, scope: str, state: FormState) -> dict[str, Any]
 
 
 def option_buttons(schema: LabelSchema, scope: str, keys: KeyMap, state: FormState) -> None:
-    """One row of buttons per choice field; the chosen ones are primary."""
+    """One row of buttons per shown choice field; the chosen ones are primary.
+
+    A field whose `show_when` does not hold for the choices so far is not drawn (its value,
+    if any, is dropped when the labels are normalised).
+    """
+    shown = {f.name for f in schema.shown_fields(state.values)}
     for spec in schema.choice_fields:
+        if spec.name not in shown:
+            continue
         title = f"**{spec.label}**" + (" · pick any" if spec.kind == "multi" else "")
         st.markdown(title, help=spec.help or None)
         chosen = state.values.get(spec.name)

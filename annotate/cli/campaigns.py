@@ -25,7 +25,8 @@ def campaign_create(
     name: Annotated[str, typer.Argument(help="Campaign name (no `/`).")],
     overlap: Annotated[int, typer.Option(help="Annotators per item (k).")] = 2,
     schema: Annotated[
-        str | None, typer.Option(help="Schema id (refusal-v1) or path to a schema file.")
+        str | None,
+        typer.Option(help="Schema id (refusal-v2, refusal-v1) or path to a schema file."),
     ] = None,
     guidelines: Annotated[
         Path | None, typer.Option(help="Markdown file with the annotation guidelines.")
@@ -37,7 +38,7 @@ def campaign_create(
     seed: Annotated[int | None, typer.Option(help="Seed of the per-annotator item order.")] = None,
     dbu: DbOpt = None,
 ) -> None:
-    """Create a campaign; the schema defaults to the shipped refusal-v1."""
+    """Create a campaign; the schema defaults to the shipped refusal-v2 (refusal-v1 by --schema)."""
     with _session(dbu) as (settings, session):
         label_schema = resolve_schema(schema, settings.schemas_dir)
         text = ""

@@ -274,7 +274,9 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
     _, _, matrix = table.matrix(ra_field, item_ids=items["item_id"].tolist())
     disagreement = (
         stats.disagreement_scores(
-            matrix, stats.band_distance(schema.credit_matrix()), labels=schema.action_labels
+            matrix,
+            stats.band_distance(schema.symmetric_credit_matrix()),  # annotators: symmetrised
+            labels=schema.action_labels,
         )
         if matrix.size
         else np.zeros(n_items)

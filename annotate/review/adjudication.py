@@ -203,7 +203,7 @@ def item_detail(*, session: Session, actor: User, item_id: int) -> ItemDetail:
         suggested = _suggest(schema, human)
         chosen = suggested.get(right)
         band = bands.suggest_band(schema, chosen, right_votes) if chosen else None
-    distance = ag.band_distance(schema.credit_matrix())
+    distance = ag.band_distance(schema.symmetric_credit_matrix())  # annotators: symmetrised
     given = [[v] for v in right_votes if v is not None]
     score = (
         float(ag.disagreement_scores(given, distance, schema.action_labels)[0])

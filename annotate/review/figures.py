@@ -285,10 +285,14 @@ def agreement_report(
 
 
 def _credit(schema: LabelSchema, field_name: str) -> np.ndarray:
-    """The schema's credit matrix restricted to the options of `field_name`, in their order."""
+    """The schema's symmetrised credits restricted to the options of `field_name`, in order.
+
+    Agreement between annotators uses `(credit[a][b] + credit[b][a]) / 2`: neither annotator
+    is the reference. For a version 1 schema (symmetric pairs) this is the credit matrix itself.
+    """
     actions = schema.action_labels
     index = [actions.index(v) for v in schema.field(field_name).values]
-    full = schema.credit_matrix()
+    full = schema.symmetric_credit_matrix()
     return full[np.ix_(index, index)]
 
 

@@ -8,11 +8,11 @@ import pytest
 from sqlmodel import Session, select
 
 from annotate import storage
-from annotate.schema import LabelSchema
+from annotate.schema import LabelSchema, load_schema
 from annotate.storage import db
 from annotate.storage.models import Annotation, Assignment, Item
 from tests import test_app_support as support
-from tests.conftest import full_labels
+from tests.conftest import DEFAULT_SCHEMA_PATH, full_labels
 from tests.test_app_support import AppDB, choose, click, page_app, texts
 
 GOOD = (
@@ -242,5 +242,45 @@ def test_an_item_filled_meanwhile_moves_on_with_a_notice(
         assert any("as many as it needs" in w for w in texts(at.warning))
         assert header(at) != lost
         assert [a.user_id for a in annotations(app_db)] == [app_db.users["bob"].id]
+    finally:
+        gen.close()
+
+
+def test_a_v2_form_draws_a_field_only_while_its_condition_holds(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v2 = load_schema(DEFAULT_SCHEMA_PATH.parent / "refusal-v2.yaml")
+    gen = support.app_db_fixture(db_url, monkeypatch, v2, items=2, overlap=1)
+    app_db = next(gen)
+    try:
+        at = page_app(app_db, "alice", "label").run()
+        drawn = {b.key for b in at.button}
+        assert "opt-harm_area-cyber" in drawn and "opt-right_action-correct_premise" in drawn
+        for hidden in ("noncompliance_reason", "answer_quality", "refusal_style"):
+            assert not any(k.startswith(f"opt-{hidden}-") for k in drawn), hidden
+        choose(at, ("right_action", "refuse"), ("observed_action", "refuse"))
+        drawn = {b.key for b in at.button}
+        assert "opt-noncompliance_reason-safety" in drawn and "opt-refusal_style-bare" in drawn
+        assert not any(k.startswith("opt-answer_quality-") for k in drawn)
+        choose(
+            at,
+            ("right_action", "answer"),
+            ("observed_action", "answer"),
+            ("intent", "benign"),
+            ("epistemic_status", "answerable"),
+            ("harm_area", "none"),
+            ("severity", "none"),
+            ("answer_quality", "useful"),
+            ("confidence", "high"),
+        )
+        drawn = {b.key for b in at.button}
+        assert not any(k.startswith("opt-refusal_style-") for k in drawn)
+        click(at, "act-submit")
+        assert not at.error and not at.exception
+        (saved,) = annotations(app_db)
+        # The refusal style and reason chosen while they showed were dropped with them.
+        assert saved.labels["refusal_style"] is None
+        assert saved.labels["noncompliance_reason"] is None
+        assert saved.labels["answer_quality"] == "useful"
     finally:
         gen.close()

@@ -78,7 +78,9 @@ def test_commands_need_init(tmp_path: Path) -> None:
 def test_full_flow(db_url: str, tmp_path: Path) -> None:
     ok("init", "--db", db_url)
     out = ok("campaign", "create", "demo-c", "--overlap", "2", "--db", db_url)
-    assert out.strip() == "campaign demo-c created (schema refusal-v1, overlap 2)"
+    assert out.strip() == "campaign demo-c created (schema refusal-v2, overlap 2)"
+    out = ok("campaign", "create", "old-c", "--schema", "refusal-v1", "--db", db_url)
+    assert out.strip() == "campaign old-c created (schema refusal-v1, overlap 2)"
     items = tmp_path / "items.csv"
     items.write_text("id,prompt,completion\n1,How do I kill a process?,Use kill.\n2,Hi,Hello\n")
     args = ["import", str(items), "--campaign", "demo-c", "--column", "response=completion"]
@@ -99,7 +101,7 @@ def test_full_flow(db_url: str, tmp_path: Path) -> None:
         "complete_items": 1,
     }
     listed = json.loads(ok("campaign", "list", "--json", "--db", db_url))
-    assert listed[0]["name"] == "demo-c" and listed[0]["items"] == 2
+    assert {c["name"]: c["items"] for c in listed} == {"demo-c": 2, "old-c": 0}
 
 
 def test_users_add_reads_password_from_stdin(db_url: str) -> None:
@@ -183,8 +185,8 @@ def test_bad_labels_exit_nonzero_and_change_nothing(db_url: str, tmp_path: Path)
     assert code == 1
     assert err.strip() == (
         f"error: {labels}:3: field `value`: `comply` is not an allowed observed_action value "
-        "(answer, answer_with_caveat, answer_safe_part, clarify, abstain, refuse, pivot); "
-        "map it with --values"
+        "(answer, answer_with_caveat, answer_safe_part, clarify, correct_premise, abstain, refuse, "
+        "pivot); map it with --values"
     )
     assert json.loads(ok("status", "-c", "c", "--json", "--db", db_url))["annotations"] == 0
     users = json.loads(ok("users", "list", "--json", "--db", db_url))

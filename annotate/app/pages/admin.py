@@ -14,7 +14,7 @@ from annotate import intake, labeling, storage
 from annotate.accounts.auth import require_role
 from annotate.app.context import AppContext, show_error
 from annotate.errors import AnnotateError, ImportProblem
-from annotate.schema import resolve_schema
+from annotate.schema import DEFAULT_SCHEMA, resolve_schema
 from annotate.storage.models import ROLES, Campaign
 
 IMPORT_TYPES = ["csv", "tsv", "jsonl", "parquet"]
@@ -148,8 +148,10 @@ def render_campaigns(ctx: AppContext) -> None:
 
 
 def _schema_ids(directory: Path) -> list[str]:
+    """Schema ids in `directory`, the default (refusal-v2) first so that it is preselected."""
     found = sorted(p.stem for p in directory.glob("*") if p.suffix in {".yaml", ".yml", ".json"})
-    return [s for s in found if not s.endswith(".schema")] or ["refusal-v1"]
+    ids = [s for s in found if not s.endswith(".schema")] or [DEFAULT_SCHEMA]
+    return sorted(ids, key=lambda s: s != DEFAULT_SCHEMA)
 
 
 def _annotator_names(ctx: AppContext) -> list[str]:
