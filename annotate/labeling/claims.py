@@ -7,25 +7,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, or_, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from annotate.accounts.auth import require_role
+from annotate.labeling.queue import user_order
 from annotate.labeling.slots import (
     _check_labeler,
     _check_write_transaction,
-    _human_annotations,
-    _live_leases,
     _lock_user,
-    _machine_ids,
     _mine,
-    _not_machine,
-    _order_sql,
+    order_key,
     taken_slots,
 )
-from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
+from annotate.storage.models import Assignment, Campaign, Item, User, utcnow
 
 
 @dataclass(frozen=True)
@@ -124,6 +120,8 @@ def claim_next(
 
 _LOCK_BATCH = 16
 
+_WALK = 32  # items of the annotator's order tested per query (early windows are mostly open)
+
 
 def _next_candidate(
     session: Session,
@@ -136,39 +134,65 @@ def _next_candidate(
 ) -> int | None:
     """The best open item for `user`: started items first (most slots taken), then fresh.
 
-    With `lock` (set on PostgreSQL, and only there) the returned item's row is locked; items
-    locked by concurrent claims are skipped, not waited for.
+    Started items are read from the items' human-label counters (a range 0 < n < k of an
+    index) and the live leases, so the query touches the partly labeled frontier only, never
+    the whole campaign. With `lock` (set on PostgreSQL, and only there) the returned item's
+    row is locked; items locked by concurrent claims are skipped, not waited for.
     """
     assert user.id is not None and campaign.id is not None
-    machines = _machine_ids(session)
-    slot_rows = (
-        _human_annotations(campaign.id, machines)
-        .union_all(_live_leases(campaign.id, now))
-        .subquery()
-    )
-    started = (
-        select(slot_rows.c.item_id, func.count().label("n"))
-        .group_by(slot_rows.c.item_id)
-        .having(func.count() < campaign.overlap)
-        .subquery()
-    )
-    mine = _mine(campaign.id, user.id).subquery()
     while True:
-        query = select(started.c.item_id).where(started.c.item_id.not_in(select(mine.c.item_id)))
-        if tried:
-            query = query.where(started.c.item_id.not_in(sorted(tried)))
-        query = query.order_by(
-            started.c.n.desc(),
-            _order_sql(started.c.item_id, campaign.seed, user.id, bigint=lock),
-            started.c.item_id,
-        )
-        ids = [int(r[0]) for r in session.execute(query.limit(_LOCK_BATCH if lock else 1)).all()]
+        ids = _started(session, user, campaign, now, tried)[: _LOCK_BATCH if lock else 1]
         if not ids:
-            return _next_fresh(session, user, campaign, now, tried, machines, lock=lock)
+            return _next_fresh(session, user, campaign, now, tried, lock=lock)
         picked = _lock_first(session, ids) if lock else ids[0]
         if picked is not None:
             return picked
         tried.update(ids)  # all held by concurrent claims: look further down the ranking
+
+
+def _started(
+    session: Session, user: User, campaign: Campaign, now: datetime, tried: set[int]
+) -> list[int]:
+    """Items with some but fewer than k slots taken that `user` may take, best first."""
+    assert user.id is not None and campaign.id is not None
+    leases: dict[int, int] = {
+        int(i): int(n)
+        for i, n in session.execute(
+            select(col(Assignment.item_id), func.count())
+            .where(
+                col(Assignment.campaign_id) == campaign.id,
+                col(Assignment.status) == "active",
+                col(Assignment.expires_at) > now,
+            )
+            .group_by(col(Assignment.item_id))
+        ).all()
+    }
+    counts: dict[int, int] = {
+        int(i): int(n)
+        for i, n in session.execute(
+            select(col(Item.id), col(Item.human_labels)).where(
+                col(Item.campaign_id) == campaign.id,
+                col(Item.human_labels) > 0,
+                col(Item.human_labels) < campaign.overlap,
+            )
+        ).all()
+    }
+    leased_only = sorted(set(leases) - set(counts))
+    if leased_only:
+        for i, n in session.execute(
+            select(col(Item.id), col(Item.human_labels)).where(col(Item.id).in_(leased_only))
+        ).all():
+            counts[int(i)] = int(n)
+    slots = {i: n + leases.get(i, 0) for i, n in counts.items()}
+    open_ids = sorted(i for i, n in slots.items() if n < campaign.overlap and i not in tried)
+    if not open_ids:
+        return []
+    closed = {int(i) for i in session.execute(_mine(campaign.id, user.id, open_ids)).scalars()}
+    seed, uid = campaign.seed, user.id
+    return sorted(
+        (i for i in open_ids if i not in closed),
+        key=lambda i: (-slots[i], order_key(seed, uid, i), i),
+    )
 
 
 def _lock_first(session: Session, ids: Sequence[int]) -> int | None:
@@ -188,68 +212,68 @@ def _next_fresh(
     campaign: Campaign,
     now: datetime,
     tried: set[int],
-    machines: Sequence[int],
     *,
     lock: bool,
 ) -> int | None:
-    """The first item in `user`'s order that has no slot taken at all."""
+    """The first item in `user`'s order that has no slot taken at all.
+
+    Walks the annotator's cached order (`queue.user_order`) from its cursor, testing a
+    window of items by primary key per query; windows whose items are all closed for good
+    move the cursor on, so the walk does not start over on the next claim.
+    """
     assert user.id is not None and campaign.id is not None
-    pg = session.connection().dialect.name == "postgresql"
-    order = _order_sql(Item.id, campaign.seed, user.id, bigint=pg)
-    total: int | None = None  # counted only once the first window comes up empty
-    # Rank a window of the order first and test slots only inside it: the per-item tests are
-    # what costs, and early in a campaign the first ranked items are all fresh. The window
-    # grows until it covers the campaign.
-    window = 256
-    while True:
-        ranked = (
-            select(col(Item.id).label("id"), order.label("k"))
-            .where(Item.campaign_id == campaign.id)
-            .order_by(order, col(Item.id))
-            .limit(window)
-            .subquery()
-        )
-        query = select(ranked.c.id).where(~_has_slot(ranked.c.id, campaign, user, now, machines))
-        if tried:
-            query = query.where(ranked.c.id.not_in(sorted(tried)))
-        query = query.order_by(ranked.c.k, ranked.c.id).limit(_LOCK_BATCH if lock else 1)
-        ids = [int(r[0]) for r in session.execute(query).all()]
-        if ids:
-            picked = _lock_first(session, ids) if lock else ids[0]
-            if picked is not None:
-                return picked
-            tried.update(ids)
+    order = user_order(session, campaign, user.id)
+    pos = order.cursor
+    total = len(order.ids)
+    while pos < total:
+        window = [int(i) for i in order.ids[pos : pos + _WALK]]
+        state = _window_state(session, campaign, user, now, window)
+        if all(state[i] == "closed" for i in window):
+            pos += len(window)
+            with order.lock:
+                if order.cursor < pos and pos - len(window) <= order.cursor:
+                    order.cursor = pos
             continue
-        if total is None:
-            total = session.exec(
-                select(func.count()).select_from(Item).where(Item.campaign_id == campaign.id)
-            ).one()
-        if window >= total:
-            return None
-        window *= 4
+        ids = [i for i in window if state[i] == "open" and i not in tried][
+            : _LOCK_BATCH if lock else 1
+        ]
+        if not ids:
+            pos += len(window)
+            continue
+        picked = _lock_first(session, ids) if lock else ids[0]
+        if picked is not None:
+            return picked
+        tried.update(ids)
+    return None
 
 
-def _has_slot(
-    item_id: Any, campaign: Campaign, user: User, now: datetime, machines: Sequence[int]
-) -> ColumnElement[bool]:
-    """Whether the item `item_id` has a slot taken, or is closed to `user` (done or skipped)."""
-    return or_(
-        exists().where(
-            col(Assignment.item_id) == item_id,
+def _window_state(
+    session: Session, campaign: Campaign, user: User, now: datetime, window: list[int]
+) -> dict[int, str]:
+    """For each item of `window`: open (no slot taken), busy (leased now) or closed for good.
+
+    Closed for good: labeled by a human (labels are never deleted), or finished or skipped by
+    `user`. An item only leased may open again when the lease lapses.
+    """
+    assert user.id is not None and campaign.id is not None
+    state = dict.fromkeys(window, "open")
+    for i, n in session.execute(
+        select(col(Item.id), col(Item.human_labels)).where(col(Item.id).in_(window))
+    ).all():
+        if int(n) > 0:
+            state[int(i)] = "closed"
+    for i in session.execute(_mine(campaign.id, user.id, window)).scalars():
+        state[int(i)] = "closed"
+    for i in session.execute(
+        select(col(Assignment.item_id)).where(
+            col(Assignment.item_id).in_(window),
             col(Assignment.status) == "active",
             col(Assignment.expires_at) > now,
-        ),
-        exists().where(
-            col(Annotation.campaign_id) == campaign.id,
-            col(Annotation.item_id) == item_id,
-            _not_machine(machines),
-        ),
-        exists().where(
-            col(Assignment.item_id) == item_id,
-            col(Assignment.user_id) == user.id,
-            col(Assignment.status).in_(("done", "skipped")),
-        ),
-    )
+        )
+    ).scalars():
+        if state[int(i)] == "open":
+            state[int(i)] = "busy"
+    return state
 
 
 def _upsert_lease(

@@ -90,20 +90,6 @@ def _not_machine(machines: Sequence[int]) -> ColumnElement[bool]:
     return col(Annotation.user_id).not_in(machines) if machines else true()
 
 
-def _human_annotations(campaign_id: int, machines: Sequence[int]) -> Any:
-    return select(col(Annotation.item_id).label("item_id")).where(
-        Annotation.campaign_id == campaign_id, _not_machine(machines)
-    )
-
-
-def _live_leases(campaign_id: int, now: datetime) -> Any:
-    return select(col(Assignment.item_id).label("item_id")).where(
-        Assignment.campaign_id == campaign_id,
-        Assignment.status == "active",
-        col(Assignment.expires_at) > now,
-    )
-
-
 def taken_slots(
     *, session: Session, item_id: int, now: datetime | None = None, exclude_user_id: int = 0
 ) -> int:
@@ -136,18 +122,20 @@ def taken_slots(
     return int(labeled) + int(leased)
 
 
-def _mine(campaign_id: int, user_id: int) -> Any:
-    """Items `user_id` must never be offered: labeled, done or skipped by them."""
-    return union(
-        select(col(Annotation.item_id)).where(
-            Annotation.campaign_id == campaign_id, Annotation.user_id == user_id
-        ),
-        select(col(Assignment.item_id)).where(
-            Assignment.campaign_id == campaign_id,
-            Assignment.user_id == user_id,
-            col(Assignment.status).in_(("done", "skipped")),
-        ),
+def _mine(campaign_id: int, user_id: int, among: Sequence[int] | None = None) -> Any:
+    """Items `user_id` must never be offered: labeled, done or skipped by them (of `among`)."""
+    labeled = select(col(Annotation.item_id)).where(
+        Annotation.campaign_id == campaign_id, Annotation.user_id == user_id
     )
+    finished = select(col(Assignment.item_id)).where(
+        Assignment.campaign_id == campaign_id,
+        Assignment.user_id == user_id,
+        col(Assignment.status).in_(("done", "skipped")),
+    )
+    if among is not None:
+        labeled = labeled.where(col(Annotation.item_id).in_(among))
+        finished = finished.where(col(Assignment.item_id).in_(among))
+    return union(labeled, finished)
 
 
 def release(

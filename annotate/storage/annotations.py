@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from annotate.accounts.auth import require_role
@@ -68,6 +68,13 @@ def save_annotation(
             updated_at=now,
         )
         action = "import" if origin == "import" else "create"
+        if not user.is_machine:
+            # The slot counter claims read; an UPDATE so concurrent writers cannot lose a count.
+            session.execute(
+                update(Item)
+                .where(col(Item.id) == item.id)
+                .values(human_labels=col(Item.human_labels) + 1)
+            )
     else:
         ann = existing
         ann.labels = labels

@@ -76,6 +76,10 @@ class Item(SQLModel, table=True):
         Index("ix_item_campaign_category", "campaign_id", "category"),
         Index("ix_item_campaign_model", "campaign_id", "model"),
         Index("ix_item_campaign_group", "campaign_id", "group_id"),
+        # Claims read the partly labeled items as a range of this index (0 < n < k).
+        Index("ix_item_campaign_labels", "campaign_id", "human_labels"),
+        # The newest item of a campaign in one index step (claims check their cached order).
+        Index("ix_item_campaign_id", "campaign_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -91,6 +95,8 @@ class Item(SQLModel, table=True):
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     content_hash: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
+    # Human annotations of this item, kept by `save_annotation` (machine judges' are not counted).
+    human_labels: int = Field(default=0)
 
 
 class Assignment(SQLModel, table=True):
@@ -100,6 +106,7 @@ class Assignment(SQLModel, table=True):
         UniqueConstraint("item_id", "user_id"),
         Index("ix_assignment_campaign_user_status", "campaign_id", "user_id", "status"),
         Index("ix_assignment_item_status", "item_id", "status"),
+        Index("ix_assignment_campaign_status", "campaign_id", "status", "expires_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
