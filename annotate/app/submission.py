@@ -150,8 +150,15 @@ def _refuse(text: str, focus: str | None = None, kind: str = "error") -> Outcome
 
 
 def _named_field(schema: LabelSchema, text: str) -> str | None:
+    """The field a refusal names: a quoted field name, or the first display name listed in a
+    missing-field message ("Still to label: Epistemic status, ...")."""
     names = {f.name for f in schema.fields}
-    return next((n for n in _QUOTED.findall(text) if n in names), None)
+    quoted = next((n for n in _QUOTED.findall(text) if n in names), None)
+    if quoted is not None or ": " not in text:
+        return quoted
+    listed = [part.strip().rstrip(".") for part in text.split(": ", 1)[1].split(", ")]
+    by_label = {f.label: f.name for f in schema.fields}
+    return next((by_label[x] for x in listed if x in by_label), None)
 
 
 def _duration(message: Message, claimed_at: datetime | None, now: datetime) -> float | None:

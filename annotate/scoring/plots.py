@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 
 FORMATS = ("png", "svg")
 # Offsets (points) tried in turn for a label, nearest first, in eight directions.
-_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
-_RADII = (6, 12, 20, 30, 44, 60, 80)
+_DIRECTIONS = (
+    (1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1),
+    (2, 1), (2, -1), (-2, 1), (-2, -1), (1, 2), (1, -2), (-1, 2), (-1, -2),
+)  # fmt: skip
+_RADII = (6, 12, 20, 30, 44, 60, 80, 104, 130)
 
 
 def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -82,7 +85,7 @@ def place_labels(
             if chosen is not None:
                 break
         if chosen is None:
-            dx, dy = _DIRECTIONS[len(placed) % len(_DIRECTIONS)]
+            dx, dy = _DIRECTIONS[len(placed) % 4]  # diagonals: stay clear of the axis titles
             text = ax.annotate(
                 name,
                 point,

@@ -16,7 +16,9 @@ for field in right_action intent; do
     annotate import-labels $X/xstest_v2_completions_gpt4.csv --campaign xstest-design \
         --wide type=xstest-design --field "$field" --values examples/xstest/design.yaml
 done
-annotate release --campaign xstest-design --out "$W/exports" --policy min_annotations=1
+# XSTest's design says nothing of harm areas, which refusal-v2's rules ask of harmful items.
+annotate release --campaign xstest-design --out "$W/exports" --policy min_annotations=1 \
+    --allow-rule-violations
 args=()
 for m in gpt4 llama2new llama2orig mistralguard mistralinstruct; do
     args+=(--predictions "$m=$X/xstest_v2_completions_$m.csv")

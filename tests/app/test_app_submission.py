@@ -120,7 +120,13 @@ def test_time_on_item_is_kept_within_the_lease(
 @pytest.mark.parametrize(
     ("labels", "extra", "kind", "focus", "says"),
     [
-        ({"intent": "benign"}, {}, "error", "epistemic_status", "`epistemic_status` is required"),
+        (
+            {"intent": "benign"},
+            {},
+            "error",
+            "epistemic_status",
+            "Still to label: Epistemic status, ",
+        ),
         (full_labels(intent="evil"), {}, "error", "intent", "`evil` is not one of"),
         (full_labels(), {"flagged": True, "flag_note": " "}, "error", "_flag_note", "Say why"),
         (full_labels(observed_action="refuse"), {}, "override", "rationale", "You are overriding"),
