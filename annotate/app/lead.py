@@ -142,7 +142,19 @@ def queue(
         include_adjudicated=include_adjudicated,
         current=current,
         items=_disagreement(key, filters_key(chosen), table, ctx.user),
+        suggestions=suggestions(ctx, campaign),
     )
+
+
+def suggestions(ctx: AppContext, campaign: Campaign) -> pd.DataFrame:
+    """The annotator model's right action per item (empty below three labels per item)."""
+    table, key = label_table(ctx, campaign, adjudications=False)
+    return _suggestions(key, table, ctx.user)
+
+
+@st.cache_data(max_entries=8, show_spinner="Fitting the annotator model…")
+def _suggestions(key: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
+    return review.model_suggestions(_table, actor=_actor)
 
 
 @st.cache_data(max_entries=8, show_spinner="Ordering the queue…")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -130,11 +131,17 @@ def _progress(path: Path) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
-def _table(rows: list[dict[str, Any]], *, empty: str) -> None:
+def _table(rows: list[dict[str, Any]], *, empty: str, compact: bool = False) -> None:
+    """`rows` as a table on stdout (`compact`: no vertical rules; only the first column wraps)."""
     if not rows:
         out.print(empty, markup=False)
         return
-    table = Table(*rows[0].keys())
+    if compact:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for i, name in enumerate(rows[0]):
+            table.add_column(name, no_wrap=i > 0, overflow="fold" if i == 0 else "ellipsis")
+    else:
+        table = Table(*rows[0].keys())
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     out.print(table)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,8 +14,33 @@ from annotate.storage.campaigns import (
 from annotate.storage.releases import dumps
 
 
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _prob(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.01" if value < 0.01 else f"{value:.2f}"
+
+
+def _agreement_row(row: dict[str, Any], requested: int) -> dict[str, str]:
+    """One line of the agreement table: the interval, or a dash when the reading says why not."""
+    interval = "-"
+    if row["ci_low"] is not None:
+        interval = f"{row['ci_low']:.3f} to {row['ci_high']:.3f}"
+        if row["resamples"] < requested:
+            interval += f" ({row['resamples']}/{requested})"
+    return {
+        "measure": row["measure"],
+        "alpha": _num(row["alpha"]),
+        "95% interval": interval,
+        "P<.667": _prob(row["p_below_tentative"]),
+        "P<.8": _prob(row["p_below_reliable"]),
+        "AC": _num(row["gwet"]),
+        "items": str(row["n_units"]),
+        "reading": row["verdict"],
+    }
 
 
 @handle_errors
@@ -49,21 +74,20 @@ def agreement_cmd(
         f"{report.overlap}+ labels, {report.n_annotators} human annotators",
         markup=False,
     )
+    rows = summary_rows(report)
     _table(
-        [
-            {
-                "measure": r["measure"],
-                "alpha": _num(r["alpha"]),
-                "95% interval": f"{_num(r['ci_low'])} to {_num(r['ci_high'])}"
-                if r["ci_low"] is not None
-                else "-",
-                "units": r["n_units"],
-                "reading": r["reading"],
-            }
-            for r in summary_rows(report)
-        ],
-        empty="no labels yet",
+        [_agreement_row(r, report.n_resamples) for r in rows], empty="no labels yet", compact=True
     )
+    out.print(
+        "interval: 95% BCa bootstrap over items (resamples used, where fewer than "
+        f"{report.n_resamples} had alpha defined); P<.667 / P<.8: probability that alpha is "
+        "below Krippendorff's smallest acceptable values; AC: Gwet's AC1 (AC2 on banded rows).",
+        markup=False,
+    )
+    for reading in sorted({r["reading"] for r in rows if r["reading"] != r["verdict"]}):
+        out.print(f"reading: {reading}", markup=False)
+    for note in sorted({r["note"] for r in rows if r["note"]}):
+        out.print(f"note: {note}", markup=False)
     for judge, figures in report.machine_annotators.items():
         for name, f in figures.fields.items():
             share = "-" if f.agreement is None else f"{f.agreement:.0%}"

@@ -23,6 +23,9 @@ from annotate.review.breakdowns import (
     labels_version,
 )
 from annotate.review.figures import (
+    INTERVAL_READINGS,
+    NO_INTERVAL,
+    NO_INTERVAL_VERDICTS,
     PERSONAL_FIELDS,
     RELIABLE,
     TENTATIVE,
@@ -32,9 +35,11 @@ from annotate.review.figures import (
     ReportFilters,
     agreement_report,
     campaign_report,
+    interval_reading,
     item_fields,
     reading,
     summary_rows,
+    verdict,
 )
 from annotate.review.queue import (
     BULK_CONFIDENCE,
@@ -45,6 +50,7 @@ from annotate.review.queue import (
     queue_from_table,
     review_queue,
 )
+from annotate.review.suggestions import competence, model_suggestions
 
 __all__ = [
     "AdjudicationRecord",
@@ -53,10 +59,13 @@ __all__ = [
     "BULK_UNANIMOUS",
     "BulkAcceptResult",
     "CampaignReport",
+    "INTERVAL_READINGS",
     "ItemDetail",
     "JudgeAgreement",
     "JudgeFieldAgreement",
     "MANUAL",
+    "NO_INTERVAL",
+    "NO_INTERVAL_VERDICTS",
     "PERSONAL_FIELDS",
     "RELIABLE",
     "ReportFilters",
@@ -69,17 +78,21 @@ __all__ = [
     "bulk_accept_unanimous",
     "campaign_filters",
     "campaign_report",
+    "competence",
     "confusion",
     "current_adjudications",
     "find_item",
+    "interval_reading",
     "item_detail",
     "item_disagreement",
     "item_fields",
     "kappa_matrix",
     "label_distribution",
     "labels_version",
+    "model_suggestions",
     "queue_from_table",
     "reading",
     "review_queue",
     "summary_rows",
+    "verdict",
 ]

@@ -17,6 +17,8 @@ from annotate.accounts.auth import require_role
 from annotate.errors import ValidationProblem
 from annotate.schema import LabelField, LabelSchema
 from annotate.stats import report as rep
+from annotate.stats.gwet import GwetEstimate
+from annotate.stats.intervals import AlphaInterval
 from annotate.storage.models import Campaign, User
 from annotate.storage.queries import load_labels
 from annotate.table import LabelTable
@@ -349,35 +351,111 @@ def _judges(table: LabelTable, scope: Sequence[int]) -> dict[str, JudgeAgreement
     return out
 
 
+# The interval's reading (annotate.stats.intervals) in the words the pages and the CLI show.
+INTERVAL_READINGS = {
+    "reliable": "reliable",
+    "tentative": "tentative: draw conclusions with care",
+    "uncertain": f"uncertain: may well be below {TENTATIVE}; label more items",
+    "unreliable": "unreliable: revisit guidelines or training",
+}
+NO_INTERVAL = {
+    "no_variation": "no variation: alpha undefined (everyone chose the same value)",
+    "too_few_units": "not enough items with two labels",
+    "degenerate": "no spread across resamples: label more items",
+}
+
+
+def interval_reading(
+    interval: AlphaInterval | None, alpha: float | None, units: int | None = None
+) -> str:
+    """The plain-words reading of an alpha, from its interval when there is one.
+
+    "reliable" needs P(alpha < 0.8) under 5%, not only a point above 0.8; without an
+    interval the point's reading is given and says it stands alone.
+    """
+    if units == 0:
+        return NO_INTERVAL["too_few_units"]
+    if interval is not None and interval.status in NO_INTERVAL:
+        return NO_INTERVAL[interval.status]
+    if interval is not None and interval.status == "ok":
+        return INTERVAL_READINGS[interval.reading]
+    if alpha is None or not math.isfinite(alpha):
+        return reading(alpha)
+    return f"{reading(alpha)} (point only: no interval)"
+
+
+NO_INTERVAL_VERDICTS = {
+    "no_variation": "no variation",
+    "too_few_units": "too few items",
+    "degenerate": "no spread",
+}
+
+
+def verdict(interval: AlphaInterval | None, alpha: float | None, units: int | None = None) -> str:
+    """The reading in a word or two (the table's column; `interval_reading` spells it out)."""
+    if units == 0:
+        return NO_INTERVAL_VERDICTS["too_few_units"]
+    if interval is not None and interval.status in NO_INTERVAL_VERDICTS:
+        return NO_INTERVAL_VERDICTS[interval.status]
+    if interval is not None and interval.status == "ok":
+        return str(interval.reading)
+    if alpha is None or not math.isfinite(alpha):
+        return "no data"
+    return reading(alpha).split(":")[0] + " (point)"
+
+
 def summary_rows(report: CampaignReport) -> list[dict[str, Any]]:
-    """The report's headline figures as rows (measure, alpha, interval, units, reading).
+    """The report's headline figures as rows: what the CLI's table and the dashboard show.
 
     One row per field (and its banded / ordinal variant), per failure category and for MASI:
-    what the CLI's table and the dashboard show, so that both read the same.
+    the measure, alpha, its BCa interval (None when there is none, and the reading says why),
+    the probabilities that alpha is below 0.667 and 0.8, the resamples used, the items with
+    two or more labels, Gwet's AC1 (AC2 on the banded row) and the reading.
     """
     rows: list[dict[str, Any]] = []
 
-    def add(measure: str, alpha: float | None, ci: Any, units: int) -> None:
+    def add(
+        measure: str,
+        alpha: float | None,
+        interval: AlphaInterval | None,
+        units: int,
+        gwet: GwetEstimate | None = None,
+    ) -> None:
+        ci = interval.ci if interval is not None else None
+        p_below = (interval.p_below or {}) if interval is not None else {}
         rows.append(
             {
                 "measure": measure,
                 "alpha": alpha,
                 "ci_low": ci[0] if ci else None,
                 "ci_high": ci[1] if ci else None,
-                "n_units": units,
-                "reading": reading(alpha),
+                "p_below_tentative": p_below.get(f"{TENTATIVE:g}"),
+                "p_below_reliable": p_below.get(f"{RELIABLE:g}"),
+                "resamples": interval.n_used if interval is not None else 0,
+                "n_units": int(units),
+                "gwet": None if gwet is None else gwet.coefficient,
+                "gwet_se": None if gwet is None else gwet.se,
+                "verdict": verdict(interval, alpha, units),
+                "reading": interval_reading(interval, alpha, units),
+                "note": interval.note if interval is not None else "",
             }
         )
 
     for name, entry in report.fields.items():
-        add(name, entry.alpha, entry.ci, entry.n_units)
+        add(name, entry.alpha, entry.interval, entry.n_units, entry.ac1)
         if "banded_alpha" in entry.model_fields_set:
-            add(f"{name} (banded)", entry.banded_alpha, entry.banded_ci, entry.n_units)
+            add(
+                f"{name} (banded)",
+                entry.banded_alpha,
+                entry.banded_interval,
+                entry.n_units,
+                entry.ac2,
+            )
         if "ordinal_alpha" in entry.model_fields_set:
-            add(f"{name} (ordinal)", entry.ordinal_alpha, entry.ordinal_ci, entry.n_units)
+            add(f"{name} (ordinal)", entry.ordinal_alpha, entry.ordinal_interval, entry.n_units)
     failure = report.failure_categories
     if failure is not None:
-        add("failure categories (MASI)", failure.masi_alpha, failure.masi_ci, failure.n_units)
+        add("failure categories (MASI)", failure.masi_alpha, failure.masi_interval, failure.n_units)
         for category, value in failure.per_category.items():
-            add(f"failure: {category}", value.alpha, value.ci, failure.n_units)
+            add(f"failure: {category}", value.alpha, value.interval, failure.n_units)
     return rows

@@ -14,6 +14,7 @@ from annotate.errors import NotFound, ValidationProblem
 from annotate.review.adjudication import BULK_UNANIMOUS, _lead_id
 from annotate.review.breakdowns import item_disagreement
 from annotate.review.figures import ReportFilters, item_fields
+from annotate.review.suggestions import model_suggestions
 from annotate.storage.models import Adjudication, Campaign, Item, User, utcnow
 from annotate.storage.queries import load_labels
 from annotate.table import LabelTable
@@ -32,13 +33,16 @@ def queue_from_table(
     include_adjudicated: bool = True,
     current: Mapping[int, str] | None = None,
     items: pd.DataFrame | None = None,
+    suggestions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The review queue from already loaded labels (see `review_queue`).
 
     `current` (item id -> method, from `current_adjudications`) replaces the table's own
     adjudications, so that a cached table need not be reloaded after each adjudication.
     `items` is `reports.item_disagreement(table, filters=filters)` when the caller has it
-    already (it is the expensive part at 100,000 items); it is not modified.
+    already (it is the expensive part at 100,000 items); it is not modified. `suggestions`
+    (`suggestions.model_suggestions(table)`) adds the annotator model's right action
+    (`model_label`, `posterior`) and whether it differs from the majority (`model_differs`).
     """
     require_role(actor, "lead", "see the review queue")
     need = table.campaign.overlap if min_labels is None else min_labels
@@ -56,9 +60,16 @@ def queue_from_table(
     if not include_adjudicated:
         keep &= ~frame["adjudicated"]
     frame = frame[keep].assign(_said=frame["flagged"] | frame["noted"])
+    frame["n_labels"] = frame["n_labels"].astype(int)
+    model = suggestions if suggestions is not None else pd.DataFrame()
+    frame["model_label"] = frame["item_id"].map(model.get("model_label", pd.Series(dtype=object)))
+    frame["posterior"] = frame["item_id"].map(model.get("posterior", pd.Series(dtype=float)))
+    differs = frame["item_id"].map(model.get("differs", pd.Series(dtype=bool)))
+    frame["model_differs"] = differs.astype("boolean").fillna(False).astype(bool)
+    # Open items before adjudicated ones; within each, what annotators said first.
     frame = frame.sort_values(
-        ["_said", "disagreement", "other_disagreement", "item_id"],
-        ascending=[False, False, False, True],
+        ["adjudicated", "_said", "disagreement", "model_differs", "other_disagreement", "item_id"],
+        ascending=[True, False, False, False, False, True],
         kind="stable",
     )
     return frame.drop(columns="_said").reset_index(drop=True)
@@ -77,8 +88,10 @@ def review_queue(
     """Items with at least `min_labels` human labels (default: the campaign's overlap k),
     items an annotator flagged or left a note on first, then most disagreed first; leads only.
 
-    Ordered by whether an annotator flagged the item or wrote a note (`flagged`, `noted`),
-    then `disagreement` (band distance on the right action), then by the other fields'
+    Open items come before adjudicated ones; within each, ordered by whether an annotator
+    flagged the item or wrote a note (`flagged`, `noted`), then `disagreement` (band distance
+    on the right action), then whether the annotator model (Dawid-Skene, fitted when items
+    carry three or more labels) differs from the majority, then by the other fields'
     disagreement, then item id. Filter by category, model, group and intent (`filters`), by
     annotator flags (`flagged_only`); already adjudicated items are marked (`adjudicated`,
     `method`) or left out (`include_adjudicated=False`). Columns as
@@ -93,6 +106,7 @@ def review_queue(
         min_labels=min_labels,
         flagged_only=flagged_only,
         include_adjudicated=include_adjudicated,
+        suggestions=model_suggestions(table, actor=actor),
     )
 
 

@@ -217,10 +217,11 @@ class FieldAgreement(AlphaEstimate):
 
 
 class CategoryAgreement(BaseModel):
-    """Binary alpha for one failure category."""
+    """Binary alpha for one failure category (``interval``: BCa, as on fields)."""
 
     alpha: OptionalAlpha
     ci: tuple[float, float] | None = None
+    interval: AlphaInterval | None = None
 
 
 class FailureCategoryAgreement(BaseModel):
@@ -229,6 +230,7 @@ class FailureCategoryAgreement(BaseModel):
     per_category: dict[str, CategoryAgreement]
     masi_alpha: OptionalAlpha
     masi_ci: tuple[float, float] | None = None
+    masi_interval: AlphaInterval | None = None
     n_units: int
 
 
@@ -350,14 +352,35 @@ def summarize(
         for item in categories:
             binary = _membership_codes(set_codes, distinct, item)
             per_category[item] = {"alpha": estimate(binary, 2, "nominal", (item, "category", "ci"))}
+            if n_resamples > 0:
+                ticked = binary.astype(object)
+                ticked[binary < 0] = None
+                per_category[item]["interval"] = alpha_interval(
+                    ticked,
+                    "nominal",
+                    [0, 1],
+                    n_resamples=n_resamples,
+                    confidence=confidence,
+                    seed=seed,
+                )
         masi = math.nan
+        masi_interval = None
         if len(distinct) >= 2:
-            masi = estimate(
-                set_codes, len(distinct), masi_distance_matrix(distinct), ("", "masi", "masi_ci")
-            )
+            distances = masi_distance_matrix(distinct)
+            masi = estimate(set_codes, len(distinct), distances, ("", "masi", "masi_ci"))
+            if n_resamples > 0:
+                masi_interval = alpha_interval(
+                    failure_categories,
+                    distances,
+                    distinct,
+                    n_resamples=n_resamples,
+                    confidence=confidence,
+                    seed=seed,
+                )
         failure = {
             "per_category": per_category,
             "masi_alpha": masi,
+            "masi_interval": masi_interval,
             "n_units": int(((set_codes >= 0).sum(axis=0) >= 2).sum()),
         }
 
@@ -380,6 +403,7 @@ def summarize(
             per_category={k: CategoryAgreement(**v) for k, v in failure["per_category"].items()},
             masi_alpha=failure["masi_alpha"],
             masi_ci=failure.get("masi_ci"),
+            masi_interval=failure["masi_interval"],
             n_units=failure["n_units"],
         ),
     )

@@ -9,10 +9,12 @@ from lead_helpers import HUMANS, Seeded, seed_campaign
 from sqlmodel import col, select
 from streamlit.testing.v1 import AppTest
 
+from annotate import review
 from annotate.app import lead
 from annotate.schema import LabelSchema
 from annotate.storage import db
 from annotate.storage.models import Adjudication
+from annotate.storage.queries import load_labels
 from tests.test_app_support import AppDB, app_db_fixture, click, page_app, texts
 
 CAMPAIGN = "lead"
@@ -67,21 +69,26 @@ def test_dashboard_shows_the_figures_and_where_to_look(app_db: AppDB, seeded: Se
     assert metrics["With 2+ labels"] == "5"
     text = everything(at)
     assert "Where to look first" in text
-    assert "Item: **`i3`**" in text  # the most disagreed item
+    assert "Item: `i3`" in text  # the most disagreed item
+    # Five items with two labels are too few for an interval: no reading claims reliability.
+    assert "alpha 0.341 (not enough items with two labels)" in text
+    assert "banded right-action alpha rises by" in text
     alpha_table = next(df.value for df in at.dataframe if "reading" in df.value.columns)
     measures = alpha_table["measure"].tolist()
     assert {"right_action", "right_action (banded)", "intent (ordinal)"} <= set(measures)
     assert "failure categories (MASI)" in measures
     assert set(alpha_table["reading"]) <= {
-        "reliable",
-        "tentative: draw conclusions with care",
-        "unreliable: revisit guidelines or training",
-        "not enough data",
+        "not enough items with two labels",
+        "no variation: alpha undefined (everyone chose the same value)",
     }
+    assert alpha_table["ci_low"].isna().all()  # no interval is printed for 5 items
     judges = next(df.value for df in at.dataframe if "judge" in df.value.columns)
     assert set(judges["judge"]) == {"judge-gpt"}
     annotators = next(df.value for df in at.dataframe if "n_labeled" in df.value.columns)
     assert annotators["annotator"].tolist() == list(HUMANS)
+    assert annotators["n_labeled"].dtype.kind == "i"  # counts are integers, not 18.0
+    # Items carry three labels: the annotator models' competence is in the table.
+    assert annotators["ds_competence"].between(0, 1).all()
 
 
 def test_dashboard_filters_and_fragments(app_db: AppDB, seeded: Seeded) -> None:
@@ -232,3 +239,59 @@ def test_annotators_see_no_figures_and_no_labels(
         assert other not in text
     assert "response of i3" not in "".join(str(h.proto.body) for h in at.get("html"))
     assert adjudications(app_db) == []
+
+
+# -- the annotator model (three labels per item) ---------------------------------------------
+
+
+def test_review_and_adjudicate_show_the_annotator_model(app_db: AppDB, seeded: Seeded) -> None:
+    with db.session_scope(app_db.engine) as s:
+        lena = app_db.users["lena"]
+        table = load_labels(session=s, actor=lena, campaign=seeded.campaign)
+        expected = review.model_suggestions(table, actor=lena)
+    assert not expected.empty  # most items carry three human labels
+    at = page(app_db, "lena", "review")
+    queue = at.dataframe(key="rev-table").value.set_index("Item")
+    by_external = {v: k for k, v in seeded.items.items()}
+    for item_id, row in expected.iterrows():
+        name = by_external[int(item_id)]
+        if name in queue.index:
+            assert queue.loc[name, "Model suggests"] == row["model_label"]
+            assert queue.loc[name, "Posterior"] == pytest.approx(row["posterior"])
+    assert "no majority" in set(queue["Majority action"]) or queue["Majority action"].notna().all()
+    assert "None" not in queue.to_csv()
+    item = next(by_external[int(i)] for i in expected.index if by_external[int(i)] == "i2")
+    at = page(app_db, "lena", "adjudicate", item=item)
+    label = expected.loc[seeded.items[item], "model_label"]
+    assert f"Annotator model (Dawid-Skene): `{label}`, posterior" in everything(at)
+    other = "refuse" if label != "refuse" else "answer"
+    click(at, f"opt-right_action-{other}")
+    scope = f"adj-{seeded.items[item]}-0"
+    click(at, f"adj-use-model-{scope}")
+    assert at.button(key=f"opt-right_action-{label}").proto.type == "primary"
+    assert at.button(key=f"opt-right_action-{other}").proto.type == "secondary"
+
+
+def test_where_to_look_first_links_to_where_to_act(app_db: AppDB, seeded: Seeded) -> None:
+    from annotate.app import attention
+
+    with db.session_scope(app_db.engine) as s:
+        lena = app_db.users["lena"]
+        table = load_labels(session=s, actor=lena, campaign=seeded.campaign)
+        report = review.agreement_report(table, actor=lena, n_resamples=0)
+        items = review.item_disagreement(table, actor=lena)
+        people = review.annotator_table(table, actor=lena)
+    targets = {
+        line.split(":")[0]: target for line, target in attention.lines(report, items, people)
+    }
+    assert targets["Item"] == ("adjudicate", {"item": "i3"})
+    assert targets["Field"] is not None and targets["Field"][0] == "dashboard"
+    field = targets["Field"][1][attention.FIELD_PARAM]
+    assert field in {f.name for f in table.schema.choice_fields}
+    who = targets["Annotator"][1][attention.ANNOTATOR_PARAM]  # type: ignore[index]
+    # Following the links: the dashboard opens the field's confusion view and the
+    # annotator's row first.
+    at = page(app_db, "lena", "dashboard", field="observed_action", annotator=who)
+    assert at.segmented_control(key="dash-conf-field").value == "observed_action"
+    annotators = next(df.value for df in at.dataframe if "n_labeled" in df.value.columns)
+    assert annotators["annotator"].iloc[0] == who

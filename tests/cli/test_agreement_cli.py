@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -30,6 +31,12 @@ def ok(*args: str) -> str:
     result = runner.invoke(app, list(args))
     assert result.exit_code == 0, (result.stdout, result.stderr)
     return result.stdout
+
+
+def row(text: str, start: str) -> list[str]:
+    """The cells of the table row whose measure starts with `start` (cells: 2+ spaces apart)."""
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith(start))
+    return re.split(r"\s{2,}", line.strip())
 
 
 def coincidence_alpha(units: Sequence[Sequence[Hashable | None]]) -> float:
@@ -168,8 +175,17 @@ def test_the_table_and_the_bootstrap_option(db_url: str) -> None:
     load_xstest(db_url)
     text = ok("agreement", "-c", "xs", "--bootstrap", "0", "--db", db_url)
     assert "xs: 450 items, 450 with 2+ labels, 2 human annotators" in text
-    line = next(ln for ln in text.splitlines() if "observed_action" in ln)
-    assert "reliable" in line
+    # Without an interval the reading says it rests on the point alone.
+    assert row(text, "observed")[-1] == "reliable (point)"
+    text = ok("agreement", "-c", "xs", "--bootstrap", "300", "--db", db_url)
+    assert all(h in text for h in ("95% interval", "P<.667", "P<.8", "AC"))
+    cells = row(text, "observed")
+    assert cells[-1] == "reliable"  # and P(alpha < 0.8) is small
+    assert " to " in cells[2] and cells[4] == "<0.01" and cells[6] == "450"
+    # Fields nobody labeled: no interval, and the reading says why.
+    assert row(text, "epistemic")[1:3] == ["-", "-"]
+    assert row(text, "epistemic")[-1] == "too few items"
+    assert "reading: not enough items with two labels" in text
     payload: dict[str, Any] = json.loads(
         ok("agreement", "-c", "xs", "--bootstrap", "0", "--json", "--db", db_url)
     )

@@ -692,8 +692,15 @@ def test_summary_shape_values_and_json() -> None:
     assert failure["per_category"]["over_refusal"]["alpha"] == pytest.approx(
         ag.category_alphas(campaign["sets"], CATEGORIES)["over_refusal"]
     )
-    assert failure["per_category"]["unsafe_compliance"] == {"alpha": None, "ci": None}
+    never = failure["per_category"]["unsafe_compliance"]
+    assert {k: never[k] for k in ("alpha", "ci")} == {"alpha": None, "ci": None}
+    # Never ticked: the interval says why there is none instead of printing one.
+    assert never["interval"]["status"] == "no_variation" and never["interval"]["ci"] is None
+    ticked = failure["per_category"]["over_refusal"]["interval"]
+    assert ticked["alpha"] == pytest.approx(failure["per_category"]["over_refusal"]["alpha"])
     assert failure["masi_alpha"] == pytest.approx(ag.masi_alpha(campaign["sets"], CATEGORIES))
+    assert failure["masi_interval"]["alpha"] == pytest.approx(failure["masi_alpha"], abs=1e-12)
+    assert failure["masi_interval"]["n_resamples"] == 100
     assert rep.AgreementSummary.model_validate(payload) == summary
 
 

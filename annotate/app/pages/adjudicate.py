@@ -126,6 +126,7 @@ def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: Item
     st.markdown("#### Final labels")
     # Filled when a save is refused: above the fields, so that it and they show together.
     problem = st.container(key=PROBLEM_KEY)
+    _model_opinion(ctx, campaign, schema, detail, state, scope)
     widgets.option_buttons(schema, scope, widgets.key_map(schema), state)
     _unset_fields(schema, scope, state)
     labels: dict[str, Any] = {f.name: state.values.get(f.name) for f in schema.choice_fields}
@@ -183,6 +184,35 @@ def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: Item
             st.rerun()
     if skip:
         _go_next(ctx, campaign, current=detail.external_id, done=None)
+
+
+def _model_opinion(
+    ctx: AppContext,
+    campaign: Campaign,
+    schema: LabelSchema,
+    detail: ItemDetail,
+    state: widgets.FormState,
+    scope: str,
+) -> None:
+    """The annotator model's right action and posterior beside the majority's, with a button
+    that takes it (only where items carry three or more labels: otherwise there is no model)."""
+    suggestions = lead.suggestions(ctx, campaign)
+    if detail.item_id not in suggestions.index:
+        return
+    row = suggestions.loc[detail.item_id]
+    label, posterior = str(row["model_label"]), float(row["posterior"])
+    majority = view.plain(detail.majority) if detail.majority else "none"
+    field = schema.right_action_field
+    with st.container(horizontal=True, vertical_alignment="center", key="adj-model"):
+        st.caption(
+            f"Annotator model (Dawid-Skene): {view.plain(label)}, posterior {posterior:.2f} · "
+            f"majority: {majority}"
+        )
+        if state.values.get(field) != label and st.button(
+            f"Use {view.plain(label)}", key=f"adj-use-model-{scope}"
+        ):
+            state.values[field] = label
+            st.rerun()
 
 
 def _band_editor(

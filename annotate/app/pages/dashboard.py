@@ -15,7 +15,8 @@ import pandas as pd
 import streamlit as st
 
 from annotate import review
-from annotate.app import lead
+from annotate.app import attention, lead
+from annotate.app.attention import ANNOTATOR_PARAM, FIELD_PARAM
 from annotate.app.context import AppContext, fragment
 from annotate.app.render import plain
 from annotate.review.figures import CampaignReport, ReportFilters
@@ -23,10 +24,13 @@ from annotate.storage.models import User
 from annotate.table import LabelTable
 
 RESAMPLES = (0, 200, 1000)
-READING_COLORS = {
-    review.reading(0.9): "#2e7d32",
-    review.reading(0.7): "#ef8f00",
-    review.reading(0.0): "#c62828",
+# The first word of a row's reading decides its colour on the chart.
+VERDICT_COLORS = {
+    "reliable": "#2e7d32",
+    "tentative": "#ef8f00",
+    "uncertain": "#9e9d24",
+    "unreliable": "#c62828",
+    "other": "#757575",
 }
 THRESHOLDS = pd.DataFrame(
     {"alpha": [review.TENTATIVE, review.RELIABLE], "line": ["tentative", "reliable"]}
@@ -60,8 +64,12 @@ def _annotators(
     key: str, filters: str, field: str, _table: LabelTable, _actor: User
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     parsed = ReportFilters.model_validate_json(filters)
+    people = review.annotator_table(_table, actor=_actor, field=field, filters=parsed)
+    models = review.competence(_table, actor=_actor, field=field)
+    if not models.empty:
+        people = people.join(models)
     return (
-        review.annotator_table(_table, actor=_actor, field=field, filters=parsed),
+        people,
         review.kappa_matrix(_table, actor=_actor, field=field, filters=parsed),
         review.label_distribution(_table, actor=_actor, field=field, filters=parsed),
     )
@@ -134,7 +142,8 @@ def _headline(
     cols[4].metric("Judges (reported apart)", len(report.machine_annotators))
     st.markdown("**Where to look first**")
     people = _annotators(key, fkey, table.schema.right_action_field, table, ctx.user)[0]
-    st.markdown("\n".join(f"- {line}" for line in _attention(report, items, people)))
+    for line, target in attention.lines(report, items, people):
+        attention.show(ctx, report.campaign, line, target)
     coverage = pd.DataFrame(
         {"labels": [str(k) for k in report.coverage], "items": list(report.coverage.values())}
     )
@@ -151,52 +160,21 @@ def _headline(
     st.altair_chart(chart, width="stretch", height=200)
 
 
-def _attention(report: CampaignReport, items: pd.DataFrame, people: pd.DataFrame) -> list[str]:
-    """One line each: the weakest field, category and annotator, and the top item."""
-    lines: list[str] = []
-    rows = [r for r in review.summary_rows(report) if r["alpha"] is not None]
-    fields = [r for r in rows if not r["measure"].startswith("failure")]
-    if fields:
-        worst = min(fields, key=lambda r: r["alpha"])
-        lines.append(
-            f"Field: **{plain(worst['measure'])}**, alpha {lead.fmt(worst['alpha'])} "
-            f"({worst['reading']})"
-        )
-    categories = [r for r in rows if r["measure"].startswith("failure: ")]
-    if categories:
-        worst = min(categories, key=lambda r: r["alpha"])
-        lines.append(
-            f"Failure category: **{plain(worst['measure'][9:])}**, alpha "
-            f"{lead.fmt(worst['alpha'])} ({worst['reading']})"
-        )
-    deltas = people["alpha_delta"].dropna() if not people.empty else pd.Series(dtype=float)
-    if not deltas.empty and deltas.min() < 0:
-        who = str(deltas.idxmin())
-        lines.append(
-            f"Annotator: **{plain(who)}**: the right-action alpha rises by "
-            f"{-deltas.min():.3f} without their labels"
-        )
-    open_items = items[~items["adjudicated"]] if not items.empty else items
-    if not open_items.empty:
-        top = open_items.sort_values("disagreement", ascending=False, kind="stable").iloc[0]
-        if top["disagreement"] > 0:
-            lines.append(
-                f"Item: **{plain(top['external_id'])}**, disagreement "
-                f"{top['disagreement']:.2f} (top of the Review queue)"
-            )
-    return lines or ["Nothing stands out yet."]
-
-
 def _alphas(report: CampaignReport) -> None:
     st.subheader("Agreement")
     st.caption(
         "Krippendorff's alpha on human labels: 1 is perfect agreement, 0 what chance gives. "
-        f"At least {review.RELIABLE} is reliable; {review.TENTATIVE} to {review.RELIABLE} "
-        "supports tentative conclusions only; below that, revisit the guidelines. Banded: "
-        "near-miss actions count as near-agreement (1 - the schema's credit). Intervals: "
-        f"95% bootstrap over items ({report.n_resamples} resamples)."
+        f"Reliable when alpha is below {review.RELIABLE} with a probability under 5% (P<.8); "
+        f"tentative when that holds for {review.TENTATIVE}; uncertain when the interval "
+        "reaches below it; unreliable when alpha itself is below it. Banded: near-miss "
+        "actions count as near-agreement (1 - the schema's credit). Intervals: 95% BCa "
+        f"bootstrap over items ({report.n_resamples} resamples asked; the table gives the "
+        "number where alpha was defined). No interval where items are too few, every label "
+        "is the same (alpha undefined) or resamples do not vary: the reading says which. "
+        "AC: Gwet's AC1 (AC2 on the banded row), steadier than alpha when labels are skewed."
     )
     rows = pd.DataFrame(review.summary_rows(report))
+    rows["colour"] = [v if v in VERDICT_COLORS else "other" for v in rows["verdict"]]
     defined = rows.dropna(subset=["alpha"])
     if not defined.empty:
         base = alt.Chart(defined).encode(
@@ -207,8 +185,8 @@ def _alphas(report: CampaignReport) -> None:
         points = base.mark_point(filled=True, size=60).encode(
             x="alpha:Q",
             color=alt.Color(
-                "reading:N",
-                scale=alt.Scale(domain=list(READING_COLORS), range=list(READING_COLORS.values())),
+                "colour:N",
+                scale=alt.Scale(domain=list(VERDICT_COLORS), range=list(VERDICT_COLORS.values())),
                 legend=alt.Legend(title="Reading", orient="bottom", labelLimit=400),
             ),
         )
@@ -217,7 +195,7 @@ def _alphas(report: CampaignReport) -> None:
             rules + bars + points, width="stretch", height=max(180, 28 * len(defined) + 90)
         )
     st.dataframe(
-        rows,
+        rows.drop(columns=["verdict", "colour", "note"]),
         hide_index=True,
         key="dash-alpha-table",
         column_config={
@@ -225,10 +203,17 @@ def _alphas(report: CampaignReport) -> None:
             "alpha": st.column_config.NumberColumn("alpha", format="%.3f"),
             "ci_low": st.column_config.NumberColumn("95% low", format="%.3f"),
             "ci_high": st.column_config.NumberColumn("95% high", format="%.3f"),
-            "n_units": st.column_config.NumberColumn("Items (2+ labels)"),
+            "p_below_tentative": st.column_config.NumberColumn("P<.667", format="%.2f"),
+            "p_below_reliable": st.column_config.NumberColumn("P<.8", format="%.2f"),
+            "resamples": st.column_config.NumberColumn("Resamples used", format="%d"),
+            "n_units": st.column_config.NumberColumn("Items (2+ labels)", format="%d"),
+            "gwet": st.column_config.NumberColumn("AC", format="%.3f"),
+            "gwet_se": st.column_config.NumberColumn("AC s.e.", format="%.3f"),
             "reading": "Reading",
         },
     )
+    for note in sorted({n for n in rows["note"] if n}):
+        st.caption(note)
 
 
 def _judges(report: CampaignReport) -> None:
@@ -307,6 +292,10 @@ def confusion_view(
     """How annotators' labels meet on the same items, per field (a fragment)."""
     st.subheader("Confusion between annotators")
     names = _single_fields(table)
+    wanted = st.query_params.get(FIELD_PARAM)
+    if wanted in names:  # from a "Where to look first" link: show that field once
+        st.session_state["dash-conf-field"] = wanted
+        del st.query_params[FIELD_PARAM]
     field = st.segmented_control(
         "Field", names, default=table.schema.right_action_field, key="dash-conf-field"
     )
@@ -362,11 +351,21 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
         return
     st.caption(
         "alpha_delta: alpha of everyone minus alpha without this annotator (negative: they "
-        "lower agreement). tvd: how far their label mix is from the campaign's (0 same, 1 "
-        "disjoint). gold_agreement: mean credit against adjudicated labels."
+        "lower agreement; banded on the right action). tvd: how far their label mix is from "
+        "the campaign's (0 same, 1 disjoint). vs gold: mean credit against adjudicated labels. "
+        "Competence (where items carry three or more labels): Dawid-Skene's probability that "
+        "their label is right, MACE's that they know the answer rather than guess."
     )
+    shown = people.reset_index()
+    chosen = st.query_params.get(ANNOTATOR_PARAM)
+    if chosen in set(shown["annotator"]):  # from a "Where to look first" link: their row first
+        st.caption(f"{plain(chosen)} first, as asked by the link you followed.")
+        first = shown["annotator"] == chosen
+        shown = pd.concat([shown[first], shown[~first]], ignore_index=True)
+    for count in ("n_labeled", "n_gold"):
+        shown[count] = shown[count].astype("Int64")
     st.dataframe(
-        people.reset_index(),
+        shown,
         hide_index=True,
         key="dash-ann-table",
         column_config={
@@ -379,6 +378,8 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
             "gold_agreement": st.column_config.NumberColumn("vs gold", format="%.2f"),
             "seconds_per_item": st.column_config.NumberColumn("Median s/item", format="%.0f"),
             "mean_kappa": st.column_config.NumberColumn("Mean kappa", format="%.2f"),
+            "ds_competence": st.column_config.NumberColumn("Competence (DS)", format="%.2f"),
+            "mace_competence": st.column_config.NumberColumn("Competence (MACE)", format="%.2f"),
         },
     )
     left, right = st.columns(2)

@@ -2,9 +2,11 @@
 
 Leads only (`annotate.review` checks the role). Items an annotator flagged or left a note on
 (a flag note or a rationale) come first and are never accepted in bulk: the lead reads them.
-Then the most disagreed. Disagreement is the mean band distance
-between two annotators' right actions (0 unanimous, 1 far apart), so a near miss such as
-answer / answer_with_caveat ranks below answer / refuse. Choosing a row, or "Adjudicate
+Then the most disagreed; adjudicated items come after every open one. Disagreement is the
+mean band distance between two annotators' right actions (0 unanimous, 1 far apart), so a
+near miss such as answer / answer_with_caveat ranks below answer / refuse. Where items carry
+three or more labels, the annotator model's right action (Dawid-Skene) and its posterior are
+shown beside the majority's. Choosing a row, or "Adjudicate
 next", opens the item on the Adjudicate page.
 """
 
@@ -26,18 +28,24 @@ COLUMNS = {
     "external_id": "Item",
     "disagreement": "Disagreement",
     "majority": "Majority action",
+    "model_label": "Model suggests",
+    "posterior": "Posterior",
     "n_labels": "Labels",
+    "flagged": "Flagged",
+    "noted": "Note",
+    "adjudicated": "Adjudicated",
+    "method": "How",
+}
+# Shown with "More columns": the item's attributes and the other fields' disagreement.
+MORE_COLUMNS = {
     "intent": "Intent",
     "category": "Category",
     "model": "Model",
     "group_id": "Group",
     "other_disagreement": "Other fields",
-    "flagged": "Flagged",
-    "noted": "Note",
     "unanimous": "Unanimous",
-    "adjudicated": "Adjudicated",
-    "method": "How",
 }
+MODEL_COLUMNS = ("model_label", "posterior")
 
 
 def render(ctx: AppContext) -> None:
@@ -62,6 +70,11 @@ def render(ctx: AppContext) -> None:
         )
         flagged_only = cols[1].toggle("Flagged by an annotator only", key="rev-flagged")
         show_done = cols[2].toggle("Show adjudicated items", value=True, key="rev-show-done")
+        differs_only = cols[1].toggle(
+            "Where the annotator model and the majority differ",
+            key="rev-differs",
+            help="Dawid-Skene, fitted when items carry three or more labels.",
+        )
     frame = lead.queue(
         ctx,
         campaign,
@@ -70,6 +83,8 @@ def render(ctx: AppContext) -> None:
         flagged_only=flagged_only,
         include_adjudicated=show_done,
     )
+    if differs_only:
+        frame = frame[frame["model_differs"]].reset_index(drop=True)
     if frame.empty:
         st.info(f"No item has {int(min_labels)} or more labels with these filters yet.")
         return
@@ -107,17 +122,29 @@ def _next_and_pick(
 
 
 def _table(ctx: AppContext, campaign: Campaign, frame: pd.DataFrame) -> None:
-    shown = frame[list(COLUMNS)].rename(columns=COLUMNS)
+    more = st.toggle("More columns", key="rev-more-columns")
+    columns = dict(COLUMNS)
+    if frame["model_label"].isna().all():
+        for name in MODEL_COLUMNS:
+            columns.pop(name)
+    if more:
+        columns |= MORE_COLUMNS
+    shown = frame[list(columns)].rename(columns=columns)
+    shown["Majority action"] = shown["Majority action"].fillna("no majority")
+    shown["How"] = shown["How"].astype(object).fillna("")
     event = st.dataframe(
         shown,
         hide_index=True,
         key="rev-table",
         on_select="rerun",
         selection_mode="single-row",
+        width="stretch",
         column_config={
             "Disagreement": st.column_config.ProgressColumn(
-                "Disagreement", min_value=0.0, max_value=1.0, format="%.2f"
+                "Disagreement", min_value=0.0, max_value=1.0, format="%.2f", width="small"
             ),
+            "Posterior": st.column_config.NumberColumn(format="%.2f", width="small"),
+            "Labels": st.column_config.NumberColumn(format="%d", width="small"),
             "Other fields": st.column_config.NumberColumn(format="%.2f"),
         },
     )

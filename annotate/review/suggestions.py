@@ -1,0 +1,94 @@
+"""The annotator models' suggestions per item and competence per annotator, for the lead's pages.
+
+`annotate.stats.suggested` fits Dawid-Skene and MACE on a label matrix; here the matrix comes
+from a campaign's LabelTable, and the answers are keyed by item id and annotator name, so the
+review queue, the adjudication page and the annotator table can show them. Models are fitted
+only when items carry three or more human labels (`MIN_LABELS`); otherwise the frames are empty
+and the pages say nothing about them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from annotate.accounts.auth import require_role
+from annotate.errors import ValidationProblem
+from annotate.schema import LabelField
+from annotate.stats.crowd import dawid_skene
+from annotate.stats.suggested import MIN_LABELS, AnnotatorModels, annotator_models
+from annotate.storage.models import User
+from annotate.table import LabelTable
+
+SUGGESTION_COLUMNS = ["model_label", "posterior", "majority", "differs"]
+
+
+def _spec(table: LabelTable, field: str) -> LabelField:
+    spec = next((f for f in table.schema.choice_fields if f.name == field), None)
+    if spec is None or spec.kind != "single":
+        raise ValidationProblem(f"`{field}` is not a single-choice field of {table.schema.id}")
+    return spec
+
+
+def _fit(table: LabelTable, field: str) -> tuple[list[str], list[int], AnnotatorModels | None]:
+    spec = _spec(table, field)
+    annotators, units, matrix = table.matrix(field)
+    if not annotators or not units:
+        return annotators, units, None
+    return annotators, units, annotator_models(matrix, spec.values, annotators)
+
+
+def model_suggestions(table: LabelTable, *, actor: User, field: str | None = None) -> pd.DataFrame:
+    """Per item (index `item_id`): Dawid-Skene's label of `field`, its posterior, the strict
+    majority (None where there is none) and whether the two differ; leads only.
+
+    `field` defaults to the right action. Empty when the items carry fewer than three human
+    labels (no model is fitted: with two labels the model cannot say more than the majority).
+    """
+    require_role(actor, "lead", "see the annotator models")
+    name = field or table.schema.right_action_field
+    spec = _spec(table, name)
+    _annotators, units, matrix = table.matrix(name)
+    frame = pd.DataFrame(columns=SUGGESTION_COLUMNS, index=pd.Index([], name="item_id"))
+    per_unit = (matrix != None).sum(axis=0)  # noqa: E711 (elementwise on an object array)
+    if not units or len(spec.values) < 2 or np.median(per_unit[per_unit > 0]) < MIN_LABELS:
+        return frame
+    fit = dawid_skene(matrix, spec.values)
+    counts = np.stack([(matrix == v).sum(axis=0) for v in spec.values], axis=1)
+    labelled = counts.sum(axis=1)
+    top = counts.argmax(axis=1)
+    has_majority = (counts[np.arange(len(units)), top] * 2 > labelled) & (labelled > 0)
+    model_label = [str(spec.values[i]) for i in fit.predicted]
+    majority = [
+        str(spec.values[t]) if ok else None for t, ok in zip(top, has_majority, strict=True)
+    ]
+    frame = pd.DataFrame(
+        {
+            "model_label": model_label,
+            "posterior": fit.posterior.max(axis=1).astype(float),
+            "majority": majority,
+        },
+        index=pd.Index(units, name="item_id"),
+    )
+    frame["differs"] = [
+        m != j for m, j in zip(frame["model_label"], frame["majority"], strict=True)
+    ]
+    return frame[labelled > 0]
+
+
+def competence(table: LabelTable, *, actor: User, field: str | None = None) -> pd.DataFrame:
+    """Per annotator (index `annotator`): Dawid-Skene's P(label is right) and MACE's
+    P(knows the answer) on `field` (default the right action); leads only. Empty when no
+    model is fitted (fewer than three labels per item)."""
+    require_role(actor, "lead", "see the annotator models")
+    name = field or table.schema.right_action_field
+    _annotators, _units, fitted = _fit(table, name)
+    if fitted is None:
+        return pd.DataFrame(
+            columns=["ds_competence", "mace_competence"], index=pd.Index([], name="annotator")
+        )
+    ds = fitted.dawid_skene.competence
+    mace = fitted.mace.competence
+    return pd.DataFrame(
+        {"ds_competence": pd.Series(ds), "mace_competence": pd.Series(mace)}
+    ).rename_axis("annotator")
