@@ -6,7 +6,10 @@ with probability 0.8, else a random action; 10% of labels missing). Each figure 
 of ``--repeat`` runs, wall-clock, on one BLAS thread. ``summarize_*`` is the agreement
 summary the report builds (``annotate.stats.report.summarize``) over the right action and a
 second field (intent: 3 values) with AC1/AC2 and both annotator models on both, without and
-with BCa intervals. Prints plain ``name: value`` lines.
+with BCa intervals; ``whole_report`` adds three more fields and failure-category sets (MASI and
+one binary alpha per category), as a campaign's report has. Summaries also print their best
+process CPU time, which other processes on the machine sway less than wall time. Prints plain
+``name: value`` lines.
 """
 
 from __future__ import annotations
@@ -69,6 +72,42 @@ def best_of(repeat: int, call: Callable[[], Any]) -> tuple[float, Any]:
     return min(times), result
 
 
+def best_cpu(repeat: int, call: Callable[[], Any]) -> float:
+    """Best process CPU seconds of `repeat` calls (less swayed by other processes than wall)."""
+    times = []
+    for _ in range(repeat):
+        started = time.process_time()
+        call()
+        times.append(time.process_time() - started)
+    return min(times)
+
+
+def synthetic_other(n_items: int, n_annotators: int, seed: int, values: list[str]) -> np.ndarray:
+    """A field each annotator gets right with probability 0.85 (10% missing)."""
+    rng = np.random.default_rng(seed)
+    domain = np.asarray(values, dtype=object)
+    truth = rng.integers(0, len(values), n_items)
+    right = rng.random((n_annotators, n_items)) < 0.85
+    out = domain[np.where(right, truth, rng.integers(0, len(values), (n_annotators, n_items)))]
+    out[rng.random(out.shape) < 0.1] = None
+    return out
+
+
+CATEGORIES = ["over_refusal", "unsafe_compliance", "irrelevant_safety_pivot", "overconfidence"]
+
+
+def synthetic_sets(n_items: int, n_annotators: int, seed: int) -> np.ndarray:
+    """Failure-category sets: mostly empty, a few categories ticked (10% missing)."""
+    rng = np.random.default_rng(seed)
+    ticks = rng.random((n_annotators, n_items, len(CATEGORIES))) < 0.06
+    out = np.empty((n_annotators, n_items), dtype=object)
+    for a in range(n_annotators):
+        for i in range(n_items):
+            out[a, i] = frozenset(c for c, t in zip(CATEGORIES, ticks[a, i], strict=True) if t)
+    out[rng.random(out.shape) < 0.1] = None
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=100_000)
@@ -102,9 +141,37 @@ def main() -> None:
             models=["right_action", "intent"],
         )
 
+    full_fields = fields | {
+        "epistemic_status": synthetic_other(args.items, args.annotators, 18, ["a", "b", "c"]),
+        "observed_action": synthetic_other(args.items, args.annotators, 19, ACTIONS + ["pivot"]),
+        "confidence": synthetic_other(args.items, args.annotators, 20, ["low", "med", "high"]),
+    }
+    full_labels = labels | {
+        "epistemic_status": ["a", "b", "c"],
+        "observed_action": ACTIONS + ["pivot"],
+        "confidence": ["low", "med", "high"],
+    }
+    sets = synthetic_sets(args.items, args.annotators, 21)
+
+    def full(resamples: int) -> rep.AgreementSummary:
+        return rep.summarize(
+            full_fields,
+            full_labels,
+            credit={"right_action": CREDIT},
+            ordinal=["intent", "confidence"],
+            failure_categories=sets,
+            categories=CATEGORIES,
+            n_resamples=resamples,
+            annotators=names,
+            models=["right_action", "intent"],
+        )
+
     with threadpool_limits(limits=1, user_api="blas"):
         t6, _ = best_of(args.repeat, lambda: summary(0))
+        c6 = best_cpu(args.repeat, lambda: summary(0))
         t7, _ = best_of(1, lambda: summary(1000))
+        t8, _ = best_of(args.repeat, lambda: full(0))
+        c8 = best_cpu(args.repeat, lambda: full(0))
     print(f"ac1_seconds: {t1:.3f}  (AC1 {ac1.coefficient:.4f} SE {ac1.se:.5f})")
     print(f"ac2_seconds: {t2:.3f}  (AC2 {ac2.coefficient:.4f} SE {ac2.se:.5f})")
     print(f"dawid_skene_seconds: {t3:.3f}  ({ds.iterations} EM rounds, converged {ds.converged})")
@@ -114,7 +181,9 @@ def main() -> None:
         f"bca_interval_banded_2000_resamples_seconds: {t5:.3f}  "
         f"(alpha {iv.alpha:.4f}, CI {iv.ci[0]:.4f} to {iv.ci[1]:.4f}, {iv.reading})"
     )
-    print(f"summarize_two_fields_with_models_no_intervals_seconds: {t6:.3f}")
+    print(f"summarize_two_fields_with_models_no_intervals_seconds: {t6:.3f}  (CPU {c6:.3f})")
+    print(f"whole_report_six_fields_and_failure_sets_no_intervals_seconds: {t8:.3f}", end="")
+    print(f"  (CPU {c8:.3f})")
     print(f"summarize_two_fields_with_models_1000_resamples_seconds: {t7:.3f}")
 
 
