@@ -17,6 +17,7 @@ from annotate.intake.demo import SEED_HINTS, load_demo, seed_files
 from annotate.intake.demo_labels import SIMULATED_NAMES, demo_item_ids
 from annotate.labeling import claim_next, write_session
 from annotate.labeling.submission import review_labels
+from annotate.review.queue import review_queue
 from annotate.settings import Settings
 from annotate.storage import db
 from annotate.storage.campaigns import get_campaign
@@ -148,6 +149,21 @@ def test_running_the_demo_again_adds_nothing(loaded: Settings) -> None:
     before = snapshot()
     assert load_demo(loaded) == {}
     assert snapshot() == before
+
+
+def test_the_review_queue_has_the_disagreements_first(loaded: Settings) -> None:
+    engine = db.make_engine(loaded.database_url)
+    try:
+        with Session(engine) as s:
+            campaign = get_campaign(session=s, name="demo")
+            lena = s.exec(select(User).where(User.name == "lena")).one()
+            queue = review_queue(session=s, actor=lena, campaign=campaign)
+    finally:
+        engine.dispose()
+    assert len(queue) == len(demo_item_ids(list(ROWS)))
+    disagreement = queue["disagreement"].tolist()
+    assert disagreement[0] > 0 and disagreement[-1] == 0
+    assert disagreement == sorted(disagreement, reverse=True)
 
 
 def test_real_annotators_still_get_items(loaded: Settings) -> None:
