@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     )
     seed_dir: Path = Field(
         default=PROJECT_ROOT / "seed_prompts",
-        description="Folder of the starter items that `annotate demo` loads.",
+        description="Folder of the starter items: `annotate demo` loads its `v2/*.jsonl` (its "
+        "own `*.jsonl` when it has no v2 folder).",
     )
     exports_dir: Path = Field(
         default=Path("exports"), description="Where gold releases are written."

@@ -118,8 +118,34 @@ def _build_spec(schema: LabelSchema) -> dict[str, Any]:
     }
 
 
+def _either(words: list[str], last: str = "or") -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
+def condition_text(spec: dict[str, Any], show_when: dict[str, Any]) -> str:
+    """A field's `show_when` in words, with the display names of fields and options."""
+    by_name = {f["name"]: f for f in spec["fields"]}
+    parts = []
+    for name, cond in show_when.items():
+        other = by_name.get(name, {"label": name, "options": [], "kind": "single"})
+        titles = {o["value"]: o["title"] for o in other["options"]}
+        verb = "includes" if other["kind"] == "multi" else "is"
+        if isinstance(cond, list):
+            what = f"{verb} {_either([titles.get(v, v) for v in cond])}"
+        elif cond.get("empty") is not None:
+            what = "is left empty" if cond["empty"] else "is given"
+        else:
+            what = f"{verb} not {_either([titles.get(v, v) for v in cond.get('none_of', [])])}"
+        parts.append(f"{other['label']} {what}")
+    return " and ".join(parts)
+
+
 def key_legend(spec: dict[str, Any]) -> str:
-    """Markdown listing every key of the form, for the sidebar."""
+    """Markdown listing every key of the form, and the fields Tab goes through, for the sidebar.
+
+    A field that `show_when` hides at times is marked "(only when ...)": Tab skips it while
+    it is hidden, and its number and letter keys do nothing then.
+    """
     keys = spec["keys"]
     rows = [
         "- **Tab** / **Shift+Tab** next / previous field (the marked one)",
@@ -128,10 +154,19 @@ def key_legend(spec: dict[str, Any]) -> str:
         f"- **{SUBMIT_KEY}** submit · **{keys['skip']}** skip · **{keys['flag']}** flag for the "
         "lead",
     ]
+
+    def when(f: dict[str, Any]) -> str:
+        cond = f.get("show_when")
+        return f" (only when {condition_text(spec, cond)})" if cond else ""
+
+    rows.append(
+        "- Fields, in Tab order: "
+        + " · ".join(f"**{f['label']}**{when(f)}" for f in spec["fields"])
+    )
     for f in spec["fields"]:
         pairs = " · ".join(f"**{o['key']}** {o['title']}" for o in f["options"] if o["key"])
         if pairs:
-            rows.append(f"- {f['label']}: {pairs}")
+            rows.append(f"- {f['label']}{when(f)}: {pairs}")
     return "\n".join(rows)
 
 

@@ -9,6 +9,7 @@ import typer
 from annotate.accounts.keys import signing_key
 from annotate.cli.common import DbOpt, _engine, _settings, handle_errors, out
 from annotate.intake.demo import DEMO_USERS, load_demo
+from annotate.intake.demo_labels import SIMULATED_NAMES
 from annotate.settings import Settings
 from annotate.storage import db
 
@@ -37,7 +38,9 @@ def demo(
 ) -> None:
     """One command: database, seed prompts in campaign `demo`, demo users, then the app.
 
-    Only demo users created now get a printed password; existing ones keep theirs.
+    Simulated annotators (demo-ann-N, no sign-in) label part of the seed set, so the lead's
+    pages, a release and a score work at once. Only demo users created now get a printed
+    password; existing ones keep theirs.
     """
     settings = _settings(dbu)
     passwords = load_demo(settings, force=force)
@@ -46,6 +49,11 @@ def demo(
         shown = passwords.get(name)
         what = f"password: {shown}" if shown else "(existing user; password unchanged)"
         out.print(f"  {name:6} {role:9} {what}", markup=False)
+    out.print(
+        f"demo labels: simulated annotators {', '.join(SIMULATED_NAMES)} labeled part of the "
+        "seed set (demo data; nobody can sign in as them); the rest is open to label.",
+        markup=False,
+    )
     if not no_serve:
         engine = _engine(settings)
         try:

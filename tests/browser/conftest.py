@@ -121,12 +121,17 @@ def start_server(
 
 
 def seed(
-    database_url: str, items: list[ItemRecord], users: dict[str, str], **campaign: Any
+    database_url: str,
+    items: list[ItemRecord],
+    users: dict[str, str],
+    schema_file: str = "refusal-v1.yaml",
+    **campaign: Any,
 ) -> None:
-    """A migrated database with `users` ({name: role}) and one campaign holding `items`."""
+    """A migrated database with `users` ({name: role}) and one campaign holding `items`, on
+    the shipped schema `schema_file`."""
     engine = db.make_engine(database_url)
     db.migrate(engine)
-    schema = load_schema(ROOT / "schemas" / "refusal-v1.yaml")
+    schema = load_schema(ROOT / "schemas" / schema_file)
     actor = system_actor()
     with db.session_scope(engine) as s:
         for name, role in users.items():

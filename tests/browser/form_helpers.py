@@ -44,25 +44,48 @@ def chosen_list(value: Any) -> list[str]:
     return [value] if value else []
 
 
+def option_key(schema: LabelSchema, name: str, value: str) -> str:
+    """The key that chooses `value` of field `name`: its number (1-9, 0 for the tenth) once
+    the field is marked, past the tenth option the option's letter from the schema."""
+    spec = schema.field(name)
+    at = spec.values.index(value)
+    if at < 10:
+        return str((at + 1) % 10)
+    letter = spec.options[at].key
+    if letter is None:
+        raise ValueError(f"option {at + 1} of `{name}` has no number and no letter key")
+    return letter.lower()
+
+
 def keys_for(labels: Mapping[str, Any], schema: LabelSchema = SCHEMA) -> list[str]:
-    """The keys that fill an empty form with the choices in `labels`: for each field in
-    schema order, the number of every chosen option, then Tab to the next field."""
+    """The keys that fill an empty form with the choices in `labels`: for each field the form
+    shows for them (schema order; a field hidden by its `show_when` gets no Tab stop), the key
+    of every chosen option, then Tab to the next field."""
     keys: list[str] = []
-    for f in schema.fields:
+    for f in schema.shown_fields(labels):
         if f.kind != "text":
-            keys += [str((f.values.index(v) + 1) % 10) for v in chosen_list(labels.get(f.name))]
+            keys += [option_key(schema, f.name, v) for v in chosen_list(labels.get(f.name))]
         keys.append("Tab")
     while keys and keys[-1] == "Tab":
         keys.pop()
     return keys
 
 
+def tab_stops(labels: Mapping[str, Any], schema: LabelSchema = SCHEMA) -> list[str]:
+    """The fields Tab goes through while `labels` are chosen in order: the shown ones."""
+    return [f.name for f in schema.shown_fields(labels)]
+
+
 def expected_labels(labels: Mapping[str, Any], schema: LabelSchema = SCHEMA) -> dict[str, Any]:
-    """What the database holds after submitting `labels` from the form (unchosen fields empty)."""
+    """What the database holds after submitting `labels` from the form (unchosen fields empty,
+    fields hidden by their `show_when` null)."""
+    shown = set(tab_stops(labels, schema))
     out: dict[str, Any] = {}
     for f in schema.fields:
         value = labels.get(f.name)
-        if f.kind == "multi":
+        if f.name not in shown:
+            out[f.name] = None
+        elif f.kind == "multi":
             out[f.name] = [v for v in f.values if v in chosen_list(value)]
         else:
             out[f.name] = value or None

@@ -195,7 +195,7 @@ def test_demo_command_serves_the_seed_prompts(tmp_path: Path, guarded: Guarded) 
         sign_in(guarded.page, demo.url, "alice", password)
         guarded.page.wait_for_selector(HEADER)
         guarded.page.wait_for_selector(".lf[data-state=ready]")
-        assert item_on_form(guarded.page).startswith("seed-")
+        assert item_on_form(guarded.page).startswith("s2-")  # the v2 seed set
         assert guarded.blocked == []
     finally:
         demo.stop()

@@ -159,8 +159,8 @@ function paint() {
     const name = sec.dataset.field;
     const spec = field(name);
     sec.hidden = S.skipping || (name === "_flag_note" ? !S.flagged : !visible(spec));
-    if (sec.hidden) continue;
-    sec.classList.toggle("lf-focused", S.focus === name && !S.skipping);
+    sec.classList.toggle("lf-focused", S.focus === name && !S.skipping && !sec.hidden);
+    // Hidden fields too: a choice left from the last item must not stay pressed in the DOM.
     if (spec && CHOICE.has(spec.kind)) {
       const v = S.values[name];
       for (const b of sec.querySelectorAll(".lf-opt")) {
