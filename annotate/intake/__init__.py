@@ -9,6 +9,12 @@ from annotate.intake.items import (
     Turn,
     parse_items,
 )
+from annotate.intake.leaks import (
+    LabelColumn,
+    LabelColumns,
+    find_label_columns,
+    refuse_label_columns,
+)
 from annotate.intake.labels import (
     LABEL_COLUMNS,
     LabelRow,
@@ -25,13 +31,17 @@ __all__ = [
     "ColumnMap",
     "ITEM_FIELDS",
     "ItemRecord",
+    "LabelColumn",
+    "LabelColumns",
     "LABEL_COLUMNS",
     "LabelRow",
     "MAX_FIELD_BYTES",
     "Progress",
     "Turn",
+    "find_label_columns",
     "parse_items",
     "parse_label_rows",
     "read_rows",
     "read_value_mapping",
+    "refuse_label_columns",
 ]
