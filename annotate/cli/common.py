@@ -23,6 +23,7 @@ from annotate.settings import Settings, get_settings
 from annotate.storage import db
 from annotate.storage.releases import dumps
 
+
 def _flags_take_no_value() -> None:
     """Rich help without a type after flags (`--json`, not `--json <bool>`, as if it took one).
 

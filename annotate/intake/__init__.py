@@ -9,17 +9,17 @@ from annotate.intake.items import (
     Turn,
     parse_items,
 )
-from annotate.intake.leaks import (
-    LabelColumn,
-    LabelColumns,
-    find_label_columns,
-    refuse_label_columns,
-)
 from annotate.intake.labels import (
     LABEL_COLUMNS,
     LabelRow,
     parse_label_rows,
     read_value_mapping,
+)
+from annotate.intake.leaks import (
+    LabelColumn,
+    LabelColumns,
+    find_label_columns,
+    refuse_label_columns,
 )
 from annotate.intake.readers import (
     MAX_FIELD_BYTES,

@@ -328,7 +328,8 @@ def _import_form(ctx: AppContext, campaign: Campaign) -> None:
             return
         except intake.LabelColumns as exc:
             # Redraw the form offering the columns to drop; the message stays below it.
-            st.session_state[f"{state}-label-like"] = list(dict.fromkeys([*label_like, *exc.columns]))
+            offered = list(dict.fromkeys([*label_like, *exc.columns]))
+            st.session_state[f"{state}-label-like"] = offered
             st.session_state[f"{state}-refused"] = inert(str(exc))
             st.rerun()
         except AnnotateError as exc:
