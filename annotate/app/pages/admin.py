@@ -144,9 +144,12 @@ def render_campaigns(ctx: AppContext) -> None:
         )
     else:
         st.info("No campaigns yet: create the first one below.")
+    # Always a slot here, filled or not: an element appearing above the tabs would make them
+    # new tabs, and the browser would show the first one instead of the one in use.
+    slot = st.empty()
     done = st.session_state.pop(FLASH, None)
     if done:
-        st.success(done)
+        slot.success(done)
     create, manage = st.tabs(["Create a campaign", "Manage a campaign"])
     with create:
         _create_form(ctx)
