@@ -85,6 +85,9 @@ def find_label_columns(records: Iterable[ItemRecord], schema: LabelSchema) -> li
             if tokens is None:
                 continue
             filled.add(column)
+            if not tokens:  # a number, a mapping, a list of non-strings: not a label
+                could.clear()
+                continue
             could.intersection_update(
                 f
                 for f in list(could)

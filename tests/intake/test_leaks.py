@@ -189,3 +189,13 @@ def test_xstest_completions_are_refused_until_their_label_columns_are_dropped(
     assert items_in(db_url, "xs") == 0
     drops = [arg for c in XSTEST_LABELS for arg in ("--drop", c)]
     assert "imported 450 items" in ok(*base, *drops)
+
+
+def test_numbers_and_nested_values_are_not_option_names(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    rows = [
+        {"id": "1", "prompt": "hi", "response": "hello", "n": 3, "extra": {"a": 1}},
+        {"id": "2", "prompt": "how", "response": "so", "n": 4.5, "extra": [1, 2]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert found(path) == []
