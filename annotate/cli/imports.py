@@ -57,8 +57,7 @@ def import_cmd(
 ) -> None:
     """Import items (prompt or conversation, response, metadata); all or nothing.
 
-    A file with label-like columns is refused, naming them: import them with import-labels,
-    or leave them out with --drop COLUMN.
+    Label-like columns are refused: import them with import-labels, or leave them out (--drop).
     """
     cmap = intake.ColumnMap.build(column, set_, mapping, drop=drop)
     with _progress(path) as tick:

@@ -29,6 +29,8 @@ LABEL_NAME = re.compile(
     r"^(annotation_.*|label.*|.*_label|final_label|gold.*|judge.*|agreement)$", re.IGNORECASE
 )
 
+NAMED = "a label-like name"
+
 
 @dataclass(frozen=True)
 class LabelColumn:
@@ -43,7 +45,11 @@ class LabelColumns(AnnotateError):
 
     def __init__(self, source: str, found: Sequence[LabelColumn], campaign: str) -> None:
         self.columns = [c.column for c in found]
-        named = ", ".join(f"`{c.column}` ({c.why})" for c in found)
+        by_name = [f"`{c.column}`" for c in found if c.why == NAMED]
+        plural = "s" if len(by_name) > 1 else ""
+        parts = [", ".join(by_name) + f" (label-like name{plural})"] if by_name else []
+        parts += [f"`{c.column}` ({c.why})" for c in found if c.why != NAMED]
+        named = "; ".join(parts)
         drops = " ".join(f"--drop {c}" for c in self.columns)
         super().__init__(
             f"{source}: column(s) {named} look like labels; imported with the items, annotators "
@@ -96,7 +102,7 @@ def find_label_columns(records: Iterable[ItemRecord], schema: LabelSchema) -> li
     found = []
     for column, could in fields.items():
         if LABEL_NAME.match(column):
-            found.append(LabelColumn(column, "its name"))
+            found.append(LabelColumn(column, NAMED))
         elif could and column in filled:
             names = [f.name for f in schema.choice_fields if f.name in could]
             found.append(LabelColumn(column, f"every value is a {' or '.join(names)} option"))
