@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,6 +23,29 @@ from annotate.errors import AnnotateError
 from annotate.settings import Settings, get_settings
 from annotate.storage import db
 from annotate.storage.releases import dumps
+
+
+def _flags_take_no_value() -> None:
+    """Rich help without a type after flags (`--json`, not `--json <bool>`, as if it took one).
+
+    Typer's rich help prints every option's type, flags' included; its plain help leaves them
+    out, and so do we.
+    """
+    option = typer.core.TyperOption
+    show_type = getattr(option, "display_type_rich", None)
+    if show_type is None or getattr(show_type, "_flags_without_type", False):
+        return  # a Typer that does not print types, or patched already
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return show_type(self, ctx)
+
+    display_type_rich._flags_without_type = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 
 app = typer.Typer(
     help="Label the right action an LLM should take on safety-relevant requests.",

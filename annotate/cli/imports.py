@@ -25,6 +25,7 @@ from annotate.storage.campaigns import (
     get_campaign,
 )
 from annotate.storage.items import import_items
+from annotate.storage.schemas import campaign_schema
 
 
 @handle_errors
@@ -43,14 +44,32 @@ def import_cmd(
         Path | None,
         typer.Option(help="YAML/JSON file with `columns`, `constants` and `drop`."),
     ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop",
+            help="COLUMN: leave this column out of the items (repeatable); label-like columns "
+            "(annotation_*, label*, *_label, gold*, judge*, agreement, or a column of the "
+            "schema's option names) must be dropped or imported with import-labels.",
+        ),
+    ] = None,
     dbu: DbOpt = None,
 ) -> None:
-    """Import items (prompt or conversation, response, metadata); all or nothing."""
-    cmap = intake.ColumnMap.build(column, set_, mapping)
+    """Import items (prompt or conversation, response, metadata); all or nothing.
+
+    Label-like columns are refused: import them with import-labels, or leave them out (--drop).
+    """
+    cmap = intake.ColumnMap.build(column, set_, mapping, drop=drop)
     with _progress(path) as tick:
         records = intake.parse_items(path, cmap, progress=tick)
         with _write_session(dbu) as (_s, session):
             target = get_campaign(session=session, name=campaign)
+            intake.refuse_label_columns(
+                str(path),
+                records,
+                campaign_schema(session=session, campaign=target),
+                campaign=campaign,
+            )
             result = import_items(
                 session=session,
                 actor=system_actor(),

@@ -15,6 +15,12 @@ from annotate.intake.labels import (
     parse_label_rows,
     read_value_mapping,
 )
+from annotate.intake.leaks import (
+    LabelColumn,
+    LabelColumns,
+    find_label_columns,
+    refuse_label_columns,
+)
 from annotate.intake.readers import (
     MAX_FIELD_BYTES,
     Progress,
@@ -25,13 +31,17 @@ __all__ = [
     "ColumnMap",
     "ITEM_FIELDS",
     "ItemRecord",
+    "LabelColumn",
+    "LabelColumns",
     "LABEL_COLUMNS",
     "LabelRow",
     "MAX_FIELD_BYTES",
     "Progress",
     "Turn",
+    "find_label_columns",
     "parse_items",
     "parse_label_rows",
     "read_rows",
     "read_value_mapping",
+    "refuse_label_columns",
 ]

@@ -94,8 +94,10 @@ class ColumnMap:
         pairs: list[str] | None = None,
         sets: list[str] | None = None,
         mapping_file: Path | None = None,
+        drop: list[str] | None = None,
     ) -> ColumnMap:
-        """From `--column FIELD=COLUMN`, `--set FIELD=VALUE` and an optional YAML/JSON file."""
+        """From `--column FIELD=COLUMN`, `--set FIELD=VALUE`, `--drop COLUMN` and an optional
+        YAML/JSON file."""
         cmap = cls()
         if mapping_file is not None:
             data = _read_mapping_file(mapping_file)
@@ -118,6 +120,7 @@ class ColumnMap:
                 if not sep or not name.strip() or not value.strip():
                     raise ImportProblem([f"{flag} `{pair}`: expected FIELD=VALUE"])
                 target[name.strip()] = value.strip()
+        cmap.drop.update(c.strip() for c in drop or [] if c.strip())
         bad = (set(cmap.columns) | set(cmap.constants)) - set(ITEM_FIELDS)
         if bad:
             raise ImportProblem(

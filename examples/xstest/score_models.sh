@@ -10,8 +10,10 @@ mkdir -p "$W"
 export ANNOTATE_DATABASE_URL="sqlite:///$W/xstest.db"
 annotate init
 annotate campaign create xstest-design --overlap 1
+# XSTest's label columns stay out of the items (annotators would see them as metadata).
 annotate import $X/xstest_v2_completions_gpt4.csv --campaign xstest-design \
-    --column response=completion --column category=type
+    --column response=completion --column category=type \
+    --drop annotation_1 --drop annotation_2 --drop agreement --drop final_label
 for field in right_action intent; do
     annotate import-labels $X/xstest_v2_completions_gpt4.csv --campaign xstest-design \
         --wide type=xstest-design --field "$field" --values examples/xstest/design.yaml

@@ -122,3 +122,61 @@ def test_non_admins_get_a_permission_error_not_a_page(app_db: AppDB, who: str) -
     at = page_app(app_db, who, "admin", "render_users").run()
     assert any("may not list users" in e for e in texts(at.error))
     assert not at.dataframe
+
+
+def test_a_failed_add_user_keeps_what_was_typed(app_db: AppDB) -> None:
+    at = page_app(app_db, "adam", "admin", "render_users").run()
+    form = at.get("form")[0]
+    form.text_input[0].input("dora")
+    form.selectbox[0].select("lead")
+    form.text_input[1].input("short")
+    form.button[0].click().run()
+    assert any("at least 8 characters" in e for e in texts(at.error))
+    form = at.get("form")[0]
+    assert form.text_input[0].value == "dora" and form.selectbox[0].value == "lead"
+    form.text_input[1].input("long enough pw")
+    form.button[0].click().run()
+    assert not any("User name" in e for e in texts(at.error)), texts(at.error)
+    added = user(app_db, "dora")
+    assert added is not None and added.role == "lead"
+    # After a success the form is empty again, ready for the next user.
+    assert at.get("form")[0].text_input[0].value == ""
+
+
+def test_campaigns_table_counts_imported_items_at_once(app_db: AppDB) -> None:
+    at = page_app(app_db, "adam", "admin", "render_campaigns").run()
+    assert at.dataframe[0].value["items"].tolist() == [2]
+    form = at.get("form")[1]
+    form.file_uploader[0].set_value(
+        ("more.csv", b"id,prompt,response\nm1,a,b\nm2,c,d\n", "text/csv")
+    )
+    form.button[0].click().run()
+    assert any("Imported 2 items into demo" in s for s in texts(at.success))
+    assert at.dataframe[0].value["items"].tolist() == [4]
+
+
+def test_browser_import_refuses_label_columns_until_they_are_dropped(app_db: AppDB) -> None:
+    at = page_app(app_db, "adam", "admin", "render_campaigns").run()
+    labeled = b"id,prompt,response,final_label,verdict\nx1,a,b,yes,answer\nx2,c,d,no,refuse\n"
+    form = at.get("form")[1]
+    form.file_uploader[0].set_value(("labeled.csv", labeled, "text/csv"))
+    form.button[0].click().run()
+    errors = " ".join(texts(at.error))
+    assert "labeled.csv" in errors and "annotate-upload-" not in errors
+    assert "final_label" in errors and "verdict" in errors
+    assert "import-labels" in errors and "Drop columns" in errors
+    with Session(app_db.engine) as s:
+        assert len(s.exec(select(Item)).all()) == 2
+    form = at.get("form")[1]
+    drop = form.multiselect[0]
+    assert drop.label == "Drop columns" and drop.options == ["final_label", "verdict"]
+    drop.select("final_label").select("verdict")
+    if not form.file_uploader[0].value:  # the file stays chosen; set again if AppTest forgot it
+        form.file_uploader[0].set_value(("labeled.csv", labeled, "text/csv"))
+    form.button[0].click().run()
+    assert not at.error, texts(at.error)
+    assert any("Imported 2 items into demo" in s for s in texts(at.success))
+    assert at.dataframe[0].value["items"].tolist() == [4]
+    with Session(app_db.engine) as s:
+        item = s.exec(select(Item).where(Item.external_id == "x1")).one()
+    assert "final_label" not in item.meta and "verdict" not in item.meta

@@ -74,6 +74,11 @@ def load_xstest(db_url: str) -> None:
         "category=type",
         "--set",
         "model=gpt4",
+        *(
+            a
+            for c in ("annotation_1", "annotation_2", "agreement", "final_label")
+            for a in ("--drop", c)
+        ),
         "--db",
         db_url,
     )

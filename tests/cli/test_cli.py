@@ -219,3 +219,14 @@ def test_demo_no_serve_loads_seed_prompts(db_url: str) -> None:
         json.loads(ok("status", "-c", "demo", "--json", "--db", db_url))["items"]
         == (status["items"])
     )
+
+
+def test_help_shows_flags_without_a_value_placeholder() -> None:
+    """`--json` takes no value, so the help shows no `<bool>` after it (nor after --help)."""
+    for path in all_commands():
+        _, out, _ = run(*path, "--help")
+        assert "<bool>" not in out, (path, out)
+    _, out, _ = run("status", "--help")
+    assert "--json " in out and "--campaign" in out and "<str>" in out
+    code, out, _ = run("release", "--help")
+    assert code == 0 and "--allow-rule-violations" in out and "<list[str]>" in out

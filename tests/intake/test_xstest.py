@@ -13,6 +13,12 @@ from annotate.cli import app
 
 MODELS = ["gpt4", "llama2new", "llama2orig", "mistralguard", "mistralinstruct"]
 VALUES = ROOT / "examples" / "xstest" / "values.yaml"
+# XSTest's label columns: refused as item metadata (annotators would see them), so dropped.
+DROPS = [
+    arg
+    for c in ("annotation_1", "annotation_2", "agreement", "final_label")
+    for arg in ("--drop", c)
+]
 
 pytestmark = pytest.mark.skipif(
     not XSTEST.exists(), reason=f"XSTest data not found at {XSTEST} (../shared beside the repo)"
@@ -48,6 +54,7 @@ def test_all_five_models_with_their_human_labels(db_url: str) -> None:
             f"model={model}",
             "--set",
             "source=xstest",
+            *DROPS,
             "--db",
             db_url,
         ]
@@ -90,6 +97,7 @@ def test_judge_labels_import_as_machines_and_free_text_is_reported(db_url: str) 
         "mi",
         "--column",
         "response=completion",
+        *DROPS,
         "--db",
         db_url,
     )

@@ -19,6 +19,8 @@ from annotate.schema import DEFAULT_SCHEMA, resolve_schema
 from annotate.storage.models import ROLES, Campaign
 
 IMPORT_TYPES = ["csv", "tsv", "jsonl", "parquet"]
+# What the last import did, shown once after the rerun that redraws the campaigns table.
+FLASH = "admin-import-done"
 
 
 def render(ctx: AppContext) -> None:
@@ -53,7 +55,10 @@ def render_users(ctx: AppContext) -> None:
         width="stretch",
     )
     left, right = st.columns(2, gap="large")
-    with left, st.form("add-user", clear_on_submit=True):
+    # A failed attempt keeps what was typed (the form is not cleared on submit); a successful
+    # one starts a new, empty form under the next key.
+    added = st.session_state.setdefault("admin-users-added", 0)
+    with left, st.form(f"add-user-{added}"):
         st.subheader("Add a user")
         name = st.text_input("User name")
         role = st.selectbox("Role", ROLES)
@@ -68,6 +73,7 @@ def render_users(ctx: AppContext) -> None:
                 show_error(exc)
             else:
                 st.toast(f"Added {name.strip()} ({role})")
+                st.session_state["admin-users-added"] = added + 1
                 st.rerun()
     with right:
         st.subheader("Change a user")
@@ -138,6 +144,12 @@ def render_campaigns(ctx: AppContext) -> None:
         )
     else:
         st.info("No campaigns yet: create the first one below.")
+    # Always a slot here, filled or not: an element appearing above the tabs would make them
+    # new tabs, and the browser would show the first one instead of the one in use.
+    slot = st.empty()
+    done = st.session_state.pop(FLASH, None)
+    if done:
+        slot.success(done)
     create, manage = st.tabs(["Create a campaign", "Manage a campaign"])
     with create:
         _create_form(ctx)
@@ -253,7 +265,12 @@ def _manage(ctx: AppContext, campaign: Campaign) -> None:
 
 
 def _import_form(ctx: AppContext, campaign: Campaign) -> None:
-    with st.form(f"import-{campaign.id}", clear_on_submit=True):
+    # The form keeps the file and the choices after a refused import, so that the lead can drop
+    # the columns named and import again; after an import a new, empty form takes its place.
+    state = f"import-{campaign.id}"
+    round_ = st.session_state.setdefault(f"{state}-round", 0)
+    label_like = st.session_state.get(f"{state}-label-like", [])
+    with st.form(f"{state}-{round_}"):
         upload = st.file_uploader("Items file", type=IMPORT_TYPES)
         columns = st.text_area(
             "Column mapping (optional), one FIELD=COLUMN per line",
@@ -265,8 +282,20 @@ def _import_form(ctx: AppContext, campaign: Campaign) -> None:
             placeholder="model=model-a",
             height=68,
         )
-        if not st.form_submit_button("Import", type="primary"):
-            return
+        drop = st.multiselect(
+            "Drop columns",
+            label_like,
+            help="Columns to leave out of the items. A file with label-like columns is "
+            "refused, and they are listed here: drop them, or import them as labels with "
+            "`annotate import-labels`.",
+        )
+        submitted = st.form_submit_button("Import", type="primary")
+    if not submitted:
+        refused = st.session_state.get(f"{state}-refused")
+        if refused:
+            st.error(refused)
+        return
+    st.session_state.pop(f"{state}-refused", None)
     if upload is None:
         st.error("Choose a file to import")
         return
@@ -275,9 +304,15 @@ def _import_form(ctx: AppContext, campaign: Campaign) -> None:
         path = Path(tmp) / filename
         path.write_bytes(upload.getvalue())
         try:
-            cmap = intake.ColumnMap.build(_lines(columns), _lines(constants), None)
+            cmap = intake.ColumnMap.build(_lines(columns), _lines(constants), None, drop=drop)
             records = intake.parse_items(path, cmap)
             with ctx.session() as s:
+                intake.refuse_label_columns(
+                    filename,
+                    records,
+                    storage.campaign_schema(session=s, campaign=campaign),
+                    campaign=campaign.name,
+                )
                 result = storage.import_items(
                     session=s,
                     actor=ctx.user,
@@ -294,12 +329,21 @@ def _import_form(ctx: AppContext, campaign: Campaign) -> None:
                 + "\n".join(f"- {inert(' '.join(p.splitlines()))}" for p in problems[:50])
             )
             return
+        except intake.LabelColumns as exc:
+            # Redraw the form offering the columns to drop; the message stays below it.
+            offered = list(dict.fromkeys([*label_like, *exc.columns]))
+            st.session_state[f"{state}-label-like"] = offered
+            st.session_state[f"{state}-refused"] = inert(str(exc))
+            st.rerun()
         except AnnotateError as exc:
             show_error(exc)
             return
-    st.success(
+    st.session_state[FLASH] = (
         f"Imported {result.added} items into {campaign.name} ({result.unchanged} already there)"
     )
+    st.session_state[f"{state}-round"] = round_ + 1
+    st.session_state.pop(f"{state}-label-like", None)
+    st.rerun()
 
 
 def _lines(text: str) -> list[str]:
