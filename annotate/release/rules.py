@@ -29,8 +29,9 @@ def gold_labels(
     """The record's labels under the schema's field names, as selection decided them.
 
     The record's own fields first (refusal-v2's harm area, severity... where the record
-    carries them); single-choice fields it does not carry come from the lead's `adjudicated` labels where given, else from
-    a strict majority of `soft_labels` (None without one).
+    carries them and they are not null); single-choice fields it does not carry come from
+    the lead's `adjudicated` labels where given, else from a strict majority of
+    `soft_labels` (None without one).
     """
     out: dict[str, Any] = {}
     for f in schema.choice_fields:

@@ -102,8 +102,7 @@ class _Visibility:
         if not self.conditional:
             return
         seen = {
-            n: values[n] if n in values else row.get(self.record_keys.get(n, n))
-            for n in self.names
+            n: values[n] if n in values else row.get(self.record_keys.get(n, n)) for n in self.names
         }
         key = tuple(tuple(v) if isinstance(v, list) else v for v in seen.values())
         hidden = self.cache.get(key)
