@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -26,15 +27,14 @@ from annotate.release.record import SCHEMA_KEYS, V2_LABEL_FIELDS, record_fields
 from annotate.schema import LabelField, LabelSchema
 
 
-def resolution(votes: npt.NDArray[np.int64], right: int) -> str:
-    """`unanimous`, `majority` or `adjudicated` for right action index `right` given the
-    human annotators' votes per right action."""
-    total, chosen = int(votes.sum()), int(votes[right])
-    if total and chosen == total:
-        return "unanimous"
-    if chosen * 2 > total:
-        return "majority"
-    return "adjudicated"
+def resolutions(votes: npt.NDArray[np.int64], right: npt.NDArray[np.int64]) -> list[str]:
+    """Per item `unanimous`, `majority` or `adjudicated`, for right action index `right[i]`
+    given the human annotators' votes per right action (items x right actions)."""
+    total = votes.sum(axis=1)
+    chosen = votes[np.arange(len(votes)), right] if len(votes) else np.zeros(0, np.int64)
+    code = np.where((total > 0) & (chosen == total), 0, np.where(chosen * 2 > total, 1, 2))
+    names = ("unanimous", "majority", "adjudicated")
+    return [names[c] for c in code.tolist()]
 
 
 def _present(value: Any) -> Any:
@@ -59,22 +59,36 @@ def add_schema_keys(
         return rows
     labels = [k for k in V2_LABEL_FIELDS if k in keys]
     singles = {f.name for f in schema.fields if f.kind == "single"}
-    right_index = {a: i for i, a in enumerate(schema.right_actions)}
-    visible = _Visibility(schema, labels)
-    out = []
-    for pos, row in zip(positions, rows, strict=True):
-        adj = adjudications.get(pos) or {}
+    at = {pos: i for i, pos in enumerate(positions)}
+    columns: dict[str, list[Any]] = {
+        name: list(map(majority[name].__getitem__, positions)) for name in labels
+    }
+    causes: list[Any] = [None] * len(positions)
+    # Only adjudicated items (a few) need a look at the lead's values.
+    for pos, adj in adjudications.items():
+        i = at.get(pos)
+        if i is None:
+            continue
         lead: Mapping[str, Any] = adj.get("labels") or {}
-        values: dict[str, Any] = {}
         for name in labels:
             given = _present(lead.get(name)) if name in singles else None
-            values[name] = given if given is not None else majority[name][pos]
-        visible.apply(row, values)
-        if "resolution" in keys:
-            values["resolution"] = resolution(votes[pos], right_index[row["right_action"]])
-        if "disagreement_cause" in keys:
-            values["disagreement_cause"] = _present(adj.get("disagreement_cause"))
-        out.append({k: values[k] if k in values else row[k] for k in keys})
+            if given is not None:
+                columns[name][i] = given
+        causes[i] = _present(adj.get("disagreement_cause"))
+    if "resolution" in keys:
+        index = {a: i for i, a in enumerate(schema.right_actions)}
+        right = np.array([index[r["right_action"]] for r in rows], dtype=np.int64)
+        columns["resolution"] = resolutions(votes[np.asarray(positions, dtype=np.int64)], right)
+    if "disagreement_cause" in keys:
+        columns["disagreement_cause"] = causes
+    _Visibility(schema, labels).apply(rows, columns)
+    names = list(columns)
+    pick = itemgetter(*keys)
+    out = []
+    # C-level dict work per row: the extra values merged in, then every key in record order.
+    for row, values in zip(rows, zip(*columns.values(), strict=True), strict=True):
+        row.update(zip(names, values, strict=True))
+        out.append(dict(zip(keys, pick(row), strict=True)))
     return out
 
 
@@ -95,24 +109,35 @@ class _Visibility:
             "intent": "intent",
             "epistemic_status": "epistemic_status",
         }
-        self.cache: dict[tuple[Any, ...], list[str]] = {}
 
-    def apply(self, row: Mapping[str, Any], values: dict[str, Any]) -> None:
-        """Set the fields of `values` that do not apply to the record `row` to None."""
+    def apply(self, rows: Sequence[Mapping[str, Any]], columns: dict[str, list[Any]]) -> None:
+        """Set the values of `columns` that do not apply to their record in `rows` to None."""
         if not self.conditional:
             return
-        seen = {
-            n: values[n] if n in values else row.get(self.record_keys.get(n, n)) for n in self.names
-        }
-        key = tuple(tuple(v) if isinstance(v, list) else v for v in seen.values())
-        hidden = self.cache.get(key)
-        if hidden is None:
-            hidden = [
-                f.name
-                for f in self.conditional
-                if all(seen[k] is not None for k in f.show_when)
-                and not self.schema.is_shown(f, seen)
-            ]
-            self.cache[key] = hidden
-        for name in hidden:
-            values[name] = None
+        looked_at = [
+            columns[n] if n in columns else [row.get(self.record_keys.get(n, n)) for row in rows]
+            for n in self.names
+        ]
+        # Multi-choice values are lists: as tuples they can key the cache.
+        looked_at = [
+            [tuple(v) if isinstance(v, list) else v for v in values]
+            if any(isinstance(v, list) for v in values)
+            else values
+            for values in looked_at
+        ]
+        cache: dict[tuple[Any, ...], list[str]] = {}
+        for i, key in enumerate(zip(*looked_at, strict=True)):
+            hidden = cache.get(key)
+            if hidden is None:
+                seen = {
+                    n: list(v) if isinstance(v, tuple) else v
+                    for n, v in zip(self.names, key, strict=True)
+                }
+                hidden = cache[key] = [
+                    f.name
+                    for f in self.conditional
+                    if all(seen[k] is not None for k in f.show_when)
+                    and not self.schema.is_shown(f, seen)
+                ]
+            for name in hidden:
+                columns[name][i] = None
