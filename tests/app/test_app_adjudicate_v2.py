@@ -118,8 +118,10 @@ def test_hidden_fields_are_not_shown_required_or_kept(app_db: AppDB, seeded: Non
     assert labels["refusal_style"] == "bare"
     assert labels["noncompliance_reason"] == "incomplete"
     assert row.disagreement_cause == "guideline_gap"
-    # Re-adjudicating starts from the stored cause.
-    assert cause(page(app_db)).value == "guideline_gap"
+    # Re-adjudicating starts from the stored cause; the history shows it.
+    again = page(app_db)
+    assert cause(again).value == "guideline_gap"
+    assert any("disagreement: `guideline_gap`" in m for m in texts(again.markdown))
 
 
 def test_choosing_answer_hides_the_noncompliance_reason(app_db: AppDB, seeded: None) -> None:

@@ -182,6 +182,14 @@ def test_v2_fields_survive_every_reader(release: Path, tmp_path: Path) -> None:
         e[6] for _, e in sorted(EXPECTED.items())
     ]
     assert by_id["a1"]["disagreement_cause"] == "guideline_gap"
+    # inspect_ai samples carry them in their metadata.
+    samples = (release / "inspect" / "dataset.jsonl").read_text().splitlines()
+    meta = {s["id"]: s["metadata"] for s in map(json.loads, samples)}
+    assert (meta["m1"]["harm_area"], meta["m1"]["severity"]) == ("cyber", "high")
+    assert (meta["a1"]["resolution"], meta["a1"]["disagreement_cause"]) == (
+        "adjudicated",
+        "guideline_gap",
+    )
 
 
 def _features(front: str) -> list[dict[str, Any]]:

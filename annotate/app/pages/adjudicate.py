@@ -452,6 +452,11 @@ def _history(detail: ItemDetail) -> None:
                 f"{view.plain(band)}"
                 + (" · guideline gap" if record.guideline_gap else "")
                 + (" · overrides the majority" if record.overrides_majority else "")
+                + (
+                    f" · disagreement: {view.plain(record.disagreement_cause)}"
+                    if record.disagreement_cause
+                    else ""
+                )
             )
             if record.note:
                 st.caption(view.plain(record.note))
