@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from annotate import storage
 from annotate.release.folders import publish
 from annotate.release.publish import write_release_files
-from annotate.release.record import GoldRecord
+from annotate.release.record import GoldRecord, record_row
 from annotate.release.selection import GoldSelection, InclusionPolicy, gold_counts
 from annotate.schema import LabelSchema
 from annotate.storage.models import Adjudication, Campaign, Item, User
@@ -145,7 +145,7 @@ def write_gold(
     """A release folder out/dataset/vN built from `records` without a database.
 
     `options` go to write_release_files (e.g. `agreement`, `source_licenses`)."""
-    rows = [r.model_dump(mode="json") for r in sorted(records, key=lambda r: r.id)]
+    rows = [record_row(r, schema) for r in sorted(records, key=lambda r: r.id)]
     selection = GoldSelection(rows=rows, held_back=[], policy=InclusionPolicy(), min_annotations=1)
     return publish(
         out / dataset,

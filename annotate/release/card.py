@@ -22,7 +22,7 @@ from annotate.release.folders import (
     RECORD_SCHEMA,
 )
 from annotate.release.formats import GOLD_CSV, GOLD_JSONL, GOLD_PARQUET
-from annotate.release.record import GoldRecord
+from annotate.release.record import GoldRecord, record_fields
 from annotate.schema import LabelSchema
 
 MANIFEST_FORMAT = 1
@@ -50,6 +50,17 @@ FILES = {
     INSPECT_SCORER: "the band scorer used by the task (standard library only until scoring)",
     "manifest.json": "version, parent, policy, counts, agreement, held-back items, sha256s",
 }
+
+
+V2_NOTE_KEYS = frozenset({"answer_quality", "refusal_style", "noncompliance_reason", "resolution"})
+V2_NOTE = (
+    "`answer_quality`, `refusal_style` and `noncompliance_reason` apply only to some items "
+    "(an answer, a refusal, a right action other than `answer`): where they do not apply they "
+    "are `null`, as they are where nobody labeled them. `resolution` says how the right action "
+    'was reached: keep `resolution == "unanimous"` for the items every annotator agreed on, or '
+    "weigh `adjudicated` ones (the lead decided, and `disagreement_cause` says why annotators "
+    "differed)."
+)
 
 
 def _md(text: object) -> str:
@@ -81,7 +92,7 @@ def hf_features(schema: LabelSchema) -> list[dict[str, Any]]:
     def floats(name: str, keys: Sequence[str]) -> dict[str, Any]:
         return {"name": name, "struct": [{"name": k, "dtype": "float64"} for k in keys]}
 
-    return [
+    features = [
         string("id"),
         string("prompt"),
         {"name": "conversation", "list": [string("role"), string("content")]},
@@ -108,6 +119,8 @@ def hf_features(schema: LabelSchema) -> list[dict[str, Any]]:
         {"name": "guideline_gap", "dtype": "bool"},
         string("metadata"),
     ]
+    by_name = {f["name"]: f for f in features}
+    return [by_name.get(k) or string(k) for k in record_fields(schema)]
 
 
 def dataset_card(
@@ -199,10 +212,12 @@ def dataset_card(
     lines += [f"| {_md(k)} | {v} |" for k, v in counts.get("by_category", {}).items()]
     lines += ["", "## Files", "", "| file | content |", "|---|---|"]
     lines += [f"| `{name}` | {what} |" for name, what in FILES.items()]
+    keys = record_fields(schema)
     lines += ["", "## Fields", "", "| field | meaning |", "|---|---|"]
     lines += [
         f"| `{name}` | {_md(info.description or '')} |"
         for name, info in GoldRecord.model_fields.items()
+        if name in keys
     ]
     lines += [
         "",
@@ -213,6 +228,8 @@ def dataset_card(
         "response is fine), and `null` when nobody labeled them, which says nothing about the "
         "response. Filter on `failure_categories is not null` before counting failures.",
     ]
+    if V2_NOTE_KEYS & set(keys):
+        lines += ["", V2_NOTE]
     lines += [
         "",
         "## Use",

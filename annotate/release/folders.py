@@ -14,7 +14,7 @@ from typing import Any
 
 from annotate.errors import Conflict, NotFound, ValidationProblem
 from annotate.release.formats import write_jsonl
-from annotate.release.record import dump_release_json_schema
+from annotate.release.record import SCHEMA_KEYS, dump_release_json_schema
 from annotate.schema import LabelSchema, parse_schema
 from annotate.scoring import inspect_task
 
@@ -72,8 +72,11 @@ def right_action_gold(grader: str | None = None) -> Task:
 
 
 def inspect_sample(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One inspect_ai Sample (input, target, id, metadata) for a gold record."""
-    return {
+    """One inspect_ai Sample (input, target, id, metadata) for a gold record.
+
+    Under refusal-v2 the metadata also carries the record's v2 keys (harm area, severity,
+    resolution...), after version 1's."""
+    sample = {
         "id": row["id"],
         "input": row["conversation"] if row["conversation"] else row["prompt"],
         "target": row["right_action"],
@@ -91,6 +94,10 @@ def inspect_sample(row: Mapping[str, Any]) -> dict[str, Any]:
             "adjudicated": row["adjudicated"],
         },
     }
+    for key in SCHEMA_KEYS:
+        if key in row:
+            sample["metadata"][key] = row[key]
+    return sample
 
 
 def write_inspect(

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from annotate.errors import NotFound, ValidationProblem
-from annotate.release.record import GoldRecord
+from annotate.release.record import SCHEMA_KEYS, GoldRecord, record_fields
 from annotate.schema import LabelSchema
 
 GOLD_JSONL = "gold.jsonl"
@@ -102,7 +102,8 @@ def parquet_schema(schema: LabelSchema) -> pa.Schema:
     `band` is a struct with one float per action (null: no credit); `soft_labels` a struct per
     choice field with one float per value; `conversation` a list of {role, content};
     `metadata` a JSON string (its keys differ from item to item). Label columns are nullable:
-    null is a field nobody labeled, and an empty `failure_categories` list is a label.
+    null is a field nobody labeled, and an empty `failure_categories` list is a label. Columns
+    follow `record.record_fields(schema)`: refusal-v2's fields are text columns of their own.
     """
     text = pa.string()
     soft = pa.struct(
@@ -111,32 +112,33 @@ def parquet_schema(schema: LabelSchema) -> pa.Schema:
             for f in schema.choice_fields
         ]
     )
-    return pa.schema(
-        [
-            pa.field("id", text, nullable=False),
-            ("prompt", text),
-            ("conversation", pa.list_(pa.struct([("role", text), ("content", text)]))),
-            pa.field("response", text, nullable=False),
-            ("model", text),
-            ("source", text),
-            ("category", text),
-            ("group", text),
-            pa.field("right_action", text, nullable=False),
-            ("band", pa.struct([(a, pa.float64()) for a in schema.action_labels])),
-            ("intent", text),
-            ("epistemic_status", text),
-            ("observed_action", text),
-            ("failure_categories", pa.list_(text)),
-            ("soft_labels", soft),
-            pa.field("n_annotators", pa.int64(), nullable=False),
-            pa.field("disagreement", pa.float64(), nullable=False),
-            pa.field("adjudicated", pa.bool_(), nullable=False),
-            ("adjudicated_by", text),
-            ("adjudication_note", text),
-            pa.field("guideline_gap", pa.bool_(), nullable=False),
-            ("metadata", text),
-        ]
-    )
+    columns = [
+        pa.field("id", text, nullable=False),
+        ("prompt", text),
+        ("conversation", pa.list_(pa.struct([("role", text), ("content", text)]))),
+        pa.field("response", text, nullable=False),
+        ("model", text),
+        ("source", text),
+        ("category", text),
+        ("group", text),
+        pa.field("right_action", text, nullable=False),
+        ("band", pa.struct([(a, pa.float64()) for a in schema.action_labels])),
+        ("intent", text),
+        ("epistemic_status", text),
+        ("observed_action", text),
+        ("failure_categories", pa.list_(text)),
+        ("soft_labels", soft),
+        pa.field("n_annotators", pa.int64(), nullable=False),
+        pa.field("disagreement", pa.float64(), nullable=False),
+        pa.field("adjudicated", pa.bool_(), nullable=False),
+        ("adjudicated_by", text),
+        ("adjudication_note", text),
+        pa.field("guideline_gap", pa.bool_(), nullable=False),
+        ("metadata", text),
+    ]
+    named = [c if isinstance(c, pa.Field) else pa.field(*c) for c in columns]
+    by_name = {c.name: c for c in named}
+    return pa.schema([by_name.get(k) or pa.field(k, text) for k in record_fields(schema)])
 
 
 def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], schema: LabelSchema) -> None:
@@ -188,6 +190,8 @@ def neutralize_cell(value: str) -> str:
     return "'" + value if value[:1] in _FORMULA_CHARS else value
 
 
+V1_COLUMNS = [k for k in GoldRecord.model_fields if k not in SCHEMA_KEYS]
+
 _JSON_COLUMNS = frozenset({"conversation", "band", "soft_labels", "metadata"})
 
 _BOOL_COLUMNS = frozenset({"adjudicated", "guideline_gap"})
@@ -236,7 +240,7 @@ def _csv_cells(text: pa.Array) -> pa.Array:
 
 def _csv_block(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pa.Buffer:
     """CSV lines of `rows` (CRLF after each) as UTF-8 bytes, built column by column in Arrow."""
-    cells = [_csv_cells(_csv_texts(c, [row[c] for row in rows])) for c in columns]
+    cells = [_csv_cells(_csv_texts(c, [row.get(c) for row in rows])) for c in columns]
     lines = pc.binary_join_element_wise(*cells, ",")
     lines = pc.binary_join_element_wise(lines, "", "\r\n")
     # With no nulls the data buffer, between the first and last offsets, is the lines end to
@@ -247,16 +251,19 @@ def _csv_block(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pa.
     return data.slice(first, last - first)
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+def write_csv(
+    path: Path, rows: Sequence[Mapping[str, Any]], schema: LabelSchema | None = None
+) -> None:
     """Write records as CSV for people and spreadsheets (not for round trips).
 
     One column per record field; failure categories `;`-joined, `[]` when annotators ticked
     nothing, an empty cell when nobody labeled them (as for any missing value); band, soft labels,
     conversation and metadata as JSON; every cell a spreadsheet would run as a formula
     (starting with = + - @, tab or CR) gets a leading apostrophe. The bytes are what the csv
-    module's writer (excel dialect, CRLF line ends) gives for those cells.
+    module's writer (excel dialect, CRLF line ends) gives for those cells. The columns are
+    `record.record_fields(schema)` (without a schema: version 1's).
     """
-    columns = list(GoldRecord.model_fields)
+    columns = record_fields(schema) if schema is not None else V1_COLUMNS
     header = io.StringIO()
     csv.writer(header, lineterminator="\r\n").writerow(columns)
     with path.open("wb") as fh:

@@ -154,7 +154,7 @@ def write_release_files(
     """
     write_lines(root / GOLD_JSONL, lines if lines is not None else encode_rows(rows))
     write_parquet(root / GOLD_PARQUET, rows, schema)
-    write_csv(root / GOLD_CSV, rows)
+    write_csv(root / GOLD_CSV, rows, schema)
     write_schemas(root, schema)
     write_inspect(root, rows, schema, dataset=dataset, version=version)
     card = dataset_card(

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from annotate.release.record import V2_LABEL_FIELDS
 from annotate.schema import LabelSchema
 
 
@@ -27,9 +28,10 @@ def gold_labels(
 ) -> dict[str, Any]:
     """The record's labels under the schema's field names, as selection decided them.
 
-    The record's own fields first; single-choice fields it does not carry (refusal-v2's
-    harm area, severity...) come from the lead's `adjudicated` labels where given, else from
-    a strict majority of `soft_labels` (None without one).
+    The record's own fields first (refusal-v2's harm area, severity... where the record
+    carries them and they are not null); single-choice fields it does not carry come from
+    the lead's `adjudicated` labels where given, else from a strict majority of
+    `soft_labels` (None without one).
     """
     out: dict[str, Any] = {}
     for f in schema.choice_fields:
@@ -44,6 +46,9 @@ def gold_labels(
     out[schema.failure_field] = row["failure_categories"]
     for name in ("intent", "epistemic_status"):
         if name in out:
+            out[name] = row[name]
+    for name in V2_LABEL_FIELDS:
+        if name in out and row.get(name) is not None:
             out[name] = row[name]
     return out
 

@@ -21,6 +21,8 @@ no database, no files. The rules, with their defaults (see `InclusionPolicy`):
   choosing each value (values nobody chose are left out; for failure categories, the share
   ticking each); `disagreement` is the expected pairwise band distance between annotators'
   right actions (1 - credit), from `stats.disagreement_scores`.
+- Records under refusal-v2 also carry its label fields, `resolution` and `disagreement_cause`
+  (see schema_keys.py).
 
 Records come out as JSON-ready dicts in `GoldRecord` field order (what the writers need, and
 fast for 100,000 items); `GoldSelection.records` validates them into `GoldRecord`s on demand.
@@ -42,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from annotate import stats
 from annotate.errors import ValidationProblem
 from annotate.release.record import GoldRecord
+from annotate.release.schema_keys import add_schema_keys
 from annotate.schema import LabelSchema
 from annotate.stats import bands
 
@@ -398,6 +401,7 @@ def select_gold(table: LabelTable, policy: InclusionPolicy | None = None) -> Gol
     for pos, row in zip(gold, rows, strict=True):
         if pos in adjudications:
             _apply_adjudication(row, adjudications[pos], schema)
+    rows = add_schema_keys(rows, gold, schema, majority, adjudications, votes)
     order = sorted(range(len(rows)), key=lambda i: rows[i]["id"])
     held.sort(key=lambda h: h.id)
     return GoldSelection(

@@ -21,6 +21,7 @@ from annotate.storage.models import Adjudication, Annotation, Campaign, Item, Us
 from annotate.storage.schemas import campaign_schema
 
 MANUAL, BULK_UNANIMOUS = "manual", "bulk_unanimous"
+CAUSE = "disagreement_cause"  # the adjudication field refusal-v2 adds
 
 
 class AnnotatorLabels(BaseModel):
@@ -52,6 +53,7 @@ class AdjudicationRecord(BaseModel):
     overrides_majority: bool
     method: str
     overridden_rules: list[str] = []
+    disagreement_cause: str | None = None
     previous_id: int | None
     is_current: bool
     created_at: datetime
@@ -128,6 +130,7 @@ def _records(session: Session, item_id: int) -> list[AdjudicationRecord]:
             overrides_majority=a.overrides_majority,
             method=a.method,
             overridden_rules=list(a.overridden_rules or []),
+            disagreement_cause=a.disagreement_cause,
             previous_id=a.previous_id,
             is_current=a.is_current,
             created_at=a.created_at,
@@ -272,6 +275,7 @@ def adjudicate(
     band: dict[str, float] | None = None,
     note: str | None = None,
     guideline_gap: bool = False,
+    disagreement_cause: str | None = None,
 ) -> Adjudication:
     """Record the final labels and band of an item; leads only.
 
@@ -282,8 +286,9 @@ def adjudicate(
     contain the right action at 1 (`bands.check_band`). A `note` is required when the final
     right action differs from the human majority, and when the final labels break one of the
     schema's consistency rules: those rules are recorded as overridden. Re-adjudication
-    appends a row pointing at the previous one and marks that one not current. Raises
-    ValidationProblem, NotFound, PermissionDenied.
+    appends a row pointing at the previous one and marks that one not current.
+    `disagreement_cause` (optional) must be a value of the schema's adjudication field of that
+    name (refusal-v2 on). Raises ValidationProblem, NotFound, PermissionDenied.
     """
     require_role(actor, "lead", "adjudicate items", session=session)
     lead_id = _lead_id(actor)
@@ -298,6 +303,7 @@ def adjudicate(
         raise ValidationProblem(
             missing_message(missing, prefix=f"Item `{item.external_id}`: the final labels need")
         )
+    cause = _cause(schema, disagreement_cause, item.external_id)
     right_field = schema.right_action_field
     right = clean.get(right_field)
     if not isinstance(right, str):
@@ -336,7 +342,26 @@ def adjudicate(
         overrides_majority=overrides,
         method=MANUAL,
         overridden_rules=[w.rule for w in broken],
+        disagreement_cause=cause,
     )
+
+
+def _cause(schema: LabelSchema, value: str | None, external_id: str) -> str | None:
+    """`value` checked against the schema's `disagreement_cause` values (None: not given)."""
+    if value is None or not str(value).strip():
+        return None
+    names = [f.name for f in schema.adjudication_fields]
+    if CAUSE not in names:
+        raise ValidationProblem(
+            f"Item `{external_id}`: schema {schema.id} has no `{CAUSE}` field (it has "
+            "none before refusal-v2); leave it out"
+        )
+    try:
+        clean = schema.normalize_adjudication({CAUSE: str(value).strip()})
+    except ValidationProblem as exc:
+        raise ValidationProblem(f"Item `{external_id}`: {exc}") from None
+    found = clean.get(CAUSE)
+    return found if isinstance(found, str) else None
 
 
 def _record(
@@ -351,6 +376,7 @@ def _record(
     overrides_majority: bool,
     method: str,
     overridden_rules: list[str],
+    disagreement_cause: str | None = None,
 ) -> Adjudication:
     current = session.exec(
         select(Adjudication)
@@ -372,6 +398,7 @@ def _record(
         overrides_majority=overrides_majority,
         method=method,
         overridden_rules=overridden_rules,
+        disagreement_cause=disagreement_cause,
         previous_id=current[-1].id if current else None,
         is_current=True,
         created_at=utcnow(),

@@ -180,6 +180,9 @@ class Adjudication(SQLModel, table=True):
     guideline_gap: bool = Field(default=False)
     overrides_majority: bool = Field(default=False)
     method: str = Field(default="manual", max_length=20)  # manual | bulk_unanimous
+    # Why the annotators disagreed (the schema's `adjudication_fields`, refusal-v2 on): one of
+    # its values, or None when not recorded.
+    disagreement_cause: str | None = Field(default=None, max_length=40)
     # Consistency rules the final labels break, overridden with the note saying why.
     overridden_rules: list[str] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")

@@ -238,6 +238,7 @@ def load_labels(
                 "guideline_gap": a.guideline_gap,
                 "overrides_majority": a.overrides_majority,
                 "method": a.method,
+                "disagreement_cause": a.disagreement_cause,
                 "overridden_rules": list(a.overridden_rules or []),
                 "created_at": a.created_at,
             }
@@ -253,6 +254,7 @@ def load_labels(
             "guideline_gap",
             "overrides_majority",
             "method",
+            "disagreement_cause",
             "overridden_rules",
             "created_at",
         ],

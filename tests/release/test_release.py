@@ -20,7 +20,7 @@ from annotate.errors import Conflict, NotFound, PermissionDenied, ValidationProb
 from annotate.release import folders, formats
 from annotate.release import publish as release_mod
 from annotate.release.publish import create_release, diff_releases, list_releases
-from annotate.release.record import dump_release_json_schema
+from annotate.release.record import dump_release_json_schema, record_row
 from annotate.release.selection import InclusionPolicy, select_gold
 from annotate.schema import LabelSchema
 from annotate.storage.models import Release
@@ -224,7 +224,7 @@ def test_jsonl_and_parquet_read_back_equal(tmp_path: Path, schema: LabelSchema) 
         ),
     ]
     release = write_gold(tmp_path, schema, records)
-    expected = [r.model_dump(mode="json") for r in sorted(records, key=lambda r: r.id)]
+    expected = [record_row(r, schema) for r in sorted(records, key=lambda r: r.id)]
     assert formats.read_jsonl_records(release / "gold.jsonl") == expected
     assert formats.read_parquet_records(release / "gold.parquet") == expected
     assert formats.load_records(release) == sorted(records, key=lambda r: r.id)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from release_helpers import write_gold
 
 from annotate.release import formats
-from annotate.release.record import GoldRecord
+from annotate.release.record import GoldRecord, record_fields, record_row
 from annotate.release.selection import InclusionPolicy, select_gold
 from annotate.schema import load_schema
 from annotate.stats import bands
@@ -104,7 +104,7 @@ def test_a_release_read_back_equals_its_input(records: list[GoldRecord]) -> None
         release = write_gold(Path(tmp), SCHEMA, records)
         assert formats.load_records(release) == expected
         assert formats.read_parquet_records(release / "gold.parquet") == [
-            r.model_dump(mode="json") for r in expected
+            record_row(r, SCHEMA) for r in expected
         ]
         frame = pd.read_parquet(release / "gold.parquet")
         assert frame["id"].tolist() == [r.id for r in expected]
@@ -112,7 +112,7 @@ def test_a_release_read_back_equals_its_input(records: list[GoldRecord]) -> None
 
 def csv_module_bytes(rows: list[dict[str, Any]]) -> bytes:
     """gold.csv as the csv module writes it, cell by cell (the reference for write_csv)."""
-    columns = list(GoldRecord.model_fields)
+    columns = record_fields(SCHEMA)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
@@ -142,7 +142,7 @@ def csv_module_bytes(rows: list[dict[str, Any]]) -> bytes:
 def test_csv_is_what_the_csv_module_writes(
     records: list[GoldRecord], texts: list[str], block_rows: int
 ) -> None:
-    rows = [r.model_dump(mode="json") for r in records]
+    rows = [record_row(r, SCHEMA) for r in records]
     for row, text in zip(rows, texts, strict=False):
         row["prompt"] = row["adjudication_note"] = text
     with (
@@ -150,14 +150,14 @@ def test_csv_is_what_the_csv_module_writes(
         mock.patch.object(formats, "_CSV_BLOCK_ROWS", block_rows),
     ):
         path = Path(tmp) / "gold.csv"
-        formats.write_csv(path, rows)
+        formats.write_csv(path, rows, SCHEMA)
         assert path.read_bytes() == csv_module_bytes(rows)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(gold_records(), max_size=6))
 def test_parquet_holds_the_table_from_pylist_would_build(records: list[GoldRecord]) -> None:
-    rows = [r.model_dump(mode="json") for r in records]
+    rows = [record_row(r, SCHEMA) for r in records]
     flat = [{**row, "metadata": formats._json_sorted(row["metadata"])} for row in rows]
     expected = pa.Table.from_pylist(flat, schema=formats.parquet_schema(SCHEMA))
     with tempfile.TemporaryDirectory() as tmp:

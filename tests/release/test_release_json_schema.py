@@ -105,7 +105,11 @@ def test_a_refusal_v2_release_bounds_its_new_fields(tmp_path: Path) -> None:
     severities = v2.field("severity").values
     row_labels = {"severity": {severities[0]: 0.5, severities[-1]: 0.5}}
     folder = write_gold(
-        tmp_path / "exports", v2, [gold_record(id="v1", soft_labels=row_labels)], dataset="v2"
+        tmp_path / "exports",
+        v2,
+        # A v2 record always says how its right action was reached.
+        [gold_record(id="v1", soft_labels=row_labels, resolution="unanimous")],
+        dataset="v2",
     )
     check = validator(folder)
     [row] = records(folder)

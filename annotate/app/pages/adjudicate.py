@@ -5,10 +5,14 @@ here). The final labels start from the annotators' majority per field (or the cu
 adjudication when re-adjudicating); the band starts from `bands.suggest_band`: the schema's
 credits around the chosen right action, widened for actions a good share of annotators chose.
 Overriding the majority right action, or final labels that break a consistency rule, needs a
-note. A field no annotator gave starts unset and stays null in the gold record unless the
-lead sets it ("None apply" is the empty selection, a label). Saving with a required field
-unset (nobody gave it, or the annotators tied) names every such field above the final labels,
-scrolled to the top of the window, and moves the focus to the first. Saving appends an
+note. Fields follow the schema's `show_when` as on the label form: a field that does not
+apply to the labels chosen is not shown, not required and null in the final labels. Under
+refusal-v2 the lead may also say why the annotators disagreed (`disagreement_cause`, a
+select; optional, as the schema says). A field no annotator gave starts unset and stays null
+in the gold record unless the lead sets it ("None apply" is the empty selection, a label).
+Saving with a required field unset (nobody gave it, or the annotators tied) names every such
+field above the final labels, scrolled to the top of the window, and moves the focus to the
+first. Saving appends an
 adjudication (a re-adjudication points at the one it replaces) and, unless turned off, moves
 to the next item of the queue.
 """
@@ -25,7 +29,7 @@ from annotate.app import lead, widgets
 from annotate.app import render as view
 from annotate.app.context import AppContext, show_error
 from annotate.errors import AnnotateError
-from annotate.review.adjudication import ItemDetail
+from annotate.review.adjudication import CAUSE, ItemDetail
 from annotate.schema import LabelField, LabelSchema
 from annotate.stats import bands
 from annotate.storage.models import Campaign
@@ -128,8 +132,12 @@ def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: Item
     problem = st.container(key=PROBLEM_KEY)
     _model_opinion(ctx, campaign, schema, detail, state, scope)
     widgets.option_buttons(schema, scope, widgets.key_map(schema), state)
-    _unset_fields(schema, scope, state)
-    labels: dict[str, Any] = {f.name: state.values.get(f.name) for f in schema.choice_fields}
+    chosen = {f.name: state.values.get(f.name) for f in schema.choice_fields}
+    # As on the label form: a field whose `show_when` does not hold is not drawn, never
+    # required, and null in the final labels, whatever was pre-filled.
+    shown = {f.name for f in schema.shown_fields(chosen)}
+    _unset_fields(schema, scope, state, shown)
+    labels: dict[str, Any] = {k: v if k in shown else None for k, v in chosen.items()}
     broken = schema.check_consistency(labels)
     for warning in broken:
         st.warning(warning.message, icon=":material/rule:")
@@ -160,6 +168,7 @@ def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: Item
         key=f"adj-gap-{scope}",
         value=bool(detail.current and detail.current.guideline_gap),
     )
+    cause = _cause_select(schema, scope, detail)
     advance = st.toggle("Then open the next item", value=True, key="adj-advance")
     with st.container(horizontal=True):
         save = st.button(
@@ -175,7 +184,7 @@ def _form(ctx: AppContext, campaign: Campaign, schema: LabelSchema, detail: Item
         if missing:
             _refuse_incomplete(problem, missing, detail)
             return
-        saved = _save(ctx, detail, labels, band, note, gap, problem)
+        saved = _save(ctx, detail, labels, band, note, gap, cause, problem)
         if saved:
             # Widget labels and alerts render markdown: ids are shown, never interpreted.
             st.session_state[FLASH_KEY] = f"Adjudicated {view.plain(detail.external_id)}"
@@ -257,6 +266,7 @@ def _save(
     band: dict[str, float] | None,
     note: str,
     gap: bool,
+    cause: str | None,
     problem: Any,
 ) -> bool:
     try:
@@ -269,6 +279,7 @@ def _save(
                 band=band,
                 note=note,
                 guideline_gap=gap,
+                disagreement_cause=cause,
             )
     except AnnotateError as exc:
         with problem:
@@ -278,10 +289,42 @@ def _save(
     return True
 
 
-def _unset_fields(schema: LabelSchema, scope: str, state: widgets.FormState) -> None:
-    """For each multi-choice field left unset: say so, and offer the empty selection."""
+def _cause_select(schema: LabelSchema, scope: str, detail: ItemDetail) -> str | None:
+    """Why the annotators disagreed (the schema's `disagreement_cause`, refusal-v2 on), from
+    the stored adjudication when re-adjudicating; None when the schema has no such field or
+    the lead leaves it unset."""
+    spec = next((f for f in schema.adjudication_fields if f.name == CAUSE), None)
+    if spec is None:
+        return None
+    values = spec.values
+    current = detail.current.disagreement_cause if detail.current else None
+    guideline = {o.value: o.guideline for o in spec.options}
+    title = {o.value: o.title for o in spec.options}
+    listing = "\n".join(f"- **{title[v]}**: {guideline[v]}" for v in values)
+    choice = st.selectbox(
+        spec.label + ("" if spec.required else " (optional)"),
+        options=values,
+        index=values.index(current) if current in values else None,
+        format_func=lambda v: title.get(v, v),
+        placeholder="Not recorded",
+        key=f"adj-cause-{scope}",
+        help=f"{spec.help}\n\n{listing}" if spec.help else listing,
+    )
+    if choice:
+        st.caption(view.inert(guideline.get(choice, "")))
+    return str(choice) if choice else None
+
+
+def _unset_fields(
+    schema: LabelSchema, scope: str, state: widgets.FormState, shown: set[str]
+) -> None:
+    """For each shown multi-choice field left unset: say so, and offer the empty selection."""
     for spec in schema.choice_fields:
-        if spec.kind != "multi" or state.values.get(spec.name) is not None:
+        if (
+            spec.kind != "multi"
+            or spec.name not in shown
+            or state.values.get(spec.name) is not None
+        ):
             continue
         cols = st.columns([3, 1], vertical_alignment="center")
         cols[0].caption(
@@ -439,6 +482,11 @@ def _history(detail: ItemDetail) -> None:
                 f"{view.plain(band)}"
                 + (" · guideline gap" if record.guideline_gap else "")
                 + (" · overrides the majority" if record.overrides_majority else "")
+                + (
+                    f" · disagreement: {view.plain(record.disagreement_cause)}"
+                    if record.disagreement_cause
+                    else ""
+                )
             )
             if record.note:
                 st.caption(view.plain(record.note))
