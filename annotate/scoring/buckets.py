@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -59,21 +60,35 @@ class Rate(BaseModel):
     ci: tuple[float, float] | None
 
 
+@lru_cache(maxsize=16)
+def _z(confidence: float) -> float:
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(total: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of total / n (n > 0), rounded to 6 decimals.
+
+    `total` may be a count of successes or the sum of values in [0, 1] (a mean taken as a
+    proportion): the one formula for every Wilson interval in scoring. inspect_task.py keeps a
+    standalone copy for inspect's own process; a test keeps the two equal.
+    """
+    z = _z(confidence)
+    p = total / n
+    z2n = z * z / n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z * math.sqrt(p * (1 - p) / n + z2n / (4 * n)) / (1 + z2n)
+    return round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6)
+
+
 def wilson(numerator: int, denominator: int, confidence: float = 0.95) -> Rate:
-    """The Wilson score interval of numerator / denominator."""
+    """The rate numerator / denominator with its Wilson score interval."""
     if denominator <= 0:
         return Rate(rate=None, numerator=numerator, denominator=denominator, ci=None)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = numerator / denominator
-    z2n = z * z / denominator
-    centre = (p + z2n / 2) / (1 + z2n)
-    half = z * math.sqrt(p * (1 - p) / denominator + z2n / (4 * denominator)) / (1 + z2n)
-    low, high = max(0.0, centre - half), min(1.0, centre + half)
     return Rate(
-        rate=round(p, 6),
+        rate=round(numerator / denominator, 6),
         numerator=numerator,
         denominator=denominator,
-        ci=(round(low, 6), round(high, 6)),
+        ci=wilson_interval(numerator, denominator, confidence),
     )
 
 
