@@ -84,6 +84,11 @@ class Gold:
         return {item: i for i, item in enumerate(self.ids)}
 
     @cached_property
+    def id_index(self) -> pd.Index:
+        """Item ids as a pandas Index, to place whole columns of predictions at once."""
+        return pd.Index(self.ids)
+
+    @cached_property
     def possible(self) -> BoolArray:
         """Items x buckets: where each error is possible (leaks aside)."""
         return bk.possible(self.actions, self.right, self.credit, np.zeros(len(self), bool))
