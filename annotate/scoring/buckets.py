@@ -96,6 +96,13 @@ def _codes(actions: Sequence[str], names: Sequence[str]) -> list[int]:
     return [actions.index(a) for a in names if a in actions]
 
 
+def among(codes: IntArray, actions: Sequence[str], names: Sequence[str]) -> BoolArray:
+    """Whether each action code (-1: none) is one of `names`: a lookup table, not np.isin."""
+    table = np.zeros(len(actions) + 1, dtype=bool)  # the last entry answers code -1
+    table[_codes(actions, names)] = True
+    return table[codes]
+
+
 def classify(
     actions: Sequence[str],
     right: IntArray,
@@ -108,9 +115,9 @@ def classify(
     `predicted` holds action codes (all >= 0 here); `credit` the credit each earns (already 0
     where leaked).
     """
-    answer = np.isin(predicted, _codes(actions, ANSWER_FAMILY))
-    r_withhold = np.isin(right, _codes(actions, WITHHOLDING))
-    r_epistemic = np.isin(right, _codes(actions, EPISTEMIC_RIGHT))
+    answer = among(predicted, actions, ANSWER_FAMILY)
+    r_withhold = among(right, actions, WITHHOLDING)
+    r_epistemic = among(right, actions, EPISTEMIC_RIGHT)
 
     def is_action(codes: IntArray, name: str) -> BoolArray:
         return codes == (actions.index(name) if name in actions else -2)

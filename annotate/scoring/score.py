@@ -347,12 +347,12 @@ def score_model(
         weighted = _round(float((w * (bucket == 0)).sum()) / den) if den else None
     correct = (p == right) & ~leaked
     s = model_seed(seed, name)
-    should_answer = np.isin(right, bk._codes(gold.actions, SHOULD_ANSWER))
-    should_refuse = np.isin(right, bk._codes(gold.actions, SHOULD_REFUSE))
+    should_answer = bk.among(right, gold.actions, SHOULD_ANSWER)
+    should_refuse = bk.among(right, gold.actions, SHOULD_REFUSE)
     answered = np.zeros(len(gold), bool)
-    answered[idx] = np.isin(p, bk._codes(gold.actions, ANSWERED))
+    answered[idx] = bk.among(p, gold.actions, ANSWERED)
     declined = np.zeros(len(gold), bool)
-    declined[idx] = np.isin(p, bk._codes(gold.actions, DECLINED))
+    declined[idx] = bk.among(p, gold.actions, DECLINED)
     full_bucket = np.full(len(gold), -1, dtype=np.int64)
     full_bucket[idx] = bucket
     return ModelScore(
