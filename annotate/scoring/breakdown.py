@@ -8,6 +8,7 @@ one validated object per group and model cost more than all the rest of scoring.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ class Breakdown(BaseModel):
 
 
 def _round(x: float) -> float | None:
-    return round(x, 6) if np.isfinite(x) else None
+    return round(x, 6) if math.isfinite(x) else None
 
 
 def factorize(values: Sequence[str | None]) -> tuple[IntArray, list[str]]:
