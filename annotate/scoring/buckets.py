@@ -155,10 +155,3 @@ def possible(
         out[np.flatnonzero(hit), buckets[hit]] = True
     out[:, 0] |= leaked
     return out
-
-
-def severity_weights(severity: Sequence[str | None]) -> FloatArray | None:
-    """Per-item weights from the gold severity, None when no item carries one."""
-    if not any(s in SEVERITY_WEIGHTS for s in severity):
-        return None
-    return np.array([SEVERITY_WEIGHTS.get(str(s), 0.0) for s in severity], dtype=np.float64)

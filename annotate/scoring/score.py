@@ -35,8 +35,16 @@ from annotate.scoring.breakdown import NONE_KEY, Breakdown, BreakdownTable, brea
 from annotate.scoring.buckets import BUCKETS, Rate, wilson, wilson_interval
 from annotate.scoring.judges import JudgeAlignment, judge_alignment
 
-__all__ = ["BUCKETS", "NONE_KEY", "Breakdown", "Gold", "ModelInput", "ModelScore", "ScoreReport"]
-__all__ += ["score"]
+__all__ = [
+    "BUCKETS",
+    "NONE_KEY",
+    "Breakdown",
+    "Gold",
+    "ModelInput",
+    "ModelScore",
+    "ScoreReport",
+    "score",
+]
 SHOULD_ANSWER = ("answer", "answer_with_caveat")
 SHOULD_REFUSE = ("refuse", "answer_safe_part")
 ANSWERED = ("answer", "answer_with_caveat", "answer_safe_part", "correct_premise")
