@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, GetCoreSchemaHandler
+from pydantic import BaseModel, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from annotate.scoring.buckets import BUCKETS
@@ -149,6 +150,15 @@ class BreakdownTable(Mapping[str, Breakdown]):
             serialization=core_schema.plain_serializer_function_ser_schema(
                 lambda table: table.as_dict(), when_used="always"
             ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The JSON Schema of what it dumps: `{value: Breakdown}`."""
+        return handler(
+            core_schema.dict_schema(core_schema.str_schema(), Breakdown.__pydantic_core_schema__)
         )
 
 

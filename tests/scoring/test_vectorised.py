@@ -324,3 +324,17 @@ def test_column_wise_reading_equals_line_by_line(
     assert (a.codes == b.codes).all()
     assert a.not_scored == b.not_scored
     assert (a.leaked is None) == (b.leaked is None)
+
+
+def test_a_report_with_tables_round_trips_and_keeps_its_json_schema() -> None:
+    gold, model = random_case(3)
+    report = scoring.score(gold, {"a": model, "b": model}, n_resamples=20)
+    assert scoring.ScoreReport.model_validate(report.model_dump()) == report
+    again = scoring.ScoreReport.model_validate_json(report.model_dump_json())
+    assert again.model_dump(mode="json") == report.model_dump(mode="json")
+    for mode in ("validation", "serialization"):
+        schema = scoring.ScoreReport.model_json_schema(mode=mode)
+        breakdowns = schema["$defs"]["ModelScore"]["properties"]["breakdowns"]
+        assert breakdowns["additionalProperties"]["additionalProperties"] == {
+            "$ref": "#/$defs/Breakdown"
+        }
