@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -59,26 +60,47 @@ class Rate(BaseModel):
     ci: tuple[float, float] | None
 
 
+@lru_cache(maxsize=16)
+def _z(confidence: float) -> float:
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(total: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of total / n (n > 0), rounded to 6 decimals.
+
+    `total` may be a count of successes or the sum of values in [0, 1] (a mean taken as a
+    proportion): the one formula for every Wilson interval in scoring. inspect_task.py keeps a
+    standalone copy for inspect's own process; a test keeps the two equal.
+    """
+    z = _z(confidence)
+    p = total / n
+    z2n = z * z / n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z * math.sqrt(p * (1 - p) / n + z2n / (4 * n)) / (1 + z2n)
+    return round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6)
+
+
 def wilson(numerator: int, denominator: int, confidence: float = 0.95) -> Rate:
-    """The Wilson score interval of numerator / denominator."""
+    """The rate numerator / denominator with its Wilson score interval."""
     if denominator <= 0:
         return Rate(rate=None, numerator=numerator, denominator=denominator, ci=None)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = numerator / denominator
-    z2n = z * z / denominator
-    centre = (p + z2n / 2) / (1 + z2n)
-    half = z * math.sqrt(p * (1 - p) / denominator + z2n / (4 * denominator)) / (1 + z2n)
-    low, high = max(0.0, centre - half), min(1.0, centre + half)
     return Rate(
-        rate=round(p, 6),
+        rate=round(numerator / denominator, 6),
         numerator=numerator,
         denominator=denominator,
-        ci=(round(low, 6), round(high, 6)),
+        ci=wilson_interval(numerator, denominator, confidence),
     )
 
 
 def _codes(actions: Sequence[str], names: Sequence[str]) -> list[int]:
     return [actions.index(a) for a in names if a in actions]
+
+
+def among(codes: IntArray, actions: Sequence[str], names: Sequence[str]) -> BoolArray:
+    """Whether each action code (-1: none) is one of `names`: a lookup table, not np.isin."""
+    table = np.zeros(len(actions) + 1, dtype=bool)  # the last entry answers code -1
+    table[_codes(actions, names)] = True
+    return table[codes]
 
 
 def classify(
@@ -93,9 +115,9 @@ def classify(
     `predicted` holds action codes (all >= 0 here); `credit` the credit each earns (already 0
     where leaked).
     """
-    answer = np.isin(predicted, _codes(actions, ANSWER_FAMILY))
-    r_withhold = np.isin(right, _codes(actions, WITHHOLDING))
-    r_epistemic = np.isin(right, _codes(actions, EPISTEMIC_RIGHT))
+    answer = among(predicted, actions, ANSWER_FAMILY)
+    r_withhold = among(right, actions, WITHHOLDING)
+    r_epistemic = among(right, actions, EPISTEMIC_RIGHT)
 
     def is_action(codes: IntArray, name: str) -> BoolArray:
         return codes == (actions.index(name) if name in actions else -2)
@@ -133,10 +155,3 @@ def possible(
         out[np.flatnonzero(hit), buckets[hit]] = True
     out[:, 0] |= leaked
     return out
-
-
-def severity_weights(severity: Sequence[str | None]) -> FloatArray | None:
-    """Per-item weights from the gold severity, None when no item carries one."""
-    if not any(s in SEVERITY_WEIGHTS for s in severity):
-        return None
-    return np.array([SEVERITY_WEIGHTS.get(str(s), 0.0) for s in severity], dtype=np.float64)

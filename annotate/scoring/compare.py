@@ -22,9 +22,18 @@ def mcnemar_exact(a_only: int, b_only: int) -> float | None:
         return None
     k = min(a_only, b_only)
     # P(X <= k) for X ~ Binomial(n, 1/2), summed in log space so large n does not overflow.
-    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in range(k + 1)]
-    top = max(logs)
-    tail = math.exp(top + math.log(sum(math.exp(x - top) for x in logs)) - n * math.log(2))
+    # log C(n, i) rises with i up to k <= n / 2; terms more than 746 below the top add exactly
+    # 0.0 (exp underflows), so only the terms within that window are computed.
+    top = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+    window = []
+    for i in range(k, -1, -1):
+        x = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+        if x - top < -746:
+            break
+        window.append(x)
+    top = max(window)
+    total = sum(math.exp(x - top) for x in reversed(window))
+    tail = math.exp(top + math.log(total) - n * math.log(2))
     return round(min(1.0, 2 * tail), 6)
 
 

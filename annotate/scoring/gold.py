@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from annotate.errors import NotFound
@@ -28,6 +31,8 @@ GOLD_COLUMNS = (
 # Columns of a refusal-v2 release; read from item metadata when a release lacks them.
 OPTIONAL_COLUMNS = ("harm_area", "severity", "group_kind", "failure_categories", "metadata")
 ATTRIBUTE_KEYS = ("persona_attribute", "group_attribute")
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def _meta(value: Any) -> dict[str, Any]:
@@ -43,18 +48,57 @@ def _meta(value: Any) -> dict[str, Any]:
 
 
 def _column(
-    cols: dict[str, list[Any]], metas: list[dict[str, Any]], name: str, *keys: str
+    cols: dict[str, list[Any]], metas: _Metadata, name: str, *keys: str
 ) -> list[str | None] | None:
     """A column of the release, else the same key in item metadata; None when neither has it."""
     if name in cols:
         return [None if v is None else str(v) for v in cols[name]]
-    found = False
-    out: list[str | None] = []
-    for meta in metas:
-        value = next((meta[k] for k in (name, *keys) if meta.get(k) not in (None, "")), None)
-        found = found or value is not None
-        out.append(None if value is None else str(value))
-    return out if found else None
+    return metas.column(name, *keys)
+
+
+class _Metadata:
+    """The items' metadata JSON, each distinct text parsed once (most items share a few)."""
+
+    def __init__(self, column: pa.ChunkedArray | None, n: int) -> None:
+        if column is None:
+            self.codes = np.full(n, -1, dtype=np.int64)
+            self.metas: list[dict[str, Any]] = []
+            return
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            encoded = column.combine_chunks().dictionary_encode()
+            self.codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            self.metas = [_meta(v) for v in encoded.dictionary.to_pylist()]
+        else:  # a struct or anything else: item by item
+            self.codes = np.arange(n, dtype=np.int64)
+            self.metas = [_meta(v) for v in column.to_pylist()]
+        self.codes = self.codes.astype(np.int64)
+
+    def column(self, name: str, *keys: str) -> list[str | None] | None:
+        """Each item's value under `name` (else the first of `keys`), as text or None."""
+        values: list[str | None] = []
+        for meta in self.metas:
+            value = next((meta[k] for k in (name, *keys) if meta.get(k) not in (None, "")), None)
+            values.append(None if value is None else str(value))
+        if all(v is None for v in values):
+            return None
+        table = np.array([*values, None], dtype=object)  # code -1: no metadata
+        return table[self.codes].tolist()  # type: ignore[no-any-return]
+
+
+def _codes(values: pa.ChunkedArray, actions: list[str]) -> IntArray:
+    """Action codes of a string column (-1 for null, empty or unknown)."""
+    found = pc.index_in(values, value_set=pa.array(actions, type=pa.string()))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)  # type: ignore[no-any-return]
+
+
+def _leaked(failures: pa.ChunkedArray) -> BoolArray:
+    """Items whose failure categories include `leaked`."""
+    flat = failures.combine_chunks()
+    hit = pc.equal(pc.list_flatten(flat), "leaked").fill_null(False)
+    parents = pc.list_parent_indices(flat).to_numpy(zero_copy_only=False)
+    out = np.zeros(len(flat), dtype=bool)
+    out[parents[hit.to_numpy(zero_copy_only=False)]] = True
+    return out
 
 
 def load_gold(release: Path) -> Gold:
@@ -69,33 +113,30 @@ def load_gold(release: Path) -> Gold:
     verify_file(release, GOLD_PARQUET, manifest)
     schema = read_label_schema(release)
     actions = schema.action_labels
-    index = {a: i for i, a in enumerate(actions)}
-    present = set(pq.read_schema(release / GOLD_PARQUET).names)
+    # ParquetFile, not read_table: read_table imports pyarrow.dataset (half a second).
+    parquet = pq.ParquetFile(release / GOLD_PARQUET)
+    present = set(parquet.schema_arrow.names)
     wanted = [c for c in (*GOLD_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
-    table = pq.read_table(release / GOLD_PARQUET, columns=wanted)
-    cols = {name: table.column(name).to_pylist() for name in wanted if name != "band"}
+    table = parquet.read(columns=wanted)
+    text = ("band", "right_action", "observed_action", "failure_categories", "metadata")
+    cols = {name: table.column(name).to_pylist() for name in wanted if name not in text}
     band = table.column("band").combine_chunks()
     credit = np.zeros((table.num_rows, len(actions)))
     for j, action in enumerate(actions):
         if action in band.type.names:  # type: ignore[attr-defined]
             values = band.field(action).to_numpy(zero_copy_only=False)  # type: ignore[attr-defined]
             credit[:, j] = np.nan_to_num(values.astype(np.float64), nan=0.0)
-    metas = [_meta(m) for m in cols.get("metadata", [None] * table.num_rows)]
-    failures = cols.get("failure_categories")
+    metas = _Metadata(table.column("metadata") if "metadata" in present else None, table.num_rows)
     leaked = (
-        np.array([bool(f) and "leaked" in f for f in failures], dtype=bool)
-        if failures is not None
-        else None
+        _leaked(table.column("failure_categories")) if "failure_categories" in present else None
     )
     return Gold(
         name=f"{manifest.get('dataset', release.parent.name)} v{manifest.get('version', '?')}",
         actions=actions,
         ids=[str(i) for i in cols["id"]],
-        right=np.array([index.get(a, -1) for a in cols["right_action"]], dtype=np.int64),
+        right=_codes(table.column("right_action"), actions),
         credit=credit,
-        observed=np.array(
-            [index.get(a, -1) if a else -1 for a in cols["observed_action"]], dtype=np.int64
-        ),
+        observed=_codes(table.column("observed_action"), actions),
         intent=cols["intent"],
         epistemic_status=cols["epistemic_status"],
         category=cols["category"],
@@ -120,7 +161,7 @@ def sibling_ids(release: Path) -> set[str]:
     for other in sorted(release.parent.glob("v*")):
         if other == release or not (other / GOLD_PARQUET).is_file():
             continue
-        ids = pq.read_table(other / GOLD_PARQUET, columns=["id"]).column("id").to_pylist()
+        ids = pq.ParquetFile(other / GOLD_PARQUET).read(columns=["id"]).column("id").to_pylist()
         out.update(str(i) for i in ids)
         out |= held_back_ids(other)
     return out

@@ -119,7 +119,7 @@ def _frontier(
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
-    ax.set_title(f"{title} ({report.gold})", fontsize=10)
+    ax.set_title(f"{title} ({report.gold})", fontsize=10, y=1.0)  # y: no auto placement
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return fig, place_labels(ax, points, names)
@@ -177,7 +177,7 @@ def bucket_bars(report: ScoreReport) -> Figure:
     ax.set_xticklabels([b.replace("_", "\n") for b in BUCKETS], fontsize=8)
     ax.set_ylabel("rate (of the items where the error is possible)")
     ax.set_ylim(0, 1)
-    ax.set_title(f"Error buckets per model ({report.gold})", fontsize=10)
+    ax.set_title(f"Error buckets per model ({report.gold})", fontsize=10, y=1.0)
     if names:
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from annotate import intake
@@ -114,9 +115,12 @@ def read_predictions(
     `skip_invalid`, which leaves those lines out and returns them in `skipped`. Ids in `known`
     are counted in `not_scored`; with `strict` they are errors too.
     """
+    values = values or {}
+    clean = _clean_codes(path, gold, id_column, action_column, values)
+    if clean is not None:  # the common case, whole columns at once; else line by line
+        return Predictions(name=name, path=path, codes=clean)
     position = gold.positions
     index = {a: i for i, a in enumerate(gold.actions)}
-    values = values or {}
     known = known or Known()
     codes = np.full(len(gold), -1, dtype=np.int64)
     judged: dict[str, list[Any]] = {}
@@ -230,16 +234,15 @@ def _rows(
     return out
 
 
-def _fast_jsonl(
-    path: Path, id_column: str, action_column: str
-) -> list[tuple[int, str, str]] | None:
-    """The same as `_rows` for a well-formed JSONL file without judgement fields, parsed by
-    Arrow (several times faster); None for anything else, which then takes the slow path and
-    its exact messages."""
+def _arrow_jsonl(path: Path, id_column: str, action_column: str) -> pa.Table | None:
+    """The id and action columns of a JSONL file without judgement fields, parsed by Arrow;
+    None for anything else (another format, bad JSON, judgements, non-text values)."""
     if path.suffix.lower() not in {".jsonl", ".ndjson"}:
         return None
     try:
         raw = path.read_bytes()
+        if any(f'"{name}"'.encode() in raw for name in JUDGEMENTS):
+            return None
         table = pa_json.read_json(
             io.BytesIO(raw),
             parse_options=pa_json.ParseOptions(
@@ -249,15 +252,66 @@ def _fast_jsonl(
         )
     except (OSError, pa.ArrowException):
         return None
-    if any(
-        name in raw
-        for name in (b'"failure_categories"', b'"leaked"', b'"answer_quality"', b'"refusal_style"')
+    if table.column(id_column).null_count or table.column(action_column).null_count:
+        return None
+    return table
+
+
+# The characters Python's str.strip() removes (str.isspace), as an RE2 class: a value that
+# starts or ends with one takes the line-by-line path, which strips it.
+_SPACE = (
+    r"\t-\r\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
+_PADDED = f"^[{_SPACE}]|[{_SPACE}]$"
+
+
+def _clean_codes(
+    path: Path, gold: Gold, id_column: str, action_column: str, values: Mapping[str, str]
+) -> np.ndarray | None:
+    """Action codes per gold item for a JSONL file whose every line is a valid prediction of a
+    distinct gold id (no judgements, no padding), read column-wise; None for any other file,
+    which `read_predictions` then reads line by line, with its exact messages."""
+    table = _arrow_jsonl(path, id_column, action_column)
+    if table is None or not table.num_rows:
+        return None
+    ids = table.column(id_column).combine_chunks()
+    actions = table.column(action_column).combine_chunks()
+    if (
+        pc.any(pc.match_substring_regex(ids, _PADDED)).as_py()
+        or pc.any(pc.match_substring_regex(actions, _PADDED)).as_py()
     ):
         return None
+    index = gold.id_index
+    if not index.is_unique:
+        return None
+    position = index.get_indexer(ids.to_numpy(zero_copy_only=False))
+    if (position < 0).any() or np.bincount(position, minlength=len(gold)).max() > 1:
+        return None
+    encoded = actions.dictionary_encode()
+    lookup = {a: i for i, a in enumerate(gold.actions)}
+    names = encoded.dictionary.to_pylist()
+    per_name = np.array([lookup.get(values.get(a, a), -1) for a in names], dtype=np.int64)
+    found = per_name[encoded.indices.to_numpy(zero_copy_only=False)]
+    if (found < 0).any():
+        return None
+    codes = np.full(len(gold), -1, dtype=np.int64)
+    codes[position] = found
+    return codes
+
+
+def _fast_jsonl(
+    path: Path, id_column: str, action_column: str
+) -> list[tuple[int, str, str]] | None:
+    """The same as `_rows` for a well-formed JSONL file without judgement fields, parsed by
+    Arrow (several times faster); None for anything else, which then takes the slow path and
+    its exact messages."""
+    table = _arrow_jsonl(path, id_column, action_column)
+    if table is None:
+        return None
+    raw = path.read_bytes()
     ids = table.column(id_column).to_pylist()
     actions = table.column(action_column).to_pylist()
-    if None in ids or None in actions:
-        return None
     # Arrow skips blank lines; count them back in so that messages name the file's lines.
     lines = [n for n, text in enumerate(raw.split(b"\n"), start=1) if text.strip()]
     if len(lines) != len(ids):
