@@ -168,7 +168,13 @@ def _table(rows: list[dict[str, Any]], *, empty: str, compact: bool = False) -> 
         table = Table(*rows[0].keys())
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
-    out.print(table)
+    # Piped or captured output is read by scripts and grep: lay tables out up to 120 columns
+    # there rather than rich's 80, so that no row wraps; a terminal keeps its own width.
+    if out.is_terminal:
+        out.print(table)
+        return
+    wide = Console(file=out.file, width=max(out.width, 120), highlight=False, emoji=False)
+    wide.print(table)
 
 
 def _read_password(password_stdin: bool, prompt: str = "Password") -> str:
