@@ -53,6 +53,14 @@ def import_cmd(
             "schema's option names) must be dropped or imported with import-labels.",
         ),
     ] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep",
+            help="COLUMN: import this label-like column as metadata anyway, because it is not "
+            "labels (repeatable); annotators see metadata only where the campaign allows it.",
+        ),
+    ] = None,
     dbu: DbOpt = None,
 ) -> None:
     """Import items (prompt or conversation, response, metadata); all or nothing.
@@ -69,6 +77,7 @@ def import_cmd(
                 records,
                 campaign_schema(session=session, campaign=target),
                 campaign=campaign,
+                keep=keep or (),
             )
             result = import_items(
                 session=session,

@@ -56,7 +56,8 @@ class LabelColumns(AnnotateError):
             "would see them. Nothing was imported. Either import them as labels with "
             f"`annotate import-labels {source} --campaign {campaign} --wide COLUMN=ANNOTATOR "
             f"--field FIELD` and leave them out of the items, or drop them: import again with "
-            f"`{drops}` (in the app: Drop columns)."
+            f"`{drops}` (in the app: Drop columns). A column that is not labels can be kept "
+            "as metadata with `--keep COLUMN`."
         )
 
 
@@ -110,9 +111,20 @@ def find_label_columns(records: Iterable[ItemRecord], schema: LabelSchema) -> li
 
 
 def refuse_label_columns(
-    source: str, records: Sequence[ItemRecord], schema: LabelSchema, *, campaign: str
+    source: str,
+    records: Sequence[ItemRecord],
+    schema: LabelSchema,
+    *,
+    campaign: str,
+    keep: Iterable[str] = (),
 ) -> None:
-    """Raise LabelColumns naming `source`, the columns and the ways out, if there are any."""
-    found = find_label_columns(records, schema)
+    """Raise LabelColumns naming `source`, the columns and the ways out, if there are any.
+
+    Columns in `keep` are metadata the importer says are not labels (`--keep COLUMN`: a
+    `difficulty` of low / medium / high reads like confidence options); they are imported as
+    metadata, which annotators see only if the campaign lists the key as visible.
+    """
+    kept = set(keep)
+    found = [c for c in find_label_columns(records, schema) if c.column not in kept]
     if found:
         raise LabelColumns(source, found, campaign)

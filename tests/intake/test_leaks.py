@@ -161,6 +161,32 @@ def test_cli_refuses_label_columns_and_imports_nothing(db_url: str, tmp_path: Pa
     assert items_in(db_url, "c") == 2
 
 
+def test_a_column_that_is_not_labels_can_be_kept(db_url: str, tmp_path: Path) -> None:
+    ok("init", "--db", db_url)
+    ok("campaign", "create", "c", "--db", db_url)
+    # Reads like confidence / severity options, but is the item's difficulty: not a label.
+    path = write(
+        tmp_path,
+        ["id", "prompt", "response", "difficulty", "judge_label"],
+        ["1", "hi", "hello", "low", "ok"],
+        ["2", "how", "so", "high", "ok"],
+    )
+    result = runner.invoke(app, ["import", str(path), "-c", "c", "--db", db_url])
+    assert result.exit_code == 1 and "`difficulty`" in result.stderr
+    assert "--keep COLUMN" in result.stderr
+    # Keeping one column does not let the other through.
+    result = runner.invoke(
+        app, ["import", str(path), "-c", "c", "--keep", "difficulty", "--db", db_url]
+    )
+    assert result.exit_code == 1 and "`judge_label`" in result.stderr
+    assert "`difficulty`" not in result.stderr and items_in(db_url, "c") == 0
+    out = ok(
+        "import", str(path), "-c", "c", "--keep", "difficulty", "--drop", "judge_label",
+        "--db", db_url,
+    )  # fmt: skip
+    assert "imported 2 items" in out and items_in(db_url, "c") == 2
+
+
 def test_mapping_file_drops_count_too(db_url: str, tmp_path: Path) -> None:
     ok("init", "--db", db_url)
     ok("campaign", "create", "c", "--db", db_url)
