@@ -17,7 +17,6 @@ from annotate import intake
 from annotate.accounts.auth import system_actor
 from annotate.errors import AnnotateError, Conflict, NotFound
 from annotate.intake.demo_labels import SIMULATED_NAMES, add_simulated_labels
-from annotate.intake.items import ItemRecord, Turn
 from annotate.intake.readers import read_rows
 from annotate.schema import resolve_schema
 from annotate.settings import Settings
@@ -138,34 +137,11 @@ def _import_seeds(
         hinted = SEED_HINTS | {k for row in rows for k in row if k.startswith(HINT_PREFIX)}
         for row in rows:
             hints[str(row.get("id"))] = {k: v for k, v in row.items() if k in hinted}
-        records = [
-            _with_system_turn(r) for r in intake.parse_items(path, intake.ColumnMap(drop=hinted))
-        ]
+        records = intake.parse_items(path, intake.ColumnMap(drop=hinted))
         import_items(
             session=session, actor=actor, campaign=campaign, records=records, source=str(path)
         )
     return hints
-
-
-def _with_system_turn(record: ItemRecord) -> ItemRecord:
-    # A seed's system prompt changes what is right, so annotators must see it: it becomes the
-    # conversation's leading `system` turn instead of hidden metadata.
-    system = record.meta.get("system_prompt")
-    if not isinstance(system, str) or not system.strip():
-        return record
-    turns = record.conversation or [Turn(role="user", content=record.prompt or "")]
-    meta = {k: v for k, v in record.meta.items() if k != "system_prompt"}
-    return ItemRecord(
-        external_id=record.external_id,
-        conversation=[Turn(role="system", content=system), *turns],
-        response=record.response,
-        model=record.model,
-        source=record.source,
-        category=record.category,
-        group_id=record.group_id,
-        meta=meta,
-        line=record.line,
-    )
 
 
 def _simulated_users(session: Session, actor: User) -> dict[str, User]:

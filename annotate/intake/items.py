@@ -198,6 +198,7 @@ def parse_items(
         where = f"{path}:{line}"
         rec = _item_from_row(where, row, resolved, cmap, problems)
         if rec is not None:
+            rec = with_system_turn(rec)
             rec.line = line
             digest = rec.content_hash()
             prior = seen.get(rec.external_id)
@@ -216,6 +217,30 @@ def parse_items(
     if problems:
         raise ImportProblem(problems)
     return records
+
+
+def with_system_turn(record: ItemRecord) -> ItemRecord:
+    """`record` with its `system_prompt` column as the conversation's leading `system` turn.
+
+    A system prompt changes what is right, so annotators must see it: it is part of the
+    conversation, not hidden metadata.
+    """
+    system = record.meta.get("system_prompt")
+    if not isinstance(system, str) or not system.strip():
+        return record
+    turns = record.conversation or [Turn(role="user", content=record.prompt or "")]
+    meta = {k: v for k, v in record.meta.items() if k != "system_prompt"}
+    return ItemRecord(
+        external_id=record.external_id,
+        conversation=[Turn(role="system", content=system), *turns],
+        response=record.response,
+        model=record.model,
+        source=record.source,
+        category=record.category,
+        group_id=record.group_id,
+        meta=meta,
+        line=record.line,
+    )
 
 
 def _resolve_columns(path: Path, header: list[str], cmap: ColumnMap) -> dict[str, str]:

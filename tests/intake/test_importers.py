@@ -80,6 +80,26 @@ def test_jsonl_conversation_and_nested_metadata(tmp_path: Path) -> None:
     assert rec.meta == {"extra": {"tags": ["garden"], "score": 0.5}}
 
 
+def test_a_system_prompt_column_is_the_conversations_first_turn(tmp_path: Path) -> None:
+    # A system prompt changes what is right: annotators see it, as the leading system turn.
+    path = write(
+        tmp_path,
+        "items.jsonl",
+        json.dumps({"id": "s1", "prompt": "Rate my essay.", "response": "7/10.",
+                    "system_prompt": "You are a strict teacher.", "topic": "school"}) + "\n"
+        + json.dumps({"id": "s2", "prompt": "Hi", "response": "Hello", "system_prompt": ""})
+        + "\n",
+    )  # fmt: skip
+    first, second = parse_items(path)
+    assert first.prompt is None and first.conversation is not None
+    assert [(t.role, t.content) for t in first.conversation] == [
+        ("system", "You are a strict teacher."),
+        ("user", "Rate my essay."),
+    ]
+    assert first.meta == {"topic": "school"}
+    assert second.prompt == "Hi" and second.conversation is None  # empty: nothing to show
+
+
 def test_parquet(tmp_path: Path) -> None:
     path = tmp_path / "x.parquet"
     pd.DataFrame(
