@@ -65,6 +65,20 @@ def pages_for(user: User) -> list[PageSpec]:
     return [p for p in PAGES if has_role(user, p.role) and page_exists(p.module_name)]
 
 
+# Where each role lands: leads and admins on their own page, so that signing in does not lease
+# them an item (the Label page claims one as it opens).
+LANDING = {"annotator": "label", "lead": "review", "admin": "campaigns"}
+
+
+def landing_page(user: User, specs: list[PageSpec]) -> str | None:
+    """The page `user` lands on: their role's own page, else the first one they may open."""
+    names = [p.name for p in specs if not p.hidden]
+    wanted = LANDING.get(user.role)
+    if wanted in names:
+        return wanted
+    return names[0] if names else None
+
+
 def _runner(spec: PageSpec, ctx_ref: list[context.AppContext]) -> Callable[[], None]:
     def run() -> None:
         module = importlib.import_module(f"annotate.app.pages.{spec.module_name}")
@@ -80,14 +94,15 @@ def navigation(ctx: context.AppContext, specs: list[PageSpec]) -> Any:
     ref = [ctx]
     visible: list[Any] = []
     registered: dict[str, Any] = {}
-    for i, spec in enumerate(specs):
+    landing = landing_page(ctx.user, specs)
+    for spec in specs:
         page = st.Page(
             _runner(spec, ref),
             title=spec.title,
             # No icon: Streamlit turns a page's Material icon into the favicon, fetched from
             # fonts.gstatic.com, and nothing may leave the machine.
             url_path=spec.name,
-            default=i == 0,
+            default=spec.name == landing,
             visibility="hidden" if spec.hidden else "visible",
         )
         registered[spec.name] = page

@@ -12,6 +12,7 @@ and admins see everything. Every page showing an item to someone goes through `v
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from annotate.storage.models import Campaign, Item, User
 ATTRIBUTES = {"model": "model", "category": "category", "group": "group_id", "source": "source"}
 MAX_KEY = 200
 NEVER = ("external_id",)
+HANDLE = re.compile(r"#[0-9a-f]{10}")
 
 
 @dataclass(frozen=True)
