@@ -15,12 +15,14 @@ import pytest
 from sqlmodel import Session, select
 
 from annotate import storage
+from annotate.app import main
+from annotate.app.submission import SKIP_REASONS
 from annotate.schema import LabelSchema
 from annotate.storage import db, visibility
-from annotate.storage.models import Assignment, Item
+from annotate.storage.models import Assignment, Item, User
 from tests import test_app_support as support
 from tests.conftest import ADMIN, full_labels
-from tests.test_app_support import AppDB, entry_app, label_form, page_app, submit, texts
+from tests.test_app_support import AppDB, entry_app, label_form, page_app, send, submit, texts
 
 MARKER = "LEAK-MARKER-123"
 SECRET_ID = "seed-harm-004b"
@@ -96,6 +98,12 @@ def test_the_toast_names_the_handle(app_db: AppDB) -> None:
     assert SECRET_ID not in rendered(at)
 
 
+def test_a_leads_toast_names_the_item_id(app_db: AppDB) -> None:
+    at = label_page(app_db, "lena")
+    send(at, {"kind": "skip", "reason": SKIP_REASONS[0]})
+    assert texts(at.toast) == [f"Skipped {SECRET_ID}"]
+
+
 def test_annotators_see_the_keys_an_admin_allowed(app_db: AppDB) -> None:
     allow(app_db, "category", "annotation_1")
     at = label_page(app_db, "alice")
@@ -122,9 +130,7 @@ def _labeled_by_two(app_db: AppDB) -> None:
         item = s.exec(select(Item).where(Item.external_id == SECRET_ID)).one()
         for name, action in (("alice", "answer"), ("bob", "refuse")):
             labels: dict[str, Any] = full_labels(right_action=action)
-            storage.save_annotation(
-                session=s, user=app_db.users[name], item=item, labels=labels
-            )
+            storage.save_annotation(session=s, user=app_db.users[name], item=item, labels=labels)
 
 
 def test_the_lead_pages_still_show_everything(app_db: AppDB) -> None:
@@ -190,3 +196,23 @@ def test_an_annotator_still_lands_on_label(app_db: AppDB) -> None:
     assert not at.exception and not at.error
     assert f"item `{handle_of(app_db)}`" in texts(at.caption)
     assert [a.user_id for a in leases(app_db)] == [app_db.users["alice"].id]
+
+
+@pytest.mark.parametrize(
+    ("role", "lead_pages", "lands"),
+    [
+        ("annotator", True, "label"),
+        ("lead", True, "review"),
+        ("admin", True, "campaigns"),
+        ("lead", False, "label"),  # without the lead pages installed: the first page
+        ("admin", False, "campaigns"),
+    ],
+)
+def test_each_role_lands_on_its_own_page(
+    monkeypatch: pytest.MonkeyPatch, role: str, lead_pages: bool, lands: str
+) -> None:
+    monkeypatch.setattr(
+        main, "page_exists", lambda m: lead_pages or m in {"label", "my_work", "admin"}
+    )
+    user = User(id=1, name="x", role=role)
+    assert main.landing_page(user, main.pages_for(user)) == lands
