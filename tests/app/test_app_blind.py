@@ -166,6 +166,30 @@ def test_my_work_names_the_handle_and_does_not_search_hidden_ids(app_db: AppDB) 
     assert handle in shown and SECRET_ID not in shown and "model-over-refuser" not in shown
 
 
+def test_the_admin_page_chooses_the_visible_keys(app_db: AppDB) -> None:
+    at = page_app(app_db, "adam", "admin", "render_campaigns").run()
+    assert not at.exception and not at.error
+    chooser = at.multiselect(key=f"admin-visible-{app_db.campaign.id}")
+    assert chooser.options == [
+        "model",
+        "category",
+        "group",
+        "source",
+        "annotation_1",
+        "focus",
+    ]
+    assert chooser.value == []
+    chooser.select("category").select("annotation_1")
+    at.button(key=f"FormSubmitter:visible-{app_db.campaign.id}-Save what annotators see").click()
+    at.run()
+    assert not at.exception and not at.error
+    with Session(app_db.engine) as s:
+        campaign = storage.get_campaign(session=s, name="demo")
+        assert campaign.visible_metadata == ["category", "annotation_1"]
+    annotator = label_page(app_db, "alice")
+    assert MARKER in rendered(annotator) and SECRET_ID not in rendered(annotator)
+
+
 # -- where people land -------------------------------------------------------------------------
 
 
