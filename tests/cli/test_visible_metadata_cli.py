@@ -54,7 +54,9 @@ def test_a_key_no_item_has_is_kept_with_a_note(db_url: str, tmp_path: Path) -> N
 def test_mistakes_are_clear_and_change_nothing(db_url: str, tmp_path: Path) -> None:
     _campaign(db_url, tmp_path)
     ok("campaign", "set", "blind", "--visible-metadata", "focus", "--db", db_url)
-    code, _, err = run("campaign", "set", "blind", "--visible-metadata", "external_id", "--db", db_url)
+    code, _, err = run(
+        "campaign", "set", "blind", "--visible-metadata", "external_id", "--db", db_url
+    )
     assert code == 1 and "`external_id` is not a metadata key annotators may see" in err
     code, _, err = run("campaign", "set", "ghost", "--visible-metadata", "focus", "--db", db_url)
     assert (code, err.strip()) == (1, "error: No campaign `ghost`")

@@ -47,7 +47,9 @@ def _everything(view: visibility.ItemView) -> str:
     return repr(view)
 
 
-def test_an_annotator_sees_only_the_text_and_a_handle(session: Session, schema: LabelSchema) -> None:
+def test_an_annotator_sees_only_the_text_and_a_handle(
+    session: Session, schema: LabelSchema
+) -> None:
     campaign, item, users = _world(session, schema)
     view = visibility.view_item(item=item, campaign=campaign, viewer=users["annotator"])
     assert (view.prompt, view.response, view.conversation) == (
