@@ -90,11 +90,17 @@ def _runner(spec: PageSpec, ctx_ref: list[context.AppContext]) -> Callable[[], N
 
 
 def navigation(ctx: context.AppContext, specs: list[PageSpec]) -> Any:
-    """st.navigation over `specs` (top bar); registers the pages in `ctx.pages` by name."""
+    """st.navigation over `specs` (top bar); registers the pages in `ctx.pages` by name.
+
+    Streamlit serves its default page at the root only (its own path answers "page not
+    found"), so a landing page other than the first (Review, Campaigns) is reached from a
+    hidden root page that switches to it: `/review` and `/campaigns` keep working.
+    """
     ref = [ctx]
     visible: list[Any] = []
     registered: dict[str, Any] = {}
     landing = landing_page(ctx.user, specs)
+    first = specs[0].name if specs else None
     for spec in specs:
         page = st.Page(
             _runner(spec, ref),
@@ -102,11 +108,19 @@ def navigation(ctx: context.AppContext, specs: list[PageSpec]) -> Any:
             # No icon: Streamlit turns a page's Material icon into the favicon, fetched from
             # fonts.gstatic.com, and nothing may leave the machine.
             url_path=spec.name,
-            default=spec.name == landing,
+            default=spec.name == first and landing == first,
             visibility="hidden" if spec.hidden else "visible",
         )
         registered[spec.name] = page
         visible.append(page)
+    if landing is not None and landing != first:
+
+        def home() -> None:
+            st.switch_page(registered[landing])
+
+        visible.append(
+            st.Page(home, title="annotate", url_path="home", default=True, visibility="hidden")
+        )
     ref[0] = context.AppContext(
         settings=ctx.settings, engine=ctx.engine, user=ctx.user, pages=registered
     )

@@ -121,10 +121,16 @@ def test_leads_and_admins_land_on_their_pages_without_a_lease(
     page = guarded.page
     sign_in(page, server.url, "lena")
     page.get_by_role("heading", name="Review queue").wait_for()
+    page.wait_for_url("**/review**")  # its own address, so that links to /review still work
+    assert page.get_by_text("Page not found").count() == 0
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/signin**")
     sign_in(page, server.url, "adam")
     page.get_by_role("tab", name="Create a campaign").wait_for()
+    page.wait_for_url("**/campaigns**")
+    page.goto(server.url + "/campaigns")
+    page.get_by_role("tab", name="Create a campaign").wait_for()
+    assert page.get_by_text("Page not found").count() == 0
     assert page.locator(".lf").count() == 0
     assert leases(server.database_url) == []
     assert guarded.blocked == []
