@@ -644,7 +644,8 @@ def test_every_public_function_taking_a_user_has_a_row() -> None:
     rows = {name.split(" ")[0] for name in _ids()}
     missing = _public_functions_taking_a_user() - rows - set(EXEMPT)
     assert not missing, (
-        f"Public functions taking `actor`/`user`/`viewer` without a row in MATRIX: {sorted(missing)}. "
+        "Public functions taking `actor`/`user`/`viewer` without a row in MATRIX: "
+        f"{sorted(missing)}. "
         "Add a row saying which role may call each (or an EXEMPT entry with the reason)."
     )
     # ...and no row or exemption names a function that no longer exists.

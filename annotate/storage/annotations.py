@@ -18,6 +18,7 @@ from annotate.errors import (
 )
 from annotate.intake.labels import LabelRow
 from annotate.settings import check_free_text, limits, text_too_long
+from annotate.storage import visibility
 from annotate.storage.models import (
     Annotation,
     AnnotationHistory,
@@ -26,7 +27,6 @@ from annotate.storage.models import (
     User,
     utcnow,
 )
-from annotate.storage import visibility
 from annotate.storage.schemas import campaign_schema
 
 

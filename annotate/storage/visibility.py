@@ -81,22 +81,21 @@ def view_item(*, item: Item, campaign: Campaign, viewer: User | None) -> ItemVie
     if item.campaign_id != campaign.id:
         raise ValidationProblem(f"Item {item.id} is not in campaign `{campaign.name}`")
     handle = item_handle(campaign=campaign, item_id=item.id or 0)
-    common = {
-        "handle": handle,
-        "prompt": item.prompt,
-        "conversation": item.conversation,
-        "response": item.response,
-    }
-    if sees_everything(viewer):
+    everything = sees_everything(viewer)
+    if everything:
         keys = [*ATTRIBUTES, *(k for k in (item.meta or {}) if k not in ATTRIBUTES)]
-        return ItemView(
-            name=item.external_id,
-            external_id=item.external_id,
-            details=_details(item, keys),
-            everything=True,
-            **common,
-        )
-    return ItemView(name=handle, details=_details(item, campaign.visible_metadata or []), **common)
+    else:
+        keys = list(campaign.visible_metadata or [])
+    return ItemView(
+        handle=handle,
+        name=item.external_id if everything else handle,
+        prompt=item.prompt,
+        conversation=item.conversation,
+        response=item.response,
+        external_id=item.external_id if everything else None,
+        details=_details(item, keys),
+        everything=everything,
+    )
 
 
 def item_name(*, item: Item, campaign: Campaign, viewer: User | None) -> str:
