@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from annotate import storage
-from annotate.errors import PermissionDenied, ValidationProblem
+from annotate import labeling, storage
+from annotate.errors import Conflict, PermissionDenied, ValidationProblem
 from annotate.schema import LabelSchema
-from annotate.storage import visibility
+from annotate.storage import db, visibility
 from annotate.storage.models import Campaign, Item, User
-from tests.conftest import ADMIN, make_campaign, make_item, make_user
+from tests.conftest import ADMIN, full_labels, make_campaign, make_item, make_user
 
 MARKER = "LEAK-MARKER-123"
 
@@ -172,3 +173,31 @@ def test_the_known_keys_are_the_attributes_and_every_metadata_key(
     ]
     with pytest.raises(PermissionDenied):
         storage.metadata_keys(session=session, actor=users["annotator"], campaign=campaign)
+
+
+def test_refusals_name_the_item_as_the_annotator_sees_it(
+    engine: Engine, schema: LabelSchema
+) -> None:
+    with db.session_scope(engine) as s:
+        campaign, item, users = _world(s, schema)
+        annotator, lead = users["annotator"], users["lead"]
+    for who in (annotator, lead):
+        with labeling.write_session(engine) as s:
+            claim = labeling.claim_next(session=s, user=who, campaign=campaign)
+            assert claim is not None
+            assignment = claim.assignment.id or 0
+        name = claim.item.external_id
+        if who is annotator:
+            name = visibility.item_handle(campaign=campaign, item_id=claim.item.id or 0)
+        with labeling.write_session(engine) as s:
+            labeling.skip(session=s, user=who, assignment_id=assignment, reason="unsure")
+        for kind in ("skip", "submit"):
+            with pytest.raises(Conflict) as refused, labeling.write_session(engine) as s:
+                if kind == "skip":
+                    labeling.skip(session=s, user=who, assignment_id=assignment, reason="x")
+                else:
+                    labeling.submit(
+                        session=s, user=who, assignment_id=assignment, labels=full_labels()
+                    )
+            assert f"`{name}`" in str(refused.value)
+            assert who is lead or "seed-" not in str(refused.value)
