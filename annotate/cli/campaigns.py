@@ -86,6 +86,8 @@ def campaign_list(as_json: JsonOpt = False, dbu: DbOpt = None) -> None:
     if as_json:
         out.print(dumps(rows), markup=False)
         return
+    for row in rows:
+        row["visible_metadata"] = ", ".join(row["visible_metadata"]) or "-"
     _table(rows, empty="no campaigns yet: annotate campaign create NAME")
 
 
