@@ -87,7 +87,8 @@ def campaign_list(as_json: JsonOpt = False, dbu: DbOpt = None) -> None:
         out.print(dumps(rows), markup=False)
         return
     for row in rows:
-        row["visible_metadata"] = ", ".join(row["visible_metadata"]) or "-"
+        keys = row["visible_metadata"]
+        row["visible_metadata"] = ", ".join(keys) if isinstance(keys, list) and keys else "-"
     _table(rows, empty="no campaigns yet: annotate campaign create NAME")
 
 
