@@ -115,6 +115,19 @@ def test_annotators_see_the_keys_an_admin_allowed(app_db: AppDB) -> None:
     assert "category `contrast_harmful`" in header
 
 
+def test_a_change_of_the_visible_keys_shows_at_the_next_run(app_db: AppDB) -> None:
+    # The page keeps its campaigns for a while (and a fragment its arguments): the keys are
+    # read afresh for every run all the same, so hiding a key takes effect at once.
+    at = label_page(app_db, "alice")
+    assert MARKER not in rendered(at)
+    allow(app_db, "annotation_1")
+    at.run()
+    assert MARKER in rendered(at)
+    allow(app_db)
+    at.run()
+    assert MARKER not in rendered(at) and "More about this item" not in rendered(at)
+
+
 @pytest.mark.parametrize("user", ["lena", "adam"])
 def test_leads_and_admins_see_everything_on_the_label_page(app_db: AppDB, user: str) -> None:
     at = label_page(app_db, user)

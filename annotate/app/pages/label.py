@@ -89,8 +89,11 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         ctx, campaign, claim.assignment.id or 0, outcome.finished if outcome is not None else None
     )
     # Only what the signed-in person may see of the item reaches the page (storage.visibility):
-    # annotators get the text, an opaque handle and the keys the campaign allows.
-    shown = visibility.view_item(item=claim.item, campaign=campaign, viewer=ctx.user)
+    # annotators get the text, an opaque handle and the keys the campaign allows, read afresh
+    # (the menu's campaigns are kept a while, a fragment's arguments longer).
+    with ctx.session() as s:
+        fresh = s.get(Campaign, campaign.id) or campaign
+        shown = visibility.view_item(item=claim.item, campaign=fresh, viewer=ctx.user)
     left, right = st.columns([3, 2], gap="large")
     with left:
         with st.container(key="item-header"):
