@@ -39,7 +39,17 @@ from annotate.release import publish as release
 from annotate.review import adjudication, breakdowns, figures, queue
 from annotate.schema import LabelSchema
 from annotate.settings import Settings
-from annotate.storage import annotations, campaigns, db, items, queries, releases, schemas, users
+from annotate.storage import (
+    annotations,
+    campaigns,
+    db,
+    items,
+    queries,
+    releases,
+    schemas,
+    users,
+    visibility,
+)
 from annotate.storage.models import Assignment, Campaign, Item, User, utcnow
 from annotate.table import LabelTable
 from tests.conftest import ADMIN, full_labels, make_campaign, make_item
@@ -63,6 +73,7 @@ MODULES: tuple[ModuleType, ...] = (
     queries,
     sessions,
     throttle,
+    visibility,
 )
 KEY = "matrix-signing-key-" + "k" * 30
 
@@ -183,6 +194,18 @@ MATRIX: list[tuple[str, str, Call]] = [
         "campaigns.update_campaign",
         "admin",
         lambda w: storage.update_campaign(session=w.s, actor=w.actor, campaign=w.c, overlap=3),
+    ),
+    (
+        "visibility.set_visible_metadata",
+        "admin",
+        lambda w: storage.set_visible_metadata(
+            session=w.s, actor=w.actor, campaign=w.c, keys=["focus"]
+        ),
+    ),
+    (
+        "visibility.metadata_keys",
+        "lead",
+        lambda w: storage.metadata_keys(session=w.s, actor=w.actor, campaign=w.c),
     ),
     (
         "annotations.list_own_annotations",
@@ -406,6 +429,10 @@ EXEMPT = {
     "check the role first; no page calls it",
     "sessions.issue_token": "signs a token for a user sign_in already admitted",
     "sessions.sign_out": "ends the caller's own sessions; anyone may sign out",
+    "visibility.view_item": "everyone may see an item they are shown; the role decides what "
+    "(tests/storage/test_visibility.py)",
+    "visibility.item_name": "as view_item: a handle for annotators, the id for leads",
+    "visibility.sees_everything": "a predicate on the viewer's role, used by view_item",
 }
 
 
@@ -608,7 +635,7 @@ def _public_functions_taking_a_user() -> set[str]:
             if fname.startswith("_") or fn.__module__ != module.__name__:
                 continue
             params = inspect.signature(fn).parameters
-            if "actor" in params or "user" in params:
+            if "actor" in params or "user" in params or "viewer" in params:
                 found.add(f"{short}.{fname}")
     return found
 
@@ -617,7 +644,8 @@ def test_every_public_function_taking_a_user_has_a_row() -> None:
     rows = {name.split(" ")[0] for name in _ids()}
     missing = _public_functions_taking_a_user() - rows - set(EXEMPT)
     assert not missing, (
-        f"Public functions taking `actor`/`user` without a row in MATRIX: {sorted(missing)}. "
+        "Public functions taking `actor`/`user`/`viewer` without a row in MATRIX: "
+        f"{sorted(missing)}. "
         "Add a row saying which role may call each (or an EXEMPT entry with the reason)."
     )
     # ...and no row or exemption names a function that no longer exists.

@@ -65,6 +65,20 @@ def pages_for(user: User) -> list[PageSpec]:
     return [p for p in PAGES if has_role(user, p.role) and page_exists(p.module_name)]
 
 
+# Where each role lands: leads and admins on their own page, so that signing in does not lease
+# them an item (the Label page claims one as it opens).
+LANDING = {"annotator": "label", "lead": "review", "admin": "campaigns"}
+
+
+def landing_page(user: User, specs: list[PageSpec]) -> str | None:
+    """The page `user` lands on: their role's own page, else the first one they may open."""
+    names = [p.name for p in specs if not p.hidden]
+    wanted = LANDING.get(user.role)
+    if wanted in names:
+        return wanted
+    return names[0] if names else None
+
+
 def _runner(spec: PageSpec, ctx_ref: list[context.AppContext]) -> Callable[[], None]:
     def run() -> None:
         module = importlib.import_module(f"annotate.app.pages.{spec.module_name}")
@@ -76,22 +90,37 @@ def _runner(spec: PageSpec, ctx_ref: list[context.AppContext]) -> Callable[[], N
 
 
 def navigation(ctx: context.AppContext, specs: list[PageSpec]) -> Any:
-    """st.navigation over `specs` (top bar); registers the pages in `ctx.pages` by name."""
+    """st.navigation over `specs` (top bar); registers the pages in `ctx.pages` by name.
+
+    Streamlit serves its default page at the root only (its own path answers "page not
+    found"), so a landing page other than the first (Review, Campaigns) is reached from a
+    hidden root page that switches to it: `/review` and `/campaigns` keep working.
+    """
     ref = [ctx]
     visible: list[Any] = []
     registered: dict[str, Any] = {}
-    for i, spec in enumerate(specs):
+    landing = landing_page(ctx.user, specs)
+    first = specs[0].name if specs else None
+    for spec in specs:
         page = st.Page(
             _runner(spec, ref),
             title=spec.title,
             # No icon: Streamlit turns a page's Material icon into the favicon, fetched from
             # fonts.gstatic.com, and nothing may leave the machine.
             url_path=spec.name,
-            default=i == 0,
+            default=spec.name == first and landing == first,
             visibility="hidden" if spec.hidden else "visible",
         )
         registered[spec.name] = page
         visible.append(page)
+    if landing is not None and landing != first:
+
+        def home() -> None:
+            st.switch_page(registered[landing])
+
+        visible.append(
+            st.Page(home, title="annotate", url_path="home", default=True, visibility="hidden")
+        )
     ref[0] = context.AppContext(
         settings=ctx.settings, engine=ctx.engine, user=ctx.user, pages=registered
     )

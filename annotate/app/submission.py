@@ -24,7 +24,8 @@ from sqlmodel import Session
 from annotate import labeling
 from annotate.errors import AnnotateError, Conflict, StorageUnavailable, ValidationProblem
 from annotate.schema import LabelSchema
-from annotate.storage.models import Item, User, utcnow
+from annotate.storage import visibility
+from annotate.storage.models import Campaign, Item, User, utcnow
 
 LOG = logging.getLogger("annotate.app")
 SUBMIT_KEY = "Ctrl+Enter"
@@ -213,7 +214,7 @@ def _submit(
                 flagged=message.flagged,
                 flag_note=message.flag_note,
             )
-            saved = _external_id(s, annotation.item_id)
+            saved = _item_name(s, annotation.item_id, user)
     except Conflict as exc:
         return _let_go(engine, user, message, exc)
     except StorageUnavailable as exc:
@@ -226,9 +227,13 @@ def _submit(
     return Outcome(advance=True, finished="done", toast=f"Saved {saved}{flagged}")
 
 
-def _external_id(session: Session, item_id: int) -> str:
+def _item_name(session: Session, item_id: int, user: User) -> str:
+    # What `user` may call the item: a handle for annotators, the id for leads (visibility).
     item = session.get(Item, item_id)  # already in the session: no query
-    return item.external_id if item is not None else str(item_id)
+    campaign = session.get(Campaign, item.campaign_id) if item is not None else None
+    if item is None or campaign is None:
+        return "the item"
+    return visibility.item_name(item=item, campaign=campaign, viewer=user)
 
 
 def _let_go(engine: Engine, user: User, message: Message, exc: Conflict) -> Outcome:
@@ -269,7 +274,7 @@ def _skip(engine: Engine, user: User, message: Message) -> Outcome:
             done = labeling.skip(
                 session=s, user=user, assignment_id=message.assignment_id, reason=reason
             )
-            skipped = _external_id(s, done.item_id)
+            skipped = _item_name(s, done.item_id, user)
     except Conflict as exc:
         return Outcome(advance=True, notice=str(exc))
     except StorageUnavailable as exc:

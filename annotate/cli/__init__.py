@@ -12,6 +12,7 @@ from annotate.cli.common import app, campaign_app, users_app
 app.command()(setup.init)
 campaign_app.command("create")(campaigns.campaign_create)
 campaign_app.command("list")(campaigns.campaign_list)
+campaign_app.command("set")(campaigns.campaign_set)
 app.command("import")(imports.import_cmd)
 app.command("import-labels")(imports.import_labels_cmd)
 app.command()(campaigns.status)

@@ -1,4 +1,4 @@
-"""`annotate campaign create|list` and `annotate status`."""
+"""`annotate campaign create|list|set` and `annotate status`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from annotate.storage.campaigns import (
     list_campaigns,
 )
 from annotate.storage.releases import dumps
+from annotate.storage.visibility import metadata_keys, set_visible_metadata
 
 
 @handle_errors
@@ -79,12 +80,45 @@ def campaign_list(as_json: JsonOpt = False, dbu: DbOpt = None) -> None:
                     "items": st.items,
                     "complete_items": st.complete_items,
                     "restricted": c.restricted,
+                    "visible_metadata": list(c.visible_metadata or []),
                 }
             )
     if as_json:
         out.print(dumps(rows), markup=False)
         return
+    for row in rows:
+        keys = row["visible_metadata"]
+        row["visible_metadata"] = ", ".join(keys) if isinstance(keys, list) and keys else "-"
     _table(rows, empty="no campaigns yet: annotate campaign create NAME")
+
+
+@handle_errors
+def campaign_set(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    visible_metadata: Annotated[
+        str | None,
+        typer.Option(
+            "--visible-metadata",
+            help="Comma-separated keys annotators may see besides the text: model, category, "
+            "group, source or metadata keys; '' shows them the text and a handle only.",
+        ),
+    ] = None,
+    dbu: DbOpt = None,
+) -> None:
+    """Change a campaign's settings: what its annotators may see of each item."""
+    if visible_metadata is None:
+        raise AnnotateError("Nothing to set: give --visible-metadata KEY[,KEY...] (or '')")
+    keys = [k for k in (part.strip() for part in visible_metadata.split(",")) if k]
+    with _session(dbu) as (_settings_, session):
+        target = get_campaign(session=session, name=name)
+        set_visible_metadata(session=session, actor=system_actor(), campaign=target, keys=keys)
+        known = set(metadata_keys(session=session, actor=system_actor(), campaign=target))
+        shown = list(target.visible_metadata)
+    what = ", ".join(shown) if shown else "the text and a handle only"
+    out.print(f"campaign {name}: annotators see {what}", markup=False)
+    for key in shown:
+        if key not in known:
+            out.print(f"note: no item has `{key}` yet; it shows once items have it", markup=False)
 
 
 @handle_errors

@@ -17,6 +17,7 @@ from annotate.settings import check_free_text
 from annotate.storage.annotations import get_own_annotation, save_annotation
 from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
 from annotate.storage.schemas import campaign_schema
+from annotate.storage.visibility import item_name
 
 
 def rationale_field(schema: LabelSchema) -> str | None:
@@ -121,16 +122,16 @@ def submit(
     item = session.get(Item, assignment.item_id)
     assert campaign is not None and item is not None
     _check_labeler(session, user, campaign)
+    # Messages name the item as `user` may see it: a handle for annotators (blind labeling).
+    name = item_name(item=item, campaign=campaign, viewer=user)
     if assignment.status == "done":
-        raise Conflict(
-            f"Item `{item.external_id}` is already submitted; change your labels in My work"
-        )
+        raise Conflict(f"Item `{name}` is already submitted; change your labels in My work")
     if assignment.status == "skipped":
-        raise Conflict(f"You skipped item `{item.external_id}`; it is no longer yours to label")
+        raise Conflict(f"You skipped item `{name}`; it is no longer yours to label")
     note = (flag_note or "").strip() or None
     if flagged and note is None:
-        raise ValidationProblem(f"Say why you flag item `{item.external_id}` for the lead")
-    check_free_text({**labels, "flag_note": note}, subject=f"Item `{item.external_id}`")
+        raise ValidationProblem(f"Say why you flag item `{name}` for the lead")
+    check_free_text({**labels, "flag_note": note}, subject=f"Item `{name}`")
     if duration_s is not None and duration_s < 0:
         raise ValidationProblem(f"Time on item must be positive, got {duration_s}")
     schema = campaign_schema(session=session, campaign=campaign)
@@ -148,8 +149,8 @@ def submit(
     if others >= campaign.overlap:
         lapsed = assignment.status != "active" or assignment.expires_at <= now
         raise Conflict(
-            (f"Your lease on item `{item.external_id}` ran out and " if lapsed else "")
-            + f"{others} other annotators have labeled or taken item `{item.external_id}`, "
+            (f"Your lease on item `{name}` ran out and " if lapsed else "")
+            + f"{others} other annotators have labeled or taken item `{name}`, "
             "as many as it needs; your labels were not saved"
         )
     annotation = save_annotation(
@@ -191,8 +192,13 @@ def skip(
     assignment = _own_assignment(session, user, assignment_id)
     if assignment.status in ("done", "skipped"):
         item = session.get(Item, assignment.item_id)
-        ext = item.external_id if item is not None else assignment.item_id
-        raise Conflict(f"Item `{ext}` is already {assignment.status}")
+        campaign = session.get(Campaign, assignment.campaign_id)
+        name = (
+            item_name(item=item, campaign=campaign, viewer=user)
+            if item is not None and campaign is not None
+            else "on screen"
+        )
+        raise Conflict(f"Item `{name}` is already {assignment.status}")
     assignment.status = "skipped"
     assignment.reason = reason
     assignment.finished_at = now or utcnow()
@@ -220,10 +226,11 @@ def edit(
     campaign = session.get(Campaign, annotation.campaign_id)
     assert campaign is not None
     _check_labeler(session, user, campaign)
+    name = item_name(item=item, campaign=campaign, viewer=user)
     note = (flag_note or "").strip() or None
     if flagged and note is None:
-        raise ValidationProblem(f"Say why you flag item `{item.external_id}` for the lead")
-    check_free_text({**labels, "flag_note": note}, subject=f"Item `{item.external_id}`")
+        raise ValidationProblem(f"Say why you flag item `{name}` for the lead")
+    check_free_text({**labels, "flag_note": note}, subject=f"Item `{name}`")
     schema = campaign_schema(session=session, campaign=campaign)
     normalized, warnings = review_labels(schema, labels, partial=flagged)
     overridden = check_overrides(schema, normalized, warnings, overridden_rules)

@@ -18,6 +18,7 @@ from annotate.errors import (
 )
 from annotate.intake.labels import LabelRow
 from annotate.settings import check_free_text, limits, text_too_long
+from annotate.storage import visibility
 from annotate.storage.models import (
     Annotation,
     AnnotationHistory,
@@ -320,19 +321,30 @@ def list_own_annotations(
 ) -> tuple[list[tuple[Annotation, Item]], int]:
     """`user`'s own annotations in `campaign`, newest change first, and how many there are.
 
-    Only ever the caller's own labels: labeling is blind. `search` matches item ids and
-    prompts (case-insensitive substring).
+    Only ever the caller's own labels: labeling is blind. `search` matches prompts
+    (case-insensitive substring) and the item's name as the caller sees it: its handle
+    (exactly), or for leads and admins its id (substring). Hidden ids are never searched, so
+    the search tells annotators nothing about them.
     """
     require_role(user, "annotator", "see their own labels", session=session)
     where: list[Any] = [Annotation.campaign_id == campaign.id, Annotation.user_id == user.id]
-    if search.strip():
-        pattern = f"%{search.strip().lower()}%"
-        where.append(
-            or_(
-                func.lower(Item.external_id).like(pattern),
-                func.lower(func.coalesce(Item.prompt, "")).like(pattern),
-            )
-        )
+    wanted = search.strip()
+    if wanted:
+        pattern = f"%{wanted.lower()}%"
+        matches = [func.lower(func.coalesce(Item.prompt, "")).like(pattern)]
+        if visibility.sees_everything(user):
+            matches.append(func.lower(Item.external_id).like(pattern))
+        if visibility.HANDLE.fullmatch(wanted.lower()):
+            own = session.exec(
+                select(Annotation.item_id).where(*where)  # type: ignore[call-overload]
+            ).all()
+            named = [
+                i
+                for i in own
+                if visibility.item_handle(campaign=campaign, item_id=i) == wanted.lower()
+            ]
+            matches.append(col(Item.id).in_(named))
+        where.append(or_(*matches))
     total = session.exec(
         select(func.count())
         .select_from(Annotation)

@@ -55,6 +55,11 @@ class Campaign(SQLModel, table=True):
     guidelines: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     restricted: bool = Field(default=False)
     seed: int = Field(default=0)
+    # What annotators may see besides the text: item attributes (model, category, group,
+    # source) and metadata keys, by name; empty, they see the text and an opaque handle only.
+    visible_metadata: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -37,7 +38,7 @@ def test_a_bad_token_says_why(app_db: AppDB) -> None:
 def test_an_annotator_lands_on_the_label_page(app_db: AppDB) -> None:
     at = entry_app(app_db.token("alice")).run()
     assert not at.exception and not at.error
-    assert any(c.startswith("item `it-") for c in texts(at.caption))
+    assert any(re.fullmatch(r"item `#[0-9a-f]{10}`", c) for c in texts(at.caption))
     assert "Signed in as `alice` · annotator" in texts(at.sidebar.caption)
     assert at.sidebar.button(key="signout")
 

@@ -18,7 +18,7 @@ from annotate.app import labelform, submission
 from annotate.app.submission import CANT_SAVE, SKIP_REASONS, handle_message, parse_message
 from annotate.errors import StorageUnavailable, ValidationProblem
 from annotate.schema import LabelSchema, parse_schema
-from annotate.storage import db
+from annotate.storage import db, visibility
 from annotate.storage.models import Annotation, Assignment, Campaign, User, utcnow
 from tests.conftest import full_labels
 from tests.labeling.test_assign import setup_campaign
@@ -95,7 +95,10 @@ def test_a_submit_saves_exactly_the_labels_sent(
         engine=engine, user=alice, schema=schema, raw=message(claim, labels=labels, duration_s=2.5),
         claimed_at=utcnow() - timedelta(seconds=10),
     )  # fmt: skip
-    assert outcome.advance and outcome.toast == f"Saved {claim.item.external_id}"
+    # The annotator's toast names the item by its handle: its id is hidden from them.
+    campaign = leased[0]
+    handle = visibility.item_handle(campaign=campaign, item_id=claim.item.id)
+    assert outcome.advance and outcome.toast == f"Saved {handle}"
     (saved,) = stored(engine)
     # Multi-choice values come back in schema order, whatever order they were sent in.
     in_order = ["grounding_failure", "disproportionate_caveat"]

@@ -174,7 +174,8 @@ def open_fds(pid: int) -> int:
 
 
 def test_repeated_clear_cache_leaks_no_sqlite_handles(server: Server) -> None:
-    with open_app(server, "adam") as app:
+    # Admins land on Campaigns; the Label page has a session state worth clearing.
+    with open_app(server, "adam", page="label") as app:
         # An admin's clear_cache is obeyed: it empties her session state too.
         submit_labels(app, {"intent": "harmful"})
         assert app.component_data(key="labelform")["feedback"]["seq"] == 1

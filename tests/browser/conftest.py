@@ -195,4 +195,7 @@ def sign_in(page: Any, base_url: str, name: str, password: str = PASSWORD) -> No
     page.keyboard.press("Tab")
     page.keyboard.type(password)
     page.keyboard.press("Enter")
-    page.wait_for_selector(".st-key-item-header, [data-testid=stAlert]")
+    # Annotators land on Label (an item, or a notice); leads on Review, admins on Campaigns.
+    page.wait_for_selector(
+        ".st-key-item-header, [data-testid=stAlert], [data-testid=stHeading], [data-testid=stTabs]"
+    )

@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlmodel import Session, select
+
 from annotate.schema import LabelSchema, load_schema
+from annotate.storage import db, visibility
+from annotate.storage.models import Campaign, Item
 from tests.browser.conftest import ROOT
 
 SCHEMA = load_schema(ROOT / "schemas" / "refusal-v1.yaml")
@@ -112,8 +116,23 @@ def assignment(page: Any) -> str:
 
 
 def item_on_form(page: Any) -> str:
-    """The external id of the item the form is for."""
+    """The item the form is for, as its viewer may name it: a `#` handle for annotators
+    (see `item_ids` for the item ids behind them), the item id for leads."""
     return str(page.get_attribute(FORM, "data-item"))
+
+
+def item_ids(database_url: str) -> dict[str, str]:
+    """Every item's handle (what annotators see) -> its id, to check labels in the database."""
+    engine = db.make_engine(database_url)
+    try:
+        with Session(engine) as s:
+            rows = s.exec(select(Item, Campaign).join(Campaign)).all()
+            return {
+                visibility.item_handle(campaign=c, item_id=i.id or 0): i.external_id
+                for i, c in rows
+            }
+    finally:
+        engine.dispose()
 
 
 def focused(page: Any) -> str:

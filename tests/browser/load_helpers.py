@@ -29,6 +29,7 @@ from tests.browser.form_helpers import (
     FORM_ROOT,
     LABEL_SETS,
     expected_labels,
+    item_ids,
     keys_for,
 )
 
@@ -159,7 +160,7 @@ document.addEventListener('DOMContentLoaded', () => {
 
 
 async def _on_form(page: Any) -> tuple[str, str]:
-    """The item the form is for: its external id and its assignment number."""
+    """The item the form is for: its handle and its assignment number."""
     form = page.locator(".lf")
     return str(await form.get_attribute("data-item")), str(
         await form.get_attribute("data-assignment")
@@ -304,9 +305,11 @@ def check_invariants(database_url: str, result: LoadResult, *, items: int, overl
                 .join(User, col(User.id) == Annotation.user_id)
                 .join(Item, col(Item.id) == Annotation.item_id)
             ).all()
+            # Annotators saw handles, not item ids (storage.visibility): key the rows alike.
+            handles = {v: k for k, v in item_ids(database_url).items()}
             stored: dict[str, dict[str, Any]] = {}
             for name, external_id, labels in rows:
-                stored.setdefault(name, {})[external_id] = labels
+                stored.setdefault(name, {})[handles[external_id]] = labels
             for run in result.runs:
                 assert stored.get(run.name, {}) == run.submitted, run.name
             assert sum(len(v) for v in stored.values()) == result.labels

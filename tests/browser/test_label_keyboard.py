@@ -23,6 +23,7 @@ from tests.browser.form_helpers import (
     chosen,
     expected_labels,
     focused,
+    item_ids,
     item_on_form,
     keys_for,
     option,
@@ -55,7 +56,9 @@ def stored(url: str, user: str) -> dict[str, Annotation]:
                 .join(User, col(User.id) == Annotation.user_id)
                 .where(User.name == user)
             ).all()
-            return {item.external_id: ann for ann, item in rows}
+            # Keyed as the annotator saw the items: by handle (see form_helpers.item_ids).
+            names = {v: k for k, v in item_ids(url).items()}
+            return {names[item.external_id]: ann for ann, item in rows}
     finally:
         engine.dispose()
 
@@ -70,7 +73,8 @@ def assignments(url: str, user: str) -> dict[str, tuple[str, str | None]]:
                 .join(User, col(User.id) == Assignment.user_id)
                 .where(User.name == user)
             ).all()
-            return {item.external_id: (a.status, a.reason) for a, item in rows}
+            names = {v: k for k, v in item_ids(url).items()}
+            return {names[item.external_id]: (a.status, a.reason) for a, item in rows}
     finally:
         engine.dispose()
 

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, func, select
 from annotate import labeling, storage
 from annotate.errors import Conflict, NotFound, PermissionDenied, ValidationProblem
 from annotate.schema import LabelSchema
-from annotate.storage import db
+from annotate.storage import db, visibility
 from annotate.storage.models import (
     Annotation,
     AnnotationHistory,
@@ -601,10 +601,32 @@ def test_own_annotations_page_and_search(engine: Engine, schema: LabelSchema) ->
         )
         assert total == 5 and len(rows) == 2
         assert all(a.user_id == people["alice"].id for a, _ in rows)
+        # Item ids are hidden from annotators (storage.visibility): no search by them, but by
+        # the handle they were shown, exactly.
         rows, total = storage.list_own_annotations(
             session=s, user=people["alice"], campaign=campaign, search="IT-003"
         )
+        assert total == 0
+        item = s.exec(select(Item).where(Item.external_id == "it-003")).one()
+        handle = visibility.item_handle(campaign=campaign, item_id=item.id or 0)
+        rows, total = storage.list_own_annotations(
+            session=s, user=people["alice"], campaign=campaign, search=handle.upper()
+        )
         assert total == 1 and rows[0][1].external_id == "it-003"
+        rows, total = storage.list_own_annotations(
+            session=s, user=people["alice"], campaign=campaign, search=handle[:-1]
+        )
+        assert total == 0
+        # Leads and admins, who see ids, find items by them.
+        lead = s.merge(people["alice"])
+        lead.role = "lead"
+        s.add(lead)
+        s.flush()
+        rows, total = storage.list_own_annotations(
+            session=s, user=lead, campaign=campaign, search="IT-003"
+        )
+        assert total == 1 and rows[0][1].external_id == "it-003"
+        s.rollback()
         assert (
             storage.list_own_annotations(session=s, user=people["bob"], campaign=campaign)[1] == 0
         )

@@ -96,3 +96,43 @@ def test_release_versions_become_unique(db_url: str) -> None:
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(text(row.format(id=2)))
     engine.dispose()
+
+
+def test_visible_metadata_starts_empty_for_existing_campaigns(db_url: str) -> None:
+    """0006 adds Campaign.visible_metadata; campaigns made before it show annotators no key."""
+    engine = db.make_engine(db_url)
+    command.downgrade(db.alembic_config(engine), "0005_claims")
+    assert "visible_metadata" not in {c["name"] for c in inspect(engine).get_columns("campaign")}
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO label_schema (id, name, version, sha256, content, created_at) "
+                "VALUES (1, 's', 1, 'x', '{}', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO campaign (id, name, schema_id, overlap, guidelines, restricted, "
+                "seed, created_at) VALUES (1, 'c', 1, 1, '', false, 1, '2026-01-01')"
+            )
+        )
+    db.migrate(engine)
+    with Session(engine) as s:
+        assert storage.get_campaign(session=s, name="c").visible_metadata == []
+    command.downgrade(db.alembic_config(engine), "0005_claims")
+    assert "visible_metadata" not in {c["name"] for c in inspect(engine).get_columns("campaign")}
+    db.migrate(engine)
+    engine.dispose()
+
+
+def test_the_models_match_the_migrations(db_url: str) -> None:
+    """Autogenerate finds nothing to add for Campaign.visible_metadata after `migrate`."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    engine = db.make_engine(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    engine.dispose()
+    assert not [d for d in diff if "visible_metadata" in repr(d)], diff

@@ -152,9 +152,9 @@ function paint() {
   box.dataset.state = S.sending ? "sending" : "ready";
   box.dataset.mode = S.skipping ? "skip" : S.mode;
   box.dataset.assignment = S.item.assignment;
-  box.dataset.item = S.item.external_id;
+  box.dataset.item = S.item.name;
   box.dataset.flagged = S.flagged ? "true" : "false";
-  q(".lf-item").textContent = `item ${S.item.external_id}` + (S.sending ? " · sending…" : "");
+  q(".lf-item").textContent = `item ${S.item.name}` + (S.sending ? " · sending…" : "");
   for (const sec of qa(".lf-field")) {
     const name = sec.dataset.field;
     const spec = field(name);
@@ -173,7 +173,7 @@ function paint() {
   q(".lf-main-actions").hidden = S.skipping;
   q(".lf-flag .lf-act-text").textContent = S.flagged ? "Unflag" : "Flag for lead";
   q(".lf-skippanel").hidden = !S.skipping;
-  q(".lf-skip-title").textContent = `Skip ${S.item.external_id}? Pick a reason.`;
+  q(".lf-skip-title").textContent = `Skip ${S.item.name}? Pick a reason.`;
   for (const b of qa(".lf-reason")) b.setAttribute("aria-pressed", b.dataset.reason === S.reason ? "true" : "false");
   placeAlert();
 }

@@ -69,6 +69,10 @@ def render(ctx: AppContext) -> None:
         # The model name comes from the imported file: shown as text, never as markdown.
         model = view.plain(detail.model) if detail.model else "model unknown"
         view.show_item(detail, response_label=f"Response ({model})")
+        if detail.meta:
+            # Leads see everything annotators may not (imported labels, notes, ...).
+            with st.expander("More about this item"):
+                st.json(detail.meta, expanded=True)
         st.markdown("#### What the annotators said")
         _side_by_side(schema, detail)
         _history(detail)

@@ -1,4 +1,5 @@
-"""Admin: users (add, role, sign-in, password) and campaigns (create, members, import, progress).
+"""Admin: users (add, role, sign-in, password) and campaigns (create, members, import, progress,
+what annotators may see of each item).
 
 Every action goes through a core function that checks the admin role itself.
 """
@@ -250,6 +251,8 @@ def _manage(ctx: AppContext, campaign: Campaign) -> None:
             else:
                 st.toast(f"Saved {campaign.name}")
                 st.rerun()
+    st.subheader("What annotators see")
+    _visible_form(ctx, campaign)
     if campaign.guidelines.strip():
         with st.expander("Guidelines as annotators see them"):
             st.markdown(campaign.guidelines)
@@ -262,6 +265,33 @@ def _manage(ctx: AppContext, campaign: Campaign) -> None:
             show_error(exc)
         else:
             st.toast(f"{n} lapsed leases marked expired")
+
+
+def _visible_form(ctx: AppContext, campaign: Campaign) -> None:
+    """The keys annotators may see besides the text and the item's handle (none by default)."""
+    with ctx.session() as s:
+        known = storage.metadata_keys(session=s, actor=ctx.user, campaign=campaign)
+    current = list(campaign.visible_metadata or [])
+    with st.form(f"visible-{campaign.id}"):
+        chosen = st.multiselect(
+            "Keys annotators may see (empty: the prompt, the response and an opaque handle "
+            "only; leads see everything)",
+            [*known, *(k for k in current if k not in known)],
+            default=current,
+            key=f"admin-visible-{campaign.id}",
+        )
+        if not st.form_submit_button("Save what annotators see"):
+            return
+    try:
+        with ctx.session() as s:
+            fresh = storage.get_campaign(session=s, name=campaign.name)
+            storage.set_visible_metadata(session=s, actor=ctx.user, campaign=fresh, keys=chosen)
+    except AnnotateError as exc:
+        show_error(exc)
+        return
+    shown = ", ".join(chosen) if chosen else "the text and a handle only"
+    st.toast(f"Annotators of {campaign.name} now see {shown}")
+    st.rerun()
 
 
 def _import_form(ctx: AppContext, campaign: Campaign) -> None:

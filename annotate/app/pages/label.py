@@ -21,6 +21,7 @@ from annotate.app.context import AppContext, fragment, show_error
 from annotate.app.submission import Feedback
 from annotate.errors import AnnotateError
 from annotate.schema import LabelSchema
+from annotate.storage import visibility
 from annotate.storage.models import Campaign, utcnow
 
 EXHAUSTED_RECHECK_S = 60.0
@@ -87,39 +88,48 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     _progress_line(
         ctx, campaign, claim.assignment.id or 0, outcome.finished if outcome is not None else None
     )
+    # Only what the signed-in person may see of the item reaches the page (storage.visibility):
+    # annotators get the text, an opaque handle and the keys the campaign allows, read afresh
+    # (the menu's campaigns are kept a while, a fragment's arguments longer).
+    with ctx.session() as s:
+        fresh = s.get(Campaign, campaign.id) or campaign
+        shown = visibility.view_item(item=claim.item, campaign=fresh, viewer=ctx.user)
     left, right = st.columns([3, 2], gap="large")
     with left:
-        item = claim.item
-        meta = [f"item {view.plain(item.external_id)}"]
-        meta += [
-            f"{name} {view.plain(value)}"
-            for name, value in (
-                ("model", item.model),
-                ("category", item.category),
-                ("group", item.group_id),
-                ("source", item.source),
-            )
-            if value
-        ]
         with st.container(key="item-header"):
-            st.caption(" · ".join(meta))
-        view.show_item(item, response_label="Response to label")
-        if item.meta:
+            st.caption(header(shown))
+        view.show_item(shown, response_label="Response to label")
+        more = {k: v for k, v in shown.details.items() if k not in visibility.ATTRIBUTES}
+        if more:
             with st.expander("More about this item"):
-                st.json(item.meta, expanded=True)
+                st.json(more, expanded=True)
     with right:
-        labelform.mount(form_data(schema, claim, desk))
+        labelform.mount(form_data(schema, claim, desk, shown))
 
 
-def form_data(schema: LabelSchema, claim: labeling.Claim, desk: Desk) -> dict[str, Any]:
-    """What the browser form gets: the schema, the item on screen, the last refusal."""
+def header(shown: visibility.ItemView) -> str:
+    """The caption naming the item: its name for this viewer, then the attributes shown."""
+    parts = [f"item {view.plain(shown.name)}"]
+    parts += [
+        f"{key} {view.plain(value)}"
+        for key, value in shown.details.items()
+        if key in visibility.ATTRIBUTES
+    ]
+    return " · ".join(parts)
+
+
+def form_data(
+    schema: LabelSchema, claim: labeling.Claim, desk: Desk, shown: visibility.ItemView
+) -> dict[str, Any]:
+    """What the browser form gets: the schema, the item on screen (by the name its viewer may
+    see: a handle for annotators), the last refusal."""
     elapsed = (utcnow() - claim.assignment.claimed_at).total_seconds()
     fb = desk.feedback
     return {
         "form": labelform.form_spec(schema),
         "item": {
             "assignment": claim.assignment.id,
-            "external_id": claim.item.external_id,
+            "name": shown.name,
             "elapsed_s": round(max(0.0, elapsed), 1),
         },
         "feedback": {

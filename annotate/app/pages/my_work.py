@@ -14,9 +14,10 @@ from annotate import labeling, storage
 from annotate.app import render as view
 from annotate.app import widgets
 from annotate.app.context import AppContext, show_error
-from annotate.app.pages.label import pick_campaign
+from annotate.app.pages.label import header, pick_campaign
 from annotate.errors import AnnotateError
 from annotate.schema import LabelSchema, RuleWarning
+from annotate.storage import visibility
 from annotate.storage.models import Annotation, Campaign, Item
 
 PAGE_SIZE = 20
@@ -36,7 +37,9 @@ def render(ctx: AppContext) -> None:
     if editing is not None:
         _editor(ctx, int(editing))
         return
-    search = st.text_input("Find", key="mw-search", placeholder="item id or words from the prompt")
+    search = st.text_input(
+        "Find", key="mw-search", placeholder="words from the prompt, or an item's #handle"
+    )
     page = int(st.session_state.get("mw-page", 0))
     with ctx.session() as s:
         rows, total = storage.list_own_annotations(
@@ -55,7 +58,8 @@ def render(ctx: AppContext) -> None:
     page = min(page, pages - 1)
     st.caption(f"{total} labeled items · page {page + 1} of {pages} · newest change first")
     for annotation, item in rows:
-        _row(schema, annotation, item)
+        name = visibility.item_name(item=item, campaign=campaign, viewer=ctx.user)
+        _row(schema, annotation, item, name)
     with st.container(horizontal=True, gap="small"):
         if st.button("Newer", key="mw-prev", disabled=page == 0, shortcut="Left"):
             st.session_state["mw-page"] = page - 1
@@ -85,14 +89,14 @@ def _ago(when: datetime) -> str:
     return "just now"
 
 
-def _row(schema: LabelSchema, annotation: Annotation, item: Item) -> None:
+def _row(schema: LabelSchema, annotation: Annotation, item: Item, name: str) -> None:
     with st.container(border=True, key=f"row-{annotation.id}"):
         head, action = st.columns([6, 1], vertical_alignment="center")
         with head:
             prompt = (item.prompt or "(conversation)").strip().replace("\n", " ")
             flag = " · flagged for the lead" if annotation.flagged else ""
             st.markdown(
-                f"{view.plain(item.external_id)} · {_ago(annotation.updated_at)}{flag}  \n"
+                f"{view.plain(name)} · {_ago(annotation.updated_at)}{flag}  \n"
                 f"{view.plain(prompt[:140] + ('…' if len(prompt) > 140 else ''))}"
             )
             st.caption(view.plain(_summary(schema, annotation.labels)))
@@ -122,12 +126,14 @@ def _editor(ctx: AppContext, annotation_id: int) -> None:
         st.session_state.pop(EDIT_KEY, None)
         widgets.forget(f"e{annotation_id}")
         st.rerun()
+    # Only what the annotator may see of the item (storage.visibility), as on the Label page.
+    shown = visibility.view_item(item=item, campaign=campaign, viewer=ctx.user)
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.caption(f"item {view.plain(item.external_id)}")
-        view.show_item(item, response_label="Response")
+        st.caption(header(shown))
+        view.show_item(shown, response_label="Response")
     with right:
-        _edit_form(ctx, annotation, schema, item.external_id)
+        _edit_form(ctx, annotation, schema, shown.name)
         with st.expander(f"History ({len(history)} versions)"):
             for version in reversed(history):
                 st.caption(
