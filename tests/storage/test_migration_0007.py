@@ -12,7 +12,7 @@ def test_disagreement_cause_column_comes_and_goes(db_url: str) -> None:
     engine = db.make_engine(db_url)
     columns = {c["name"]: c for c in inspect(engine).get_columns("adjudication")}
     assert columns["disagreement_cause"]["nullable"]
-    command.downgrade(db.alembic_config(engine), "0005_claims")
+    command.downgrade(db.alembic_config(engine), "0006_visible_metadata")
     engine.dispose()
     engine = db.make_engine(db_url)
     assert "disagreement_cause" not in {

@@ -1,7 +1,7 @@
 """adjudication.disagreement_cause: why the annotators disagreed, as the lead records it
 
 Revision ID: 0007_disagreement_cause
-Revises: 0005_claims
+Revises: 0006_visible_metadata
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_disagreement_cause"
-down_revision: str | None = "0005_claims"
+down_revision: str | None = "0006_visible_metadata"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
