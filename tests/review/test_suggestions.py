@@ -19,9 +19,9 @@ from annotate.table import LabelTable
 ACTIONS = ("answer", "refuse", "clarify")
 
 
-def _simulated(session: Session, schema: LabelSchema, *, n_items: int = 60, raters: int = 3) -> tuple[
-    LabelTable, User, dict[int, str]
-]:
+def _simulated(
+    session: Session, schema: LabelSchema, *, n_items: int = 60, raters: int = 3
+) -> tuple[LabelTable, User, dict[int, str]]:
     """Items with a known right action; annotators right 90% of the time, but `sloppy` 40%."""
     rng = random.Random(7)
     campaign = make_campaign(session, schema, name="crowd", overlap=raters + 1)
@@ -41,8 +41,8 @@ def _simulated(session: Session, schema: LabelSchema, *, n_items: int = 60, rate
     for item in items:
         for name, accuracy in people.items():
             right = truth[item.id]
-            action = right if rng.random() < accuracy else rng.choice(
-                [a for a in ACTIONS if a != right]
+            action = (
+                right if rng.random() < accuracy else rng.choice([a for a in ACTIONS if a != right])
             )
             storage.save_annotation(
                 session=session,
