@@ -141,7 +141,9 @@ def figures(engine: Engine, schema: LabelSchema, tmp_path: Path) -> dict[str, An
                 report.fields["right_action"].model_dump(mode="json")
             ),
             "item_disagreement": per_item.sort_values("item_id")["disagreement"].tolist(),
+            # Open items first, most disagreed first; adjudicated items after them.
             "queue": queue["disagreement"].tolist(),
+            "queue_adjudicated": queue["adjudicated"].astype(bool).tolist(),
             "detail": {q: [d.disagreement, d.suggested_band] for q, d in details.items()},
             "gold": [
                 {
@@ -182,7 +184,10 @@ _ANSWER = {"answer": 1.0, "answer_safe_part": 0.25, "answer_with_caveat": 0.75}
 V1_EXPECTED = {
     "right_action_agreement": _V1_AGREEMENT,
     "item_disagreement": [0.0, 0.166667, 0.5, 0.333333, 0.5, 1.0, 0.333333, 0.333333],
-    "queue": [1.0, 0.5, 0.5, 0.333333, 0.333333, 0.333333, 0.166667, 0.0],
+    # Before the lead's pages put adjudicated items last: [1.0, 0.5, 0.5, 0.333333, 0.333333,
+    # 0.333333, 0.166667, 0.0]; the adjudicated item (1.0) now comes after the open ones.
+    "queue": [0.5, 0.5, 0.333333, 0.333333, 0.333333, 0.166667, 0.0, 1.0],
+    "queue_adjudicated": [False, False, False, False, False, False, False, True],
     "detail": {
         "q3": [0.5, {"abstain": 0.25, "answer_safe_part": 0.5, "refuse": 1.0}],
         "q4": [0.333333, {"abstain": 0.5, "answer_safe_part": 0.5, "clarify": 1.0}],
@@ -255,7 +260,11 @@ def test_a_v2_campaign_agrees_symmetrised_and_bands_and_scores_directed(
     distance = v2.distance_matrix()
     expected = [_mean_pair_distance(v, distance, v2.action_labels) for v in RIGHT.values()]
     assert got["item_disagreement"] == pytest.approx(expected, abs=1e-6)
-    assert got["queue"] == pytest.approx(sorted(expected, reverse=True), abs=1e-6)
+    flags = got["queue_adjudicated"]
+    assert flags == sorted(flags)  # every open item before every adjudicated one
+    n_open = flags.count(False)
+    assert sorted(got["queue"]) == pytest.approx(sorted(expected), abs=1e-6)
+    assert got["queue"][:n_open] == sorted(got["queue"][:n_open], reverse=True)
     rights = [v2.action_labels.index(a) for a in v2.right_actions]
     banded = stats.alpha(
         [list(col) for col in zip(*RIGHT.values(), strict=True)],
