@@ -52,7 +52,9 @@ def control_campaign(
             session=s,
             actor=ADMIN,
             campaign=campaign,
-            records=[make_item(external_id=e, prompt=f"prompt {e}") for e in real_ids + control_ids],
+            records=[
+                make_item(external_id=e, prompt=f"prompt {e}") for e in real_ids + control_ids
+            ],
         )
         by_ext = {it.external_id: it for it in s.exec(select(Item)).all()}
         for ext in control_ids:
@@ -70,9 +72,7 @@ def control_campaign(
     return ControlSetup(campaign, people, lead, control_ids, real_ids)
 
 
-def answer(
-    engine: Engine, user: User, campaign: Campaign, **labels: Any
-) -> labeling.Claim | None:
+def answer(engine: Engine, user: User, campaign: Campaign, **labels: Any) -> labeling.Claim | None:
     """Claim `user`'s next item and submit `labels` (full_labels with overrides) on it."""
     with db.session_scope(engine, immediate=True) as s:
         got = labeling.claim_next(session=s, user=user, campaign=campaign)

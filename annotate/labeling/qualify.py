@@ -232,7 +232,12 @@ def qualification_feedback(
 
 
 def reset_qualification(
-    *, session: Session, actor: User, campaign: Campaign, annotator: User, now: datetime | None = None
+    *,
+    session: Session,
+    actor: User,
+    campaign: Campaign,
+    annotator: User,
+    now: datetime | None = None,
 ) -> None:
     """Lead: let `annotator` take `campaign`'s qualification again, with N new controls."""
     require_role(actor, "lead", "reset a qualification", session=session)

@@ -121,14 +121,18 @@ def mark_controls(
             "Only adjudicated items can be controls; adjudicate first: "
             + ", ".join(f"`{e}`" for e in pending)
         )
-    already = {int(c.item_id) for c in session.exec(select(Control).where(col(Control.item_id).in_(ids)))}
+    already = {
+        int(c.item_id) for c in session.exec(select(Control).where(col(Control.item_id).in_(ids)))
+    }
     stamp = now or utcnow()
     added = []
     for it in items:
         if it.id in already or it.id is None:
             continue
         session.add(
-            Control(item_id=it.id, campaign_id=campaign.id or 0, marked_by=lead.id or 0, marked_at=stamp)
+            Control(
+                item_id=it.id, campaign_id=campaign.id or 0, marked_by=lead.id or 0, marked_at=stamp
+            )
         )
         already.add(it.id)
         added.append(it.external_id)
@@ -231,10 +235,16 @@ def _loo_split(table: LabelTable, annotator: str) -> tuple[float | None, float |
     )
 
 
-def control_report(*, session: Session, actor: User, campaign: Campaign) -> list[ControlCredit]:
-    """Lead: every human annotator's control credit, interval, trend and drift flag."""
+def control_report(
+    *, session: Session, actor: User, campaign: Campaign, table: LabelTable | None = None
+) -> list[ControlCredit]:
+    """Lead: every human annotator's control credit, interval, trend and drift flag.
+
+    `table` (the campaign's `load_labels`, as the dashboard holds it) saves reading it again.
+    """
     require_role(actor, "lead", "see control credit", session=session)
-    table = load_labels(session=session, actor=actor, campaign=campaign)
+    if table is None:
+        table = load_labels(session=session, actor=actor, campaign=campaign)
     users = session.exec(
         select(User)
         .where(
@@ -313,8 +323,10 @@ def set_control_settings(
         ("drift margin", drift_margin, 0.0, 1.0),
     ]
     for name, value, low, high in checks:
-        if value is not None and not (low <= value <= high) or (
-            isinstance(value, float) and math.isnan(value)
+        if (
+            value is not None
+            and not (low <= value <= high)
+            or (isinstance(value, float) and math.isnan(value))
         ):
             raise ValidationProblem(
                 f"Campaign `{campaign.name}`: {name} must be between {low} and {high}, got {value}"

@@ -12,7 +12,7 @@ from annotate.review import adjudication
 from annotate.review.controls import mark_controls, set_control_settings
 from annotate.schema import LabelSchema
 from annotate.storage import db
-from annotate.storage.models import Control, Item
+from annotate.storage.models import Campaign, Control, Item
 from tests import test_app_support as support
 from tests.conftest import full_labels
 from tests.test_app_support import AppDB, label_form, page_app, submit, texts
@@ -86,9 +86,7 @@ def test_qualification_shows_the_leads_labels_after_each_item(
     assert header(at).split("`")[1] not in {"it-00", "it-01", "it-02"}
 
 
-def test_a_failed_qualification_keeps_the_items_closed(
-    app_db: AppDB, schema: LabelSchema
-) -> None:
+def test_a_failed_qualification_keeps_the_items_closed(app_db: AppDB, schema: LabelSchema) -> None:
     make_controls(app_db, schema, 3, qualification_items=2, control_rate=0.0)
     at = page_app(app_db, "bob", "label").run()
     submit(at, WRONG)
@@ -165,3 +163,39 @@ def test_the_lead_marks_an_adjudicated_item_as_a_control(
     at.toggle(key=f"adj-control-{item_id}").set_value(False).run()
     with Session(app_db.engine) as s:
         assert s.get(Control, item_id) is None
+
+
+def test_the_dashboard_shows_control_credit_per_annotator(
+    app_db: AppDB, schema: LabelSchema
+) -> None:
+    make_controls(app_db, schema, 3, qualification_items=2, control_rate=0.0)
+    for who, labels in (("alice", GOOD), ("bob", WRONG)):
+        at = page_app(app_db, who, "label").run()
+        submit(at, labels)
+        submit(at, labels)
+    # Some real labels so that the dashboard has figures.
+    at = page_app(app_db, "alice", "label").run()
+    submit(at, GOOD)
+    dash = page_app(app_db, "lena", "dashboard")
+    dash.query_params["campaign"] = "demo"
+    dash.run()
+    assert not dash.exception, [e.value for e in dash.exception]
+    table = next(df.value for df in dash.dataframe if "Control answers" in df.value.columns)
+    rows = table.set_index("Annotator")
+    assert rows.loc["alice", "Control answers"] == 2
+    assert rows.loc["alice", "Credit (banded)"] == 1.0
+    assert rows.loc["bob", "Credit (banded)"] == 0.0
+    assert rows.loc["alice", "Qualification"] == "passed"
+    assert rows.loc["bob", "Qualification"] == "failed"
+    assert "to" in rows.loc["alice", "95% interval"]
+    assert any("3 control items" in c for c in texts(dash.caption))
+    # The lead lets bob try again.
+    dash.button(key="dash-requalify").click().run()
+    assert not dash.exception
+    with Session(app_db.engine) as s:
+        from annotate.labeling import qualification_state
+
+        campaign = s.get(Campaign, app_db.campaign.id)
+        assert campaign is not None
+        bob = app_db.users["bob"]
+        assert qualification_state(session=s, user=bob, campaign=campaign).in_progress

@@ -84,21 +84,17 @@ def test_failing_the_threshold_keeps_real_items_closed_until_a_reset(
     with db.session_scope(engine) as s, pytest.raises(PermissionDenied):
         labeling.reset_qualification(session=s, actor=bob, campaign=campaign, annotator=bob)
     with db.session_scope(engine) as s:
-        labeling.reset_qualification(
-            session=s, actor=setup.lead, campaign=campaign, annotator=bob
-        )
+        labeling.reset_qualification(session=s, actor=setup.lead, campaign=campaign, annotator=bob)
     assert state(engine, bob, campaign).in_progress
     again = [answer(engine, bob, campaign) for _ in range(2)]
     assert all(g is not None and g.item.external_id.startswith("k-") for g in again)
-    assert {g.item.external_id for g in again if g} .isdisjoint({first.item.external_id})
+    assert {g.item.external_id for g in again if g}.isdisjoint({first.item.external_id})
     assert state(engine, bob, campaign).passed
     got = answer(engine, bob, campaign)
     assert got is not None and got.item.external_id.startswith("r-")
 
 
-def test_feedback_only_on_your_own_qualification_items(
-    engine: Engine, schema: LabelSchema
-) -> None:
+def test_feedback_only_on_your_own_qualification_items(engine: Engine, schema: LabelSchema) -> None:
     setup = control_campaign(
         engine, schema, real=2, controls=4, control_rate=0.0, qualification_items=1
     )
@@ -119,9 +115,7 @@ def test_feedback_only_on_your_own_qualification_items(
         )
 
 
-def test_edits_after_feedback_do_not_change_the_credit(
-    engine: Engine, schema: LabelSchema
-) -> None:
+def test_edits_after_feedback_do_not_change_the_credit(engine: Engine, schema: LabelSchema) -> None:
     setup = control_campaign(
         engine, schema, real=2, controls=3, control_rate=0.0, qualification_items=1
     )
@@ -133,8 +127,9 @@ def test_edits_after_feedback_do_not_change_the_credit(
             session=s, user=bob, campaign=campaign, item_id=got.item.id or 0
         )
         assert mine.credit == 0.0
-        from annotate.storage.models import Annotation
         from sqlmodel import select
+
+        from annotate.storage.models import Annotation
 
         ann = s.exec(select(Annotation).where(Annotation.user_id == bob.id)).one()
         from tests.conftest import full_labels

@@ -57,9 +57,9 @@ def test_only_adjudicated_items_become_controls_and_only_by_a_lead(
     assert mark_controls(session=session, actor=lead, campaign=campaign, external_ids=["i1"]) == []
     rows = list_controls(session=session, actor=lead, campaign=campaign)
     assert [(r.external_id, r.marked_by) for r in rows] == [("i1", "lena")]
-    assert unmark_controls(
-        session=session, actor=lead, campaign=campaign, external_ids=["i1"]
-    ) == ["i1"]
+    assert unmark_controls(session=session, actor=lead, campaign=campaign, external_ids=["i1"]) == [
+        "i1"
+    ]
     assert list_controls(session=session, actor=lead, campaign=campaign) == []
 
 
@@ -67,7 +67,9 @@ def test_settings_are_checked_before_anything_changes(
     session: Session, schema: LabelSchema
 ) -> None:
     seeded = seed_campaign(session, schema)
-    with pytest.raises(ValidationProblem, match="control rate must be between 0.0 and 1.0, got 1.5"):
+    with pytest.raises(
+        ValidationProblem, match="control rate must be between 0.0 and 1.0, got 1.5"
+    ):
         set_control_settings(
             session=session,
             actor=seeded.lead,
@@ -220,7 +222,11 @@ def test_drift_flags_an_annotator_who_degrades(engine: Engine, schema: LabelSche
         # alice degrades: right for 60 answers, then wrong on 30 of her last 50
         wrong = i >= 60 and i % 5 < 3
         labels: dict[str, object] = (
-            {"right_action": "refuse", "intent": "harmful", "failure_categories": ["unsafe_compliance"]}
+            {
+                "right_action": "refuse",
+                "intent": "harmful",
+                "failure_categories": ["unsafe_compliance"],
+            }
             if wrong
             else {}
         )

@@ -120,7 +120,7 @@ def _header(detail: ItemDetail) -> None:
 
 
 def _control_toggle(ctx: AppContext, campaign: Campaign, detail: ItemDetail) -> None:
-    """"Use as control item" for an adjudicated item; acts only when the lead flips it."""
+    """ "Use as control item" for an adjudicated item; acts only when the lead flips it."""
     key = f"adj-control-{detail.item_id}"
 
     def flip() -> None:
@@ -136,8 +136,7 @@ def _control_toggle(ctx: AppContext, campaign: Campaign, detail: ItemDetail) -> 
             show_error(exc)
             return
         st.session_state[FLASH_KEY] = (
-            "Item is a control now: served to annotators to check them, never in agreement "
-            "or gold."
+            "Item is a control now: served to annotators to check them, never in agreement or gold."
             if want
             else "Item is no longer a control."
         )

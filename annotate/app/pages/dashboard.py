@@ -17,6 +17,7 @@ import streamlit as st
 from annotate import review
 from annotate.app import lead
 from annotate.app.context import AppContext, fragment
+from annotate.app.controls_view import controls_view
 from annotate.app.render import plain
 from annotate.review.figures import CampaignReport, ReportFilters
 from annotate.storage.models import User
@@ -111,6 +112,7 @@ def render(ctx: AppContext) -> None:
     confusion_view(ctx, table, key, fkey, filters)
     annotator_view(ctx, table, key, fkey)
     time_view(ctx, table, key, fkey)
+    controls_view(ctx, campaign, table)
 
 
 def _headline(
