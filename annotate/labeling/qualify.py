@@ -135,12 +135,12 @@ def control_answers(
     if not rows:
         return []
     firsts: dict[int, dict[str, Any]] = {}
-    for ann_id, labels in session.exec(
+    for history_of, labels in session.exec(
         select(AnnotationHistory.annotation_id, AnnotationHistory.labels)
         .where(col(AnnotationHistory.annotation_id).in_([r[0] for r in rows]))
         .order_by(col(AnnotationHistory.id))
     ).all():
-        firsts.setdefault(int(ann_id), dict(labels or {}))
+        firsts.setdefault(int(history_of), dict(labels or {}))
     gold = {
         int(a.item_id): a
         for a in session.exec(
@@ -152,6 +152,8 @@ def control_answers(
     }
     out = []
     for ann_id, item_id, at, external_id in rows:
+        if ann_id is None:
+            continue
         adj = gold.get(int(item_id))
         if adj is None:  # unmarked and re-adjudication pending: nothing to score against
             continue
