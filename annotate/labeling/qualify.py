@@ -245,7 +245,7 @@ def reset_qualification(
     require_role(actor, "lead", "reset a qualification", session=session)
     if campaign.qualification_items <= 0:
         raise ValidationProblem(f"Campaign `{campaign.name}` has no qualification stage")
-    assert annotator.id is not None and actor.id is not None
+    assert annotator.id is not None
     row = session.get(QualificationReset, (campaign.id, annotator.id))
     stamp = now or utcnow()
     if row is None:

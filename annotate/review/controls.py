@@ -131,7 +131,7 @@ def mark_controls(
             continue
         session.add(
             Control(
-                item_id=it.id, campaign_id=campaign.id or 0, marked_by=lead.id or 0, marked_at=stamp
+                item_id=it.id, campaign_id=campaign.id or 0, marked_by=lead.id, marked_at=stamp
             )
         )
         already.add(it.id)
@@ -162,7 +162,7 @@ def list_controls(*, session: Session, actor: User, campaign: Campaign) -> list[
     rows = session.exec(
         select(Control, Item.external_id, User.name)
         .join(Item, col(Item.id) == Control.item_id)
-        .join(User, col(User.id) == Control.marked_by)
+        .join(User, col(User.id) == Control.marked_by, isouter=True)
         .where(Control.campaign_id == campaign.id)
         .order_by(col(Item.external_id))
     ).all()
@@ -177,7 +177,7 @@ def list_controls(*, session: Session, actor: User, campaign: Campaign) -> list[
         ControlRow(
             external_id=ext,
             item_id=int(c.item_id),
-            marked_by=name,
+            marked_by=name or "command line",
             marked_at=c.marked_at,
             answers=counts.get(int(c.item_id), 0),
         )

@@ -203,7 +203,7 @@ class Control(SQLModel, table=True):
 
     item_id: int = Field(foreign_key="item.id", primary_key=True)
     campaign_id: int = Field(foreign_key="campaign.id")
-    marked_by: int = Field(foreign_key="user.id")
+    marked_by: int | None = Field(default=None, foreign_key="user.id")  # None: command line
     marked_at: datetime = Field(default_factory=utcnow)
 
 
@@ -214,7 +214,7 @@ class QualificationReset(SQLModel, table=True):
 
     campaign_id: int = Field(foreign_key="campaign.id", primary_key=True)
     user_id: int = Field(foreign_key="user.id", primary_key=True)
-    reset_by: int = Field(foreign_key="user.id")
+    reset_by: int | None = Field(default=None, foreign_key="user.id")  # None: command line
     reset_at: datetime = Field(default_factory=utcnow)
 
 

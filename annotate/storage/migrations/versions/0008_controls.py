@@ -37,7 +37,7 @@ def upgrade() -> None:
         "control",
         sa.Column("item_id", sa.Integer(), sa.ForeignKey("item.id"), primary_key=True),
         sa.Column("campaign_id", sa.Integer(), sa.ForeignKey("campaign.id"), nullable=False),
-        sa.Column("marked_by", sa.Integer(), sa.ForeignKey("user.id"), nullable=False),
+        sa.Column("marked_by", sa.Integer(), sa.ForeignKey("user.id"), nullable=True),
         sa.Column("marked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     )
     op.create_index("ix_control_campaign", "control", ["campaign_id"])
@@ -45,7 +45,7 @@ def upgrade() -> None:
         "qualification_reset",
         sa.Column("campaign_id", sa.Integer(), sa.ForeignKey("campaign.id"), primary_key=True),
         sa.Column("user_id", sa.Integer(), sa.ForeignKey("user.id"), primary_key=True),
-        sa.Column("reset_by", sa.Integer(), sa.ForeignKey("user.id"), nullable=False),
+        sa.Column("reset_by", sa.Integer(), sa.ForeignKey("user.id"), nullable=True),
         sa.Column("reset_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     )
 
