@@ -254,3 +254,41 @@ def test_a_claim_is_still_one_per_item_with_controls(engine: Engine, schema: Lab
             labeling.claim_next(session=s, user=setup.people["alice"], campaign=setup.campaign)
             is None
         )
+
+
+def test_drift_flags_a_fall_in_leave_one_out_alpha(session: Session, schema: LabelSchema) -> None:
+    from annotate import storage
+    from tests.conftest import ADMIN, make_campaign, make_item, make_user
+
+    campaign = make_campaign(session, schema, name="loo", overlap=3)
+    storage.import_items(
+        session=session,
+        actor=ADMIN,
+        campaign=campaign,
+        records=[make_item(external_id=f"x-{i:03d}") for i in range(110)],
+    )
+    people = {n: make_user(session, n) for n in ("alice", "bob", "carol")}
+    lead = make_user(session, "lena", role="lead")
+    items = session.exec(select(Item).order_by(Item.id)).all()
+    actions = ("answer", "refuse", "clarify", "abstain")
+    for i, item in enumerate(items):
+        truth = actions[i % 2]
+        for name, user in people.items():
+            # alice agrees for 60 items, then picks a far action on most of her last 50
+            action = actions[2 + i % 2] if name == "alice" and i >= 60 and i % 4 else truth
+            storage.save_annotation(
+                session=session,
+                user=user,
+                item=item,
+                labels=schema.normalize_labels(full_labels(right_action=action)),
+            )
+    session.flush()
+    report = {
+        r.annotator: r for r in control_report(session=session, actor=lead, campaign=campaign)
+    }
+    alice = report["alice"]
+    assert alice.answers == 0 and alice.credit is None
+    assert alice.alpha_delta_earlier is not None and alice.alpha_delta_recent is not None
+    assert alice.alpha_delta_earlier - alice.alpha_delta_recent > 0.15
+    assert alice.drift and "leave-one-out alpha fell" in alice.drift_reasons[0]
+    assert not report["bob"].drift and not report["carol"].drift
