@@ -130,9 +130,7 @@ def mark_controls(
         if it.id in already or it.id is None:
             continue
         session.add(
-            Control(
-                item_id=it.id, campaign_id=campaign.id or 0, marked_by=lead.id, marked_at=stamp
-            )
+            Control(item_id=it.id, campaign_id=campaign.id or 0, marked_by=lead.id, marked_at=stamp)
         )
         already.add(it.id)
         added.append(it.external_id)
