@@ -292,3 +292,19 @@ def test_drift_flags_a_fall_in_leave_one_out_alpha(session: Session, schema: Lab
     assert alice.alpha_delta_earlier - alice.alpha_delta_recent > 0.15
     assert alice.drift and "leave-one-out alpha fell" in alice.drift_reasons[0]
     assert not report["bob"].drift and not report["carol"].drift
+
+
+def test_campaign_status_counts_control_answers_apart(engine: Engine, schema: LabelSchema) -> None:
+    from annotate import storage
+
+    setup = control_campaign(engine, schema, real=2, controls=2, overlap=1, control_rate=1.0)
+    for _ in range(2):
+        assert answer(engine, setup.people["alice"], setup.campaign) is not None
+    with Session(engine) as s:
+        st = storage.campaign_status(session=s, actor=setup.lead, campaign=setup.campaign)
+    assert (st.items, st.control_items, st.control_answers) == (4, 2, 2)
+    assert (st.annotations, st.annotators, st.complete_items) == (0, 0, 0)
+    assert answer(engine, setup.people["alice"], setup.campaign) is not None  # a real item
+    with Session(engine) as s:
+        st = storage.campaign_status(session=s, actor=setup.lead, campaign=setup.campaign)
+    assert (st.annotations, st.annotators, st.complete_items) == (1, 1, 1)
