@@ -34,9 +34,9 @@ from annotate import labeling, review, storage
 from annotate.accounts import sessions, throttle
 from annotate.errors import AuthError, PermissionDenied
 from annotate.intake.labels import LabelRow
-from annotate.labeling import claims, slots, submission
+from annotate.labeling import claims, qualify, slots, submission
 from annotate.release import publish as release
-from annotate.review import adjudication, breakdowns, figures, queue
+from annotate.review import adjudication, breakdowns, controls, figures, queue
 from annotate.schema import LabelSchema
 from annotate.settings import Settings
 from annotate.storage import (
@@ -50,7 +50,16 @@ from annotate.storage import (
     users,
     visibility,
 )
-from annotate.storage.models import Assignment, Campaign, Item, User, utcnow
+from annotate.storage.models import (
+    Adjudication,
+    Annotation,
+    Assignment,
+    Campaign,
+    Control,
+    Item,
+    User,
+    utcnow,
+)
 from annotate.table import LabelTable
 from tests.conftest import ADMIN, full_labels, make_campaign, make_item
 from tests.test_app_support import PASSWORD, password_hash
@@ -69,6 +78,8 @@ MODULES: tuple[ModuleType, ...] = (
     breakdowns,
     queue,
     adjudication,
+    controls,
+    qualify,
     release,
     queries,
     sessions,
@@ -119,6 +130,52 @@ def _settings(w: World) -> Settings:
         login_free_failures=1000,
         login_free_failures_per_address=1000,
     )
+
+
+def _control(w: World, ext: str) -> int:
+    """Make item `ext` adjudicated and a control (rows written directly: no role involved)."""
+    item_id = w.items[ext]
+    lead = w.s.exec(select(User).where(User.name == "lea")).one()
+    w.s.add(
+        Adjudication(
+            campaign_id=w.c.id or 0, item_id=item_id, lead_id=lead.id or 0, labels=full_labels()
+        )
+    )
+    w.s.add(Control(item_id=item_id, campaign_id=w.c.id or 0, marked_by=lead.id or 0))
+    w.s.flush()
+    return item_id
+
+
+def _adjudicated(w: World, ext: str) -> str:
+    lead = w.s.exec(select(User).where(User.name == "lea")).one()
+    w.s.add(
+        Adjudication(
+            campaign_id=w.c.id or 0,
+            item_id=w.items[ext],
+            lead_id=lead.id or 0,
+            labels=full_labels(),
+        )
+    )
+    w.s.flush()
+    return ext
+
+
+def _feedback(w: World) -> Any:
+    """The caller's own qualification answer on i04, then their feedback on it."""
+    item_id = _control(w, "i04")
+    w.c.qualification_items = 1
+    w.s.add(w.c)
+    w.s.execute(
+        update(Annotation).where(col(Annotation.id) == w.own_annotation).values(origin="control")
+    )
+    return labeling.qualification_feedback(session=w.s, user=w.actor, campaign=w.c, item_id=item_id)
+
+
+def _reset(w: World) -> Any:
+    w.c.qualification_items = 1
+    w.s.add(w.c)
+    other = w.s.exec(select(User).where(User.name == "oth")).one()
+    return labeling.reset_qualification(session=w.s, actor=w.actor, campaign=w.c, annotator=other)
 
 
 # (module.function, least role, call). A call returning False counts as refused (predicates).
@@ -375,6 +432,55 @@ MATRIX: list[tuple[str, str, Call]] = [
         "lead",
         lambda w: review.labels_version(session=w.s, actor=w.actor, campaign=w.c),
     ),
+    # -- controls and qualification -----------------------------------------------------
+    (
+        "controls.mark_controls",
+        "lead",
+        lambda w: controls.mark_controls(
+            session=w.s, actor=w.actor, campaign=w.c, external_ids=[_adjudicated(w, "i02")]
+        ),
+    ),
+    (
+        "controls.unmark_controls",
+        "lead",
+        lambda w: (
+            _control(w, "i03")
+            and controls.unmark_controls(
+                session=w.s, actor=w.actor, campaign=w.c, external_ids=["i03"]
+            )
+        ),
+    ),
+    (
+        "controls.list_controls",
+        "lead",
+        lambda w: controls.list_controls(session=w.s, actor=w.actor, campaign=w.c),
+    ),
+    (
+        "controls.is_control_item",
+        "lead",
+        lambda w: (
+            controls.is_control_item(session=w.s, actor=w.actor, item_id=w.items["i00"]) is not None
+        ),
+    ),
+    (
+        "controls.control_report",
+        "lead",
+        lambda w: controls.control_report(session=w.s, actor=w.actor, campaign=w.c, table=w.table),
+    ),
+    (
+        "controls.set_control_settings",
+        "lead",
+        lambda w: controls.set_control_settings(
+            session=w.s, actor=w.actor, campaign=w.c, control_rate=0.1, qualification_items=2
+        ),
+    ),
+    (
+        "qualify.qualification_state",
+        "annotator",
+        lambda w: labeling.qualification_state(session=w.s, user=w.actor, campaign=w.c),
+    ),
+    ("qualify.qualification_feedback", "annotator", _feedback),
+    ("qualify.reset_qualification", "lead", _reset),
     # -- release, queries -------------------------------------------------------------------
     (
         "publish.create_release",
@@ -433,6 +539,7 @@ EXEMPT = {
     "(tests/storage/test_visibility.py)",
     "visibility.item_name": "as view_item: a handle for annotators, the id for leads",
     "visibility.sees_everything": "a predicate on the viewer's role, used by view_item",
+    "qualify.pick_control": "claim_next's choice of a control, made after its role check",
 }
 
 

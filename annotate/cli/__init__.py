@@ -6,8 +6,8 @@ Each command is a plain function in its module; this file registers them, in the
 
 from __future__ import annotations
 
-from annotate.cli import campaigns, figures, imports, releases, scores, setup, users
-from annotate.cli.common import app, campaign_app, users_app
+from annotate.cli import campaigns, controls, figures, imports, releases, scores, setup, users
+from annotate.cli.common import app, campaign_app, controls_app, users_app
 
 app.command()(setup.init)
 campaign_app.command("create")(campaigns.campaign_create)
@@ -27,6 +27,11 @@ app.command("diff")(releases.diff_cmd)
 app.command("score")(scores.score_cmd)
 app.command("judge-check")(scores.judge_check_cmd)
 app.command("agreement")(figures.agreement_cmd)
+controls_app.command("mark")(controls.controls_mark)
+controls_app.command("unmark")(controls.controls_unmark)
+controls_app.command("list")(controls.controls_list)
+controls_app.command("report")(controls.controls_report)
+controls_app.command("reset")(controls.controls_reset)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import typer
 from annotate.accounts.auth import system_actor
 from annotate.cli.common import CampaignOpt, DbOpt, JsonOpt, _session, _table, handle_errors, out
 from annotate.errors import AnnotateError
+from annotate.review.controls import set_control_settings
 from annotate.schema import resolve_schema
 from annotate.storage.campaigns import (
     campaign_status,
@@ -103,22 +104,59 @@ def campaign_set(
             "group, source or metadata keys; '' shows them the text and a handle only.",
         ),
     ] = None,
+    control_rate: Annotated[
+        float | None, typer.Option(help="Share of claims served a control item (0-1).")
+    ] = None,
+    qualification_items: Annotated[
+        int | None, typer.Option(help="Control items a new annotator labels first (0: none).")
+    ] = None,
+    qualification_threshold: Annotated[
+        float | None, typer.Option(help="Mean credit that opens real items (0-1).")
+    ] = None,
+    drift_margin: Annotated[
+        float | None, typer.Option(help="Fall over the last 50 items that flags drift.")
+    ] = None,
     dbu: DbOpt = None,
 ) -> None:
-    """Change a campaign's settings: what its annotators may see of each item."""
-    if visible_metadata is None:
-        raise AnnotateError("Nothing to set: give --visible-metadata KEY[,KEY...] (or '')")
-    keys = [k for k in (part.strip() for part in visible_metadata.split(",")) if k]
-    with _session(dbu) as (_settings_, session):
+    """Change a campaign's settings: what annotators see, controls and qualification."""
+    controls = (control_rate, qualification_items, qualification_threshold, drift_margin)
+    if visible_metadata is None and all(v is None for v in controls):
+        raise AnnotateError(
+            "Nothing to set: give --visible-metadata KEY[,KEY...] (or ''), --control-rate, "
+            "--qualification-items, --qualification-threshold or --drift-margin"
+        )
+    lines: list[str] = []
+    with _session(dbu, immediate=True) as (_settings_, session):
         target = get_campaign(session=session, name=name)
-        set_visible_metadata(session=session, actor=system_actor(), campaign=target, keys=keys)
-        known = set(metadata_keys(session=session, actor=system_actor(), campaign=target))
-        shown = list(target.visible_metadata)
-    what = ", ".join(shown) if shown else "the text and a handle only"
-    out.print(f"campaign {name}: annotators see {what}", markup=False)
-    for key in shown:
-        if key not in known:
-            out.print(f"note: no item has `{key}` yet; it shows once items have it", markup=False)
+        if any(v is not None for v in controls):
+            c = set_control_settings(
+                session=session,
+                actor=system_actor(),
+                campaign=target,
+                control_rate=control_rate,
+                qualification_items=qualification_items,
+                qualification_threshold=qualification_threshold,
+                drift_margin=drift_margin,
+            )
+            lines.append(
+                f"campaign {c.name}: control rate {c.control_rate}, qualification "
+                f"{c.qualification_items} items at {c.qualification_threshold}, "
+                f"drift margin {c.drift_margin}"
+            )
+        if visible_metadata is not None:
+            keys = [k for k in (part.strip() for part in visible_metadata.split(",")) if k]
+            set_visible_metadata(session=session, actor=system_actor(), campaign=target, keys=keys)
+            known = set(metadata_keys(session=session, actor=system_actor(), campaign=target))
+            shown = list(target.visible_metadata)
+            what = ", ".join(shown) if shown else "the text and a handle only"
+            lines.append(f"campaign {name}: annotators see {what}")
+            lines += [
+                f"note: no item has `{key}` yet; it shows once items have it"
+                for key in shown
+                if key not in known
+            ]
+    for line in lines:
+        out.print(line, markup=False)
 
 
 @handle_errors

@@ -62,6 +62,10 @@ app.add_typer(campaign_app, name="campaign")
 
 app.add_typer(users_app, name="users")
 
+controls_app = typer.Typer(help="Control items and qualification.", no_args_is_help=True)
+
+app.add_typer(controls_app, name="controls")
+
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)

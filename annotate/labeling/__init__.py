@@ -7,6 +7,13 @@ from annotate.labeling.claims import (
     claim_next,
     current_claim,
 )
+from annotate.labeling.qualify import (
+    Feedback,
+    Qualification,
+    qualification_feedback,
+    qualification_state,
+    reset_qualification,
+)
 from annotate.labeling.slots import (
     MAX_REASON,
     Progress,
@@ -31,6 +38,8 @@ from annotate.labeling.submission import (
 
 __all__ = [
     "Claim",
+    "Feedback",
+    "Qualification",
     "MAX_REASON",
     "Progress",
     "check_overrides",
@@ -43,8 +52,11 @@ __all__ = [
     "order_constants",
     "order_key",
     "progress",
+    "qualification_feedback",
+    "qualification_state",
     "rationale_field",
     "release",
+    "reset_qualification",
     "review_labels",
     "skip",
     "submit",

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from annotate.accounts.auth import require_role
+from annotate.labeling.qualify import CLOSED, pick_control
 from annotate.labeling.queue import user_order
 from annotate.labeling.slots import (
     _check_labeler,
@@ -21,6 +22,7 @@ from annotate.labeling.slots import (
     order_key,
     taken_slots,
 )
+from annotate.storage.controls import control_ids
 from annotate.storage.models import Assignment, Campaign, Item, User, utcnow
 
 
@@ -99,8 +101,17 @@ def claim_next(
         .values(status="expired")
     )
 
+    # Controls are served apart (qualification first, then at the campaign's rate) and are
+    # never candidates below: they take no slot and need no lock.
+    controls = control_ids(session, campaign.id)
+    picked = pick_control(session, user, campaign, controls)
+    if picked == CLOSED:
+        return None
+    if picked is not None:
+        return _lease(session, campaign.id, picked, user.id, now, expires)
+
     is_pg = session.connection().dialect.name == "postgresql"
-    tried: set[int] = set()
+    tried: set[int] = set(controls)
     while True:
         item_id = _next_candidate(session, user, campaign, now, tried, lock=is_pg)
         if item_id is None:
@@ -109,13 +120,22 @@ def claim_next(
         if is_pg and taken_slots(session=session, item_id=item_id, now=now) >= campaign.overlap:
             # Filled by a transaction that committed between our snapshot and our lock.
             continue
-        assignment_id = _upsert_lease(session, campaign.id, item_id, user.id, now, expires)
-        if assignment_id is None:
-            continue
-        assignment = session.get(Assignment, assignment_id, populate_existing=True)
-        item = session.get(Item, item_id)
-        assert assignment is not None and item is not None
-        return Claim(assignment=assignment, item=item)
+        claim = _lease(session, campaign.id, item_id, user.id, now, expires)
+        if claim is not None:
+            return claim
+
+
+def _lease(
+    session: Session, campaign_id: int, item_id: int, user_id: int, now: datetime, expires: datetime
+) -> Claim | None:
+    """Lease `item_id` to `user_id` (None if they finished or skipped it meanwhile)."""
+    assignment_id = _upsert_lease(session, campaign_id, item_id, user_id, now, expires)
+    if assignment_id is None:
+        return None
+    assignment = session.get(Assignment, assignment_id, populate_existing=True)
+    item = session.get(Item, item_id)
+    assert assignment is not None and item is not None
+    return Claim(assignment=assignment, item=item)
 
 
 _LOCK_BATCH = 16

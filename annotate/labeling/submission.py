@@ -15,6 +15,7 @@ from annotate.labeling.slots import MAX_REASON, _own_assignment, taken_slots
 from annotate.schema import LabelField, LabelSchema, LabelValue, RuleWarning
 from annotate.settings import check_free_text
 from annotate.storage.annotations import get_own_annotation, save_annotation
+from annotate.storage.controls import CONTROL_ORIGIN, is_control
 from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
 from annotate.storage.schemas import campaign_schema
 from annotate.storage.visibility import item_name
@@ -143,8 +144,13 @@ def submit(
     # The clock is read once the locks are held, and the slots are counted whether or not our
     # lease still runs: a claim made the instant our lease lapsed may have taken our slot.
     now = now or utcnow()
-    others = taken_slots(
-        session=session, item_id=item.id or 0, now=now, exclude_user_id=user.id or 0
+    control = is_control(session, item.id or 0)
+    others = (
+        0
+        if control  # controls take no slot (annotate.storage.controls)
+        else taken_slots(
+            session=session, item_id=item.id or 0, now=now, exclude_user_id=user.id or 0
+        )
     )
     if others >= campaign.overlap:
         lapsed = assignment.status != "active" or assignment.expires_at <= now
@@ -162,6 +168,7 @@ def submit(
         flagged=flagged,
         flag_note=note,
         overridden_rules=overridden,
+        origin=CONTROL_ORIGIN if control else "app",
     )
     assignment.status = "done"
     assignment.finished_at = now

@@ -69,7 +69,8 @@ def save_annotation(
             updated_at=now,
         )
         action = "import" if origin == "import" else "create"
-        if not user.is_machine:
+        if not user.is_machine and origin != "control":
+            # Control answers take no slot (annotate.storage.controls).
             # The slot counter claims read; an UPDATE so concurrent writers cannot lose a count.
             session.execute(
                 update(Item)

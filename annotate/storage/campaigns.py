@@ -17,6 +17,7 @@ from annotate.errors import (
     ValidationProblem,
 )
 from annotate.schema import LabelSchema
+from annotate.storage.controls import CONTROL_ORIGIN, control_ids, not_control
 from annotate.storage.models import (
     Annotation,
     Campaign,
@@ -132,6 +133,10 @@ class CampaignStatus(BaseModel):
     flagged: int
     machine_annotations: int
     machine_annotators: int
+    # Control items (counted in `items`) and the answers given on them, which count nowhere
+    # else: not in annotations, annotators, complete items or flags.
+    control_items: int = 0
+    control_answers: int = 0
 
 
 def campaign_status(*, session: Session, actor: User, campaign: Campaign) -> CampaignStatus:
@@ -145,14 +150,19 @@ def campaign_status(*, session: Session, actor: User, campaign: Campaign) -> Cam
     for is_machine, n_ann, n_users in session.exec(
         select(User.is_machine, func.count(), func.count(func.distinct(Annotation.user_id)))
         .join(User, col(User.id) == Annotation.user_id)
-        .where(Annotation.campaign_id == campaign.id)
+        .where(Annotation.campaign_id == campaign.id, Annotation.origin != CONTROL_ORIGIN)
         .group_by(col(User.is_machine))
     ).all():
         counts[bool(is_machine)] = (int(n_ann), int(n_users))
     per_item = (
         select(Annotation.item_id)
         .join(User, col(User.id) == Annotation.user_id)
-        .where(Annotation.campaign_id == campaign.id, col(User.is_machine).is_(False))
+        .where(
+            Annotation.campaign_id == campaign.id,
+            col(User.is_machine).is_(False),
+            Annotation.origin != CONTROL_ORIGIN,
+            not_control(Annotation.item_id),
+        )
         .group_by(col(Annotation.item_id))
         .having(func.count() >= campaign.overlap)
         .subquery()
@@ -161,7 +171,16 @@ def campaign_status(*, session: Session, actor: User, campaign: Campaign) -> Cam
     flagged = session.exec(
         select(func.count())
         .select_from(Annotation)
-        .where(Annotation.campaign_id == campaign.id, col(Annotation.flagged).is_(True))
+        .where(
+            Annotation.campaign_id == campaign.id,
+            col(Annotation.flagged).is_(True),
+            Annotation.origin != CONTROL_ORIGIN,
+        )
+    ).one()
+    control_answers = session.exec(
+        select(func.count())
+        .select_from(Annotation)
+        .where(Annotation.campaign_id == campaign.id, Annotation.origin == CONTROL_ORIGIN)
     ).one()
     human = counts.get(False, (0, 0))
     judge = counts.get(True, (0, 0))
@@ -176,6 +195,8 @@ def campaign_status(*, session: Session, actor: User, campaign: Campaign) -> Cam
         flagged=int(flagged),
         machine_annotations=judge[0],
         machine_annotators=judge[1],
+        control_items=len(control_ids(session, campaign.id or 0)),
+        control_answers=int(control_answers),
     )
 
 

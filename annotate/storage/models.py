@@ -61,6 +61,13 @@ class Campaign(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
     )
     created_at: datetime = Field(default_factory=utcnow)
+    # Control items (annotate.review.controls): the share of claims served a control, the
+    # qualification controls a new annotator labels first (0: none), the mean credit that
+    # opens real items, and the fall in credit or alpha over the last 50 items that flags drift.
+    control_rate: float = Field(default=0.05)
+    qualification_items: int = Field(default=0)
+    qualification_threshold: float = Field(default=0.8)
+    drift_margin: float = Field(default=0.15)
 
 
 class CampaignMember(SQLModel, table=True):
@@ -195,6 +202,28 @@ class Adjudication(SQLModel, table=True):
     previous_id: int | None = Field(default=None, foreign_key="adjudication.id")
     is_current: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Control(SQLModel, table=True):
+    """An adjudicated item a lead set aside as a control: served to check annotators, never gold."""
+
+    __table_args__ = (Index("ix_control_campaign", "campaign_id"),)
+
+    item_id: int = Field(foreign_key="item.id", primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id")
+    marked_by: int | None = Field(default=None, foreign_key="user.id")  # None: command line
+    marked_at: datetime = Field(default_factory=utcnow)
+
+
+class QualificationReset(SQLModel, table=True):
+    """A lead let an annotator take a campaign's qualification again from `reset_at`."""
+
+    __tablename__ = "qualification_reset"
+
+    campaign_id: int = Field(foreign_key="campaign.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", primary_key=True)
+    reset_by: int | None = Field(default=None, foreign_key="user.id")  # None: command line
+    reset_at: datetime = Field(default_factory=utcnow)
 
 
 class Release(SQLModel, table=True):

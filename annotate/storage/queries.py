@@ -19,6 +19,7 @@ from sqlalchemy import String, Text, cast, type_coerce
 from sqlmodel import Session, col, select
 
 from annotate.accounts.auth import require_role
+from annotate.storage.controls import CONTROL_ORIGIN, not_control
 from annotate.storage.models import Adjudication, Annotation, Campaign, Item, User
 from annotate.storage.schemas import campaign_schema
 from annotate.table import LabelTable
@@ -108,7 +109,10 @@ def load_labels(
     campaign: Campaign,
     with_text: bool = False,
 ) -> LabelTable:
-    """Everyone's labels in `campaign`; leads and admins only (labeling is blind)."""
+    """Everyone's labels in `campaign`; leads and admins only (labeling is blind).
+
+    Control items and control answers are left out (see `annotate.storage.controls`).
+    """
     require_role(actor, "lead", "read other annotators' labels", session=session)
     schema = campaign_schema(session=session, campaign=campaign)
     item_cols: list[Any] = [
@@ -132,7 +136,10 @@ def load_labels(
     names = [c.key for c in item_cols]
     names[0] = "item_id"
     # Sorted by id here: ORDER BY made SQLite sort the whole rows, text and all, on disk.
-    item_rows = _raw_rows(session, select(*item_cols).where(Item.campaign_id == campaign.id))
+    item_rows = _raw_rows(
+        session,
+        select(*item_cols).where(Item.campaign_id == campaign.id, not_control(Item.id)),
+    )
     item_rows.sort(key=itemgetter(0))
     item_data = dict(zip(names, _columns(item_rows, len(names)), strict=True))
     del item_rows
@@ -170,7 +177,11 @@ def load_labels(
             type_coerce(Annotation.updated_at, String),
             Annotation.flag_note,
             cast(Annotation.labels, Text),
-        ).where(Annotation.campaign_id == campaign.id),
+        ).where(
+            Annotation.campaign_id == campaign.id,
+            Annotation.origin != CONTROL_ORIGIN,
+            not_control(Annotation.item_id),
+        ),
     )
     columns = _columns(rows, len(base) + 1)
     users = {
@@ -224,7 +235,11 @@ def load_labels(
     adj_rows = session.exec(
         select(Adjudication, User.name)
         .join(User, col(User.id) == Adjudication.lead_id)
-        .where(Adjudication.campaign_id == campaign.id, col(Adjudication.is_current).is_(True))
+        .where(
+            Adjudication.campaign_id == campaign.id,
+            col(Adjudication.is_current).is_(True),
+            not_control(Adjudication.item_id),
+        )
     ).all()
     adjudications = pd.DataFrame(
         [

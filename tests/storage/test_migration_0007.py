@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from annotate.storage import db
@@ -23,7 +24,8 @@ def test_disagreement_cause_column_comes_and_goes(db_url: str) -> None:
     engine = db.make_engine(db_url)
     assert "disagreement_cause" in {c["name"] for c in inspect(engine).get_columns("adjudication")}
     with engine.connect() as conn:
+        # Migrated to the head, which 0007 is on the way to.
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == (
-            "0007_disagreement_cause"
+            ScriptDirectory.from_config(db.alembic_config(engine)).get_current_head()
         )
     engine.dispose()

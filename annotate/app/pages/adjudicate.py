@@ -29,6 +29,7 @@ from annotate.app import lead, widgets
 from annotate.app import render as view
 from annotate.app.context import AppContext, show_error
 from annotate.errors import AnnotateError
+from annotate.review import controls
 from annotate.review.adjudication import CAUSE, ItemDetail
 from annotate.schema import LabelField, LabelSchema
 from annotate.stats import bands
@@ -64,6 +65,8 @@ def render(ctx: AppContext) -> None:
         _no_item(ctx, campaign)
         return
     _header(detail)
+    if detail.current is not None:
+        _control_toggle(ctx, campaign, detail)
     left, right = st.columns([3, 2], gap="large")
     with left:
         # The model name comes from the imported file: shown as text, never as markdown.
@@ -121,6 +124,41 @@ def _header(detail: ItemDetail) -> None:
     st.markdown(
         f"**{humans}** human labels · disagreement **{detail.disagreement:.2f}** · "
         f"majority right action: **{majority}** · {status}"
+    )
+
+
+def _control_toggle(ctx: AppContext, campaign: Campaign, detail: ItemDetail) -> None:
+    """ "Use as control item" for an adjudicated item; acts only when the lead flips it."""
+    key = f"adj-control-{detail.item_id}"
+
+    def flip() -> None:
+        want = bool(st.session_state.get(key))
+        try:
+            with ctx.session(immediate=True) as s:
+                change = controls.mark_controls if want else controls.unmark_controls
+                change(
+                    session=s, actor=ctx.user, campaign=campaign, external_ids=[detail.external_id]
+                )
+        except AnnotateError as exc:
+            st.session_state[key] = not want  # nothing changed: the toggle says so
+            show_error(exc)
+            return
+        st.session_state[FLASH_KEY] = (
+            "Item is a control now: served to annotators to check them, never in agreement or gold."
+            if want
+            else "Item is no longer a control."
+        )
+
+    with ctx.session() as s:
+        marked = controls.is_control_item(session=s, actor=ctx.user, item_id=detail.item_id)
+    if key not in st.session_state:
+        st.session_state[key] = marked
+    st.toggle(
+        "Use as control item",
+        key=key,
+        on_change=flip,
+        help="Controls are mixed into annotators' streams at the campaign's control rate and "
+        "score them against your labels; they leave agreement, the review queue and releases.",
     )
 
 

@@ -18,6 +18,7 @@ from annotate import review
 from annotate.app import attention, lead
 from annotate.app.attention import ANNOTATOR_PARAM, FIELD_PARAM
 from annotate.app.context import AppContext, fragment
+from annotate.app.controls_view import controls_view
 from annotate.app.render import plain
 from annotate.review.figures import CampaignReport, ReportFilters
 from annotate.storage.models import User
@@ -119,6 +120,7 @@ def render(ctx: AppContext) -> None:
     confusion_view(ctx, table, key, fkey, filters)
     annotator_view(ctx, table, key, fkey)
     time_view(ctx, table, key, fkey)
+    controls_view(ctx, campaign, table)
 
 
 def _headline(

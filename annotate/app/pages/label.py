@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from annotate import labeling, storage
-from annotate.app import labelform, submission
+from annotate.app import labelform, qualification, submission
 from annotate.app import render as view
 from annotate.app.context import AppContext, fragment, show_error
 from annotate.app.submission import Feedback
@@ -51,6 +51,8 @@ class Desk:
     claim: labeling.Claim | None = None
     seq: int = 0
     feedback: Feedback | None = None
+    # The lead's labels for the qualification item just submitted (qualification only).
+    lesson: labeling.Feedback | None = None
 
 
 def _desk(ctx: AppContext, campaign: Campaign) -> Desk:
@@ -66,6 +68,7 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     desk = _desk(ctx, campaign)
     raw = st.session_state.pop(labelform.INBOX, None)
     outcome = None
+    before = desk.claim
     if raw is not None:
         # The sign-in was checked for this run already (context.fragment; main() on a full
         # run), so the message is the signed-in annotator's.
@@ -79,12 +82,20 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
             st.toast(outcome.toast)
         if outcome.notice:
             slot.warning(view.inert(outcome.notice), icon=":material/info:")
+    qual = qualification.state(ctx, campaign)
+    if outcome is not None and outcome.advance:
+        desk.lesson = None
+        if outcome.finished == "done" and before is not None and qual is not None:
+            desk.lesson = qualification.fetch(ctx, campaign, before.item.id or 0)
+    if desk.lesson is not None:
+        qualification.show(schema, desk.lesson)
     if outcome is not None and not outcome.advance and desk.claim is not None:
         claim: labeling.Claim | None = desk.claim  # refused: the same item, no query
     else:
-        claim = desk.claim = _claim(ctx, campaign, after=outcome is not None)
+        claim = desk.claim = _claim(ctx, campaign, after=outcome is not None, qual=qual)
     if claim is None:
         return
+    qualification.banner(qual)
     _progress_line(
         ctx, campaign, claim.assignment.id or 0, outcome.finished if outcome is not None else None
     )
@@ -178,7 +189,13 @@ def pick_campaign(ctx: AppContext) -> Campaign | None:
     return campaigns[names.index(current)]
 
 
-def _claim(ctx: AppContext, campaign: Campaign, *, after: bool = False) -> labeling.Claim | None:
+def _claim(
+    ctx: AppContext,
+    campaign: Campaign,
+    *,
+    after: bool = False,
+    qual: labeling.Qualification | None = None,
+) -> labeling.Claim | None:
     # `after` a finished item there is no live lease to read first (claim_next returns one
     # anyway, should another tab have claimed meanwhile).
     exhausted: dict[int, float] = st.session_state.setdefault("annotate.exhausted", {})
@@ -202,6 +219,8 @@ def _claim(ctx: AppContext, campaign: Campaign, *, after: bool = False) -> label
     if claim is not None:
         exhausted.pop(campaign.id or 0, None)
         return claim
+    if qualification.closed(qual):
+        return None
     exhausted[campaign.id or 0] = exhausted.get(campaign.id or 0) or time.time()
     st.success(
         f"Nothing left for you in campaign **{campaign.name}**: every item you may label is "

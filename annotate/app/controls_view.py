@@ -1,0 +1,97 @@
+"""The dashboard's Controls section: each annotator's credit on control items, and drift."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from annotate.app.context import AppContext, fragment, show_error
+from annotate.errors import AnnotateError
+from annotate.labeling.qualify import reset_qualification
+from annotate.review.controls import RECENT, control_report, list_controls
+from annotate.storage.models import Campaign
+from annotate.storage.users import get_user
+from annotate.table import LabelTable
+
+
+def controls_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    """The table the dashboard shows (one row per annotator)."""
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "Annotator",
+            "Control answers",
+            "Credit (banded)",
+            "95% interval",
+            "Trend",
+            "Drift",
+            "Qualification",
+        ],
+    )
+
+
+@fragment
+def controls_view(ctx: AppContext, campaign: Campaign, table: LabelTable) -> None:
+    """Control credit per annotator with its interval, trend and drift flag."""
+    st.subheader("Controls")
+    try:
+        with ctx.session() as s:
+            marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
+            report = control_report(session=s, actor=ctx.user, campaign=campaign, table=table)
+    except AnnotateError as exc:
+        show_error(exc)
+        return
+    qual = (
+        f"{campaign.qualification_items} qualification items at mean credit "
+        f"{campaign.qualification_threshold:.2f}"
+        if campaign.qualification_items
+        else "no qualification"
+    )
+    st.caption(
+        f"{len(marked)} control items · control rate {campaign.control_rate:.0%} · {qual} · "
+        f"drift: a fall of more than {campaign.drift_margin:.2f} in control credit or "
+        f"leave-one-out alpha over an annotator's last {RECENT} items. Mark controls on the "
+        "Adjudicate page or with `annotate controls mark`."
+    )
+    rows: list[dict[str, object]] = [
+        {
+            "Annotator": r.annotator,
+            "Control answers": r.answers,
+            "Credit (banded)": None if r.credit is None else round(r.credit, 3),
+            "95% interval": "" if r.ci is None else f"{r.ci[0]:.2f} to {r.ci[1]:.2f}",
+            "Trend": None if r.trend is None else round(r.trend, 3),
+            "Drift": "; ".join(r.drift_reasons) or "no",
+            "Qualification": r.qualification,
+        }
+        for r in report
+    ]
+    if not rows:
+        st.info("No annotator has labeled in this campaign yet.")
+        return
+    st.dataframe(
+        controls_frame(rows),
+        hide_index=True,
+        key="dash-controls",
+        column_config={
+            "Credit (banded)": st.column_config.NumberColumn(format="%.2f"),
+            "Trend": st.column_config.NumberColumn(
+                format="%+.2f", help=f"Mean credit over the last {RECENT} answers minus before"
+            ),
+        },
+    )
+    failed = [r.annotator for r in report if r.qualification == "failed"]
+    if failed:
+        who = st.selectbox("Did not qualify", failed, key="dash-requalify-who")
+        if st.button("Let them take the qualification again", key="dash-requalify") and who:
+            try:
+                with ctx.session(immediate=True) as s:
+                    reset_qualification(
+                        session=s,
+                        actor=ctx.user,
+                        campaign=campaign,
+                        annotator=get_user(session=s, name=who),
+                    )
+            except AnnotateError as exc:
+                show_error(exc)
+                return
+            st.success(f"{who} may take the qualification again.")
