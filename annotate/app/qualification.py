@@ -62,7 +62,7 @@ def show(schema: LabelSchema, fb: labeling.Feedback) -> None:
     """The lead's labels beside the user's, the lead's note, and the credit earned."""
     with st.container(key="qualification-feedback", border=True):
         st.markdown(
-            f"**Feedback on item {view.plain(fb.external_id)}**: your credit "
+            f"**Feedback on item {view.plain(fb.name)}**: your credit "
             f"**{fb.credit:.2f}** · mean so far {fb.qualification.mean_credit or 0:.2f} "
             f"({fb.qualification.done} of {fb.qualification.required})"
         )

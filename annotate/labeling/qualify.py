@@ -41,6 +41,7 @@ from annotate.storage.models import (
     utcnow,
 )
 from annotate.storage.schemas import campaign_schema
+from annotate.storage.visibility import item_name
 
 CLOSED = -1  # `pick_control`: no real item may be served to this annotator now
 
@@ -95,9 +96,12 @@ class Qualification:
 
 @dataclass(frozen=True)
 class Feedback:
-    """What an annotator sees after a qualification item: the lead's labels, note, their credit."""
+    """What an annotator sees after a qualification item: the lead's labels, note, their credit.
 
-    external_id: str
+    `name` is the item as the annotator may name it (its handle: labeling is blind).
+    """
+
+    name: str
     lead_labels: dict[str, Any]
     note: str | None
     your_labels: dict[str, Any]
@@ -221,10 +225,13 @@ def qualification_feedback(
     own = session.exec(
         select(Annotation).where(Annotation.item_id == item_id, Annotation.user_id == user.id)
     ).first()
+    item = session.get(Item, item_id)
+    assert item is not None
+    name = item_name(item=item, campaign=campaign, viewer=user)
     if adj is None or own is None:
-        raise NotFound(f"No adjudication of item `{answer.external_id}`")
+        raise NotFound(f"No adjudication of item `{name}`")
     return Feedback(
-        external_id=answer.external_id,
+        name=name,
         lead_labels=dict(adj.labels),
         note=adj.note,
         your_labels=dict(own.labels),

@@ -13,6 +13,7 @@ from annotate.review.controls import mark_controls, set_control_settings
 from annotate.schema import LabelSchema
 from annotate.storage import db
 from annotate.storage.models import Campaign, Control, Item
+from annotate.storage.visibility import item_handle
 from tests import test_app_support as support
 from tests.conftest import full_labels
 from tests.test_app_support import AppDB, label_form, page_app, submit, texts
@@ -53,6 +54,16 @@ def header(at: support.AppTest) -> str:
     return next(c for c in texts(at.caption) if c.startswith("item "))
 
 
+def shown_item(app_db: AppDB, at: support.AppTest) -> tuple[str, str]:
+    """(handle, external id) of the item on the Label page: annotators see only the handle."""
+    handle = header(at).split("`")[1]
+    with db.session_scope(app_db.engine) as s:
+        for item in s.exec(select(Item).where(Item.campaign_id == app_db.campaign.id)).all():
+            if item_handle(campaign=app_db.campaign, item_id=item.id or 0) == handle:
+                return handle, item.external_id
+    raise AssertionError(f"no item has the handle {handle}")
+
+
 def shown_text(at: support.AppTest) -> str:
     """Every text the page shows (markdown, captions, notices), lower-cased."""
     parts: list[str] = []
@@ -68,8 +79,8 @@ def test_qualification_shows_the_leads_labels_after_each_item(
     at = page_app(app_db, "alice", "label").run()
     assert not at.exception
     assert "qualification**: item 1 of 2" in shown_text(at)
-    assert header(at).split("`")[1] in {"it-00", "it-01", "it-02"}
-    first = header(at).split("`")[1]
+    first, ext = shown_item(app_db, at)
+    assert ext in {"it-00", "it-01", "it-02"}
     submit(at, GOOD)
     assert not at.exception and not at.error
     page = shown_text(at)
@@ -83,7 +94,7 @@ def test_qualification_shows_the_leads_labels_after_each_item(
     # Qualified: the feedback on the second item, then a real item without the banner.
     page = shown_text(at)
     assert "your credit **1.00**" in page and "qualification**: item" not in page
-    assert header(at).split("`")[1] not in {"it-00", "it-01", "it-02"}
+    assert shown_item(app_db, at)[1] not in {"it-00", "it-01", "it-02"}
 
 
 def test_a_failed_qualification_keeps_the_items_closed(app_db: AppDB, schema: LabelSchema) -> None:
@@ -122,7 +133,7 @@ def test_a_control_looks_like_any_item_on_the_page_and_in_its_data(
         form = label_form(at)
         if form is None:
             break
-        ext = header(at).split("`")[1]
+        _handle, ext = shown_item(app_db, at)
         is_control = ext in controls
         page = shown_text(at)
         assert "control" not in page and "control" not in str(form).lower()
