@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
+from sqlalchemy.engine import Engine
 
 from annotate.app.context import AppContext, fragment, show_error
 from annotate.errors import AnnotateError
 from annotate.labeling.qualify import reset_qualification
 from annotate.review.controls import RECENT, control_report, list_controls
-from annotate.storage.models import Campaign
+from annotate.storage import db
+from annotate.storage.models import Campaign, User
 from annotate.storage.users import get_user
 from annotate.table import LabelTable
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _credits(
+    key: str, _engine: Engine, _actor: User, _campaign: Campaign, _table: LabelTable
+) -> pd.DataFrame:
+    # Keyed by the labels' version (control answers included), the controls and the settings.
+    with db.session_scope(_engine) as s:
+        report = control_report(session=s, actor=_actor, campaign=_campaign, table=_table)
+    return pd.DataFrame(
+        {
+            "control_answers": [r.answers for r in report],
+            "control_credit": [r.credit for r in report],
+            "control_ci": ["" if r.ci is None else f"{r.ci[0]:.2f}-{r.ci[1]:.2f}" for r in report],
+            "control_trend": [r.trend for r in report],
+            "drift": ["; ".join(r.drift_reasons) if r.drift else "" for r in report],
+        },
+        index=pd.Index([r.annotator for r in report], name="annotator"),
+    )
+
+
+def credit_columns(ctx: AppContext, table: LabelTable, key: str) -> pd.DataFrame:
+    """Per annotator: control answers, banded credit, its interval, trend and drift, for the
+    annotator table (empty when the campaign has no control items)."""
+    campaign = table.campaign
+    with ctx.session() as s:
+        marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
+    if not marked:
+        return pd.DataFrame(index=pd.Index([], name="annotator"))
+    settings = [campaign.control_rate, campaign.drift_margin, sorted(r.external_id for r in marked)]
+    return _credits(json.dumps([key, settings]), ctx.engine, ctx.user, campaign, table)
 
 
 def controls_frame(rows: list[dict[str, object]]) -> pd.DataFrame:

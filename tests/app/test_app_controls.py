@@ -200,6 +200,12 @@ def test_the_dashboard_shows_control_credit_per_annotator(
     assert rows.loc["bob", "Qualification"] == "failed"
     assert "to" in rows.loc["alice", "95% interval"]
     assert any("3 control items" in c for c in texts(dash.caption))
+    # The annotator table carries the same credit beside agreement (alice has real labels).
+    people = next(df.value for df in dash.dataframe if "n_labeled" in df.value.columns)
+    people = people.set_index("annotator")
+    assert people.loc["alice", "control_credit"] == 1.0
+    assert people.loc["alice", "control_answers"] == 2
+    assert "-" in people.loc["alice", "control_ci"]
     # The lead lets bob try again.
     dash.button(key="dash-requalify").click().run()
     assert not dash.exception

@@ -18,7 +18,7 @@ from annotate import review
 from annotate.app import attention, lead
 from annotate.app.attention import ANNOTATOR_PARAM, FIELD_PARAM
 from annotate.app.context import AppContext, fragment
-from annotate.app.controls_view import controls_view
+from annotate.app.controls_view import controls_view, credit_columns
 from annotate.app.render import plain
 from annotate.review.figures import CampaignReport, ReportFilters
 from annotate.storage.models import User
@@ -366,6 +366,9 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
         shown = pd.concat([shown[first], shown[~first]], ignore_index=True)
     for count in ("n_labeled", "n_gold"):
         shown[count] = shown[count].astype("Int64")
+    controls = credit_columns(ctx, table, key)
+    if not controls.empty:
+        shown = shown.merge(controls, left_on="annotator", right_index=True, how="left")
     st.dataframe(
         shown,
         hide_index=True,
@@ -382,6 +385,11 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
             "mean_kappa": st.column_config.NumberColumn("Mean kappa", format="%.2f"),
             "ds_competence": st.column_config.NumberColumn("Competence (DS)", format="%.2f"),
             "mace_competence": st.column_config.NumberColumn("Competence (MACE)", format="%.2f"),
+            "control_answers": st.column_config.NumberColumn("Control answers", format="%d"),
+            "control_credit": st.column_config.NumberColumn("Control credit", format="%.2f"),
+            "control_ci": "Control 95%",
+            "control_trend": st.column_config.NumberColumn("Control trend", format="%+.2f"),
+            "drift": "Drift",
         },
     )
     left, right = st.columns(2)
