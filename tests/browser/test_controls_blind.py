@@ -25,6 +25,7 @@ from tests.browser.form_helpers import (
     LABEL_SETS,
     assignment,
     chosen_list,
+    item_ids,
     item_on_form,
     keys_for,
     option,
@@ -134,15 +135,18 @@ def test_a_control_cannot_be_told_from_an_item(
     sign_in(page, server.url, "alice")
     page.wait_for_selector(".lf[data-state=ready]")
     seen: dict[bool, list[tuple[str, str, Any]]] = {True: [], False: []}
+    ids = item_ids(server.database_url)  # the annotator sees handles; the test knows the ids
     for n in range(8):
-        ext = item_on_form(page)
+        handle = item_on_form(page)
+        ext = ids[handle]
         page.wait_for_timeout(300)  # let the item's page settle (fragments, fonts)
-        skeleton = page.evaluate(SKELETON).replace(ext, "ITEM")
+        skeleton = page.evaluate(SKELETON).replace(handle, "ITEM")
         text, attrs, shadow = page.evaluate(TEXTS)
         for what in (text, attrs, shadow):
             assert "control" not in what.lower().replace("aria-controls", "")
-        mine = [p for p in _payloads(frames) if p.get("item", {}).get("external_id") == ext]
-        assert mine, f"no form data for {ext} in the websocket messages"
+        mine = [p for p in _payloads(frames) if p.get("item", {}).get("name") == handle]
+        assert mine, f"no form data for {handle} in the websocket messages"
+        assert ext not in json.dumps(mine[-1])  # blind: the id never reaches the browser
         payload = mine[-1]
         assert "control" not in json.dumps(payload).lower()
         if n > 0:  # the first item comes without a toast and a previous submit

@@ -19,7 +19,7 @@ from annotate.app import labelform, qualification, submission
 from annotate.app import render as view
 from annotate.app.context import AppContext, fragment, show_error
 from annotate.app.submission import Feedback
-from annotate.errors import AnnotateError
+from annotate.errors import AnnotateError, StorageUnavailable
 from annotate.schema import LabelSchema
 from annotate.storage import visibility
 from annotate.storage.models import Campaign, utcnow
@@ -53,6 +53,9 @@ class Desk:
     feedback: Feedback | None = None
     # The lead's labels for the qualification item just submitted (qualification only).
     lesson: labeling.Feedback | None = None
+    # What the viewer may see of the item on screen, and the assignment it was read for.
+    shown: visibility.ItemView | None = None
+    shown_for: int | None = None
 
 
 def _desk(ctx: AppContext, campaign: Campaign) -> Desk:
@@ -102,9 +105,7 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     # Only what the signed-in person may see of the item reaches the page (storage.visibility):
     # annotators get the text, an opaque handle and the keys the campaign allows, read afresh
     # (the menu's campaigns are kept a while, a fragment's arguments longer).
-    with ctx.session() as s:
-        fresh = s.get(Campaign, campaign.id) or campaign
-        shown = visibility.view_item(item=claim.item, campaign=fresh, viewer=ctx.user)
+    shown = _view(ctx, campaign, claim, desk)
     left, right = st.columns([3, 2], gap="large")
     with left:
         with st.container(key="item-header"):
@@ -116,6 +117,24 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
                 st.json(more, expanded=True)
     with right:
         labelform.mount(form_data(schema, claim, desk, shown))
+
+
+def _view(
+    ctx: AppContext, campaign: Campaign, claim: labeling.Claim, desk: Desk
+) -> visibility.ItemView:
+    """The item as the viewer may see it, with the campaign's visible keys read afresh; while
+    the database is down, the view already on screen for this assignment (a refused submit
+    keeps the item, its form and the choices in it)."""
+    try:
+        with ctx.session() as s:
+            fresh = s.get(Campaign, campaign.id) or campaign
+            shown = visibility.view_item(item=claim.item, campaign=fresh, viewer=ctx.user)
+    except StorageUnavailable:
+        if desk.shown is not None and desk.shown_for == claim.assignment.id:
+            return desk.shown
+        raise
+    desk.shown, desk.shown_for = shown, claim.assignment.id
+    return shown
 
 
 def header(shown: visibility.ItemView) -> str:
