@@ -13,6 +13,9 @@ without navigation, as under AppTest), then switches page through `AppContext.go
 from __future__ import annotations
 
 import json
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -53,35 +56,163 @@ def pick_campaign(ctx: AppContext, *, key: str) -> Campaign | None:
 
 
 # -- cached labels ---------------------------------------------------------------------------
+#
+# A campaign's labels are loaded once per process and kept warm: when annotators submit, the
+# next lead page is served the labels already loaded (and every figure cached from them) while
+# the new version loads in a background thread; the page says how old its figures are. Only a
+# process's first load of a campaign waits for the database.
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the campaign's labels…")
-def _table(
-    url: str, campaign_id: int, version: tuple[Any, ...], _engine: Engine, _actor: User
-) -> LabelTable:
-    # Shared by every lead: keyed by the labels' version, never mutated by the pages.
-    with db.session_scope(_engine) as s:
+@dataclass
+class Warm:
+    """The labels of one campaign as loaded, and the newer version being loaded, if any."""
+
+    version: tuple[Any, ...]
+    table: LabelTable
+    loaded_at: float
+    load_s: float = 0.0  # how long the last load took
+    loading: threading.Thread | None = None
+    wanted: tuple[Any, ...] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How current the labels behind a lead's page are."""
+
+    loaded_at: float
+    refreshing: bool
+    error: str | None = None
+
+
+_WARM: dict[tuple[str, int, bool], Warm] = {}
+_WARM_LOCK = threading.Lock()
+# Campaign label sets kept per process (each holds one table, two while it refreshes).
+MAX_WARM = 4
+# A campaign whose labels load faster than this is waited for (its pages stay exact); a
+# larger one is served the labels already loaded at once, while the new ones load.
+FRESH_WAIT_S = 0.5
+
+
+def _load(engine: Engine, actor: User, campaign_id: int) -> LabelTable:
+    with db.session_scope(engine) as s:
         campaign = s.get(Campaign, campaign_id)
         assert campaign is not None
-        return load_labels(session=s, actor=_actor, campaign=campaign)
+        return load_labels(session=s, actor=actor, campaign=campaign)
+
+
+def _refresh(
+    slot: tuple[str, int, bool], version: tuple[Any, ...], engine: Engine, actor: User
+) -> None:
+    started = time.perf_counter()
+    try:
+        table = _load(engine, actor, slot[1])
+    except Exception as exc:  # kept for the page to show; the next page load tries again
+        with _WARM_LOCK:
+            warm = _WARM.get(slot)
+            if warm is not None:
+                warm.loading, warm.wanted, warm.error = None, None, str(exc)
+        return
+    with _WARM_LOCK:
+        warm = _WARM.get(slot)
+        if warm is not None:
+            warm.version, warm.table, warm.loaded_at = version, table, time.time()
+            warm.load_s = time.perf_counter() - started
+            warm.loading, warm.wanted, warm.error = None, None, None
 
 
 def label_table(
     ctx: AppContext, campaign: Campaign, *, adjudications: bool = True
 ) -> tuple[LabelTable, str]:
-    """The campaign's labels, loaded once per change (role checked on every call), and a key
-    naming that version, for caching what is computed from them.
+    """The campaign's labels, kept warm (see above; role checked on every call), and a key
+    naming the version served, for caching what is computed from them.
 
-    With `adjudications=False` the table is only reloaded when annotations change: the
-    review and adjudication pages read adjudications fresh instead (`current_adjudications`),
-    so that saving one does not reload half a million labels.
+    With `adjudications=False` the version ignores adjudications: the review and adjudication
+    pages read adjudications fresh instead (`current_adjudications`), so that saving one does
+    not reload half a million labels.
     """
     with ctx.session() as s:
         version = review.labels_version(
             session=s, actor=ctx.user, campaign=campaign, adjudications=adjudications
         )
-    table = _table(ctx.settings.database_url, campaign.id or 0, version, ctx.engine, ctx.user)
-    return table, json.dumps([ctx.settings.database_url, *version])
+    slot = (ctx.settings.database_url, campaign.id or 0, adjudications)
+    with _WARM_LOCK:
+        warm = _WARM.get(slot)
+        if warm is not None and warm.version != version and warm.loading is None:
+            warm.wanted = version
+            warm.loading = threading.Thread(
+                target=_refresh,
+                args=(slot, version, ctx.engine, ctx.user),
+                name=f"annotate-labels-{campaign.id}",
+                daemon=True,
+            )
+            warm.loading.start()
+    if warm is not None and warm.loading is not None and warm.load_s < FRESH_WAIT_S:
+        # A small campaign reloads in well under this: its pages stay exact, not just warm.
+        # A large one is not waited for at all: its page shows the labels already loaded.
+        warm.loading.join(FRESH_WAIT_S)
+    if warm is None:
+        started = time.perf_counter()
+        table = _load(ctx.engine, ctx.user, campaign.id or 0)
+        fresh = Warm(
+            version=version,
+            table=table,
+            loaded_at=time.time(),
+            load_s=time.perf_counter() - started,
+        )
+        with _WARM_LOCK:
+            warm = _WARM.setdefault(slot, fresh)
+            while len(_WARM) > MAX_WARM:
+                _WARM.pop(next(k for k in _WARM if k != slot))
+    with _WARM_LOCK:
+        table, served = warm.table, warm.version
+    return table, json.dumps([ctx.settings.database_url, *served])
+
+
+def freshness(
+    ctx: AppContext, campaign: Campaign, *, adjudications: bool = True
+) -> Freshness | None:
+    """When the labels served for `campaign` were loaded, and whether newer ones are loading."""
+    with _WARM_LOCK:
+        warm = _WARM.get((ctx.settings.database_url, campaign.id or 0, adjudications))
+        if warm is None:
+            return None
+        return Freshness(warm.loaded_at, warm.loading is not None, warm.error)
+
+
+def wait_for_labels(
+    ctx: AppContext, campaign: Campaign, *, adjudications: bool = True, timeout_s: float = 60.0
+) -> bool:
+    """Wait until no newer labels are loading for `campaign` (False on timeout)."""
+    with _WARM_LOCK:
+        warm = _WARM.get((ctx.settings.database_url, campaign.id or 0, adjudications))
+        thread = warm.loading if warm is not None else None
+    if thread is not None:
+        thread.join(timeout_s)
+        return not thread.is_alive()
+    return True
+
+
+def show_freshness(ctx: AppContext, campaign: Campaign, *, adjudications: bool = True) -> None:
+    """A caption with the age of the figures, and a button once newer labels are loading."""
+    state = freshness(ctx, campaign, adjudications=adjudications)
+    if state is None:
+        return
+    age = max(0, int(time.time() - state.loaded_at))
+    as_of = time.strftime("%H:%M:%S", time.gmtime(state.loaded_at))
+    if state.refreshing:
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.caption(
+                f"Figures from the labels as of {as_of} UTC ({age} s ago); newer labels are "
+                "loading in the background."
+            )
+            if st.button("Show the newest", key=f"fresh-{campaign.id}-{adjudications}"):
+                wait_for_labels(ctx, campaign, adjudications=adjudications, timeout_s=120.0)
+                st.rerun()
+    else:
+        st.caption(f"Figures from the labels as of {as_of} UTC ({age} s ago).")
+    if state.error:
+        st.caption(f"The last refresh failed ({plain(state.error[:200])}); the next load retries.")
 
 
 def filters_key(filters: ReportFilters) -> str:

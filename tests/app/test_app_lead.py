@@ -69,6 +69,7 @@ def test_dashboard_shows_the_figures_and_where_to_look(app_db: AppDB, seeded: Se
     assert metrics["With 2+ labels"] == "5"
     text = everything(at)
     assert "Where to look first" in text
+    assert "Figures from the labels as of" in text  # how old the figures are
     assert "Item: `i3`" in text  # the most disagreed item
     # Five items with two labels are too few for an interval: no reading claims reliability.
     assert "alpha 0.341 (not enough items with two labels)" in text

@@ -99,6 +99,7 @@ def render(ctx: AppContext) -> None:
     if campaign is None:
         return
     table, key = lead.label_table(ctx, campaign)
+    lead.show_freshness(ctx, campaign)
     with st.expander("Filters", expanded=False):
         filters = lead.filter_bar(ctx, table, key="dash")
         resamples = st.segmented_control(

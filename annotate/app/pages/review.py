@@ -58,6 +58,7 @@ def render(ctx: AppContext) -> None:
     if campaign is None:
         return
     table, _ = lead.label_table(ctx, campaign, adjudications=False)
+    lead.show_freshness(ctx, campaign, adjudications=False)
     with st.expander("Filters", expanded=False):
         filters = lead.filter_bar(ctx, table, key="rev")
         cols = st.columns(3)
