@@ -76,6 +76,8 @@ def test_a_submit_serves_the_loaded_labels_while_the_new_ones_load(
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(lead, "_load", slow)
+    # As for a large campaign: its last load took longer than a page waits.
+    monkeypatch.setattr(lead, "FRESH_WAIT_S", 0.0)
     _add_label(engine, seeded, schema, "dora")
     served, served_key = lead.label_table(ctx, seeded.campaign)
     # The page is answered at once with what was loaded; the figures cached under `key` hold.
@@ -121,6 +123,7 @@ def test_a_failed_refresh_keeps_the_loaded_labels_and_says_so(
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(lead, "_load", broken)
+    monkeypatch.setattr(lead, "FRESH_WAIT_S", 0.0)
     _add_label(engine, seeded, schema, "dora")
     served, served_key = lead.label_table(ctx, seeded.campaign)
     assert lead.wait_for_labels(ctx, seeded.campaign, timeout_s=30)
