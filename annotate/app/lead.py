@@ -91,7 +91,7 @@ _WARM_LOCK = threading.Lock()
 MAX_WARM = 4
 # A campaign whose labels load faster than this is waited for (its pages stay exact); a
 # larger one is served the labels already loaded at once, while the new ones load.
-FRESH_WAIT_S = 2.0
+FRESH_WAIT_S = 1.0
 
 
 def _load(engine: Engine, actor: User, campaign_id: int) -> LabelTable:
