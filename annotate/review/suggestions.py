@@ -15,8 +15,14 @@ import pandas as pd
 from annotate.accounts.auth import require_role
 from annotate.errors import ValidationProblem
 from annotate.schema import LabelField
+from annotate.stats.agreement import encode_labels
 from annotate.stats.crowd import dawid_skene
-from annotate.stats.suggested import MIN_LABELS, AnnotatorModels, annotator_models
+from annotate.stats.suggested import (
+    MIN_LABELS,
+    AnnotatorModels,
+    annotator_models,
+    strict_majority,
+)
 from annotate.storage.models import User
 from annotate.table import LabelTable
 
@@ -50,30 +56,23 @@ def model_suggestions(table: LabelTable, *, actor: User, field: str | None = Non
     spec = _spec(table, name)
     _annotators, units, matrix = table.matrix(name)
     frame = pd.DataFrame(columns=SUGGESTION_COLUMNS, index=pd.Index([], name="item_id"))
-    per_unit = (matrix != None).sum(axis=0)  # noqa: E711 (elementwise on an object array)
-    if not units or len(spec.values) < 2 or np.median(per_unit[per_unit > 0]) < MIN_LABELS:
+    codes, domain = encode_labels(matrix, spec.values)
+    per_unit = (codes >= 0).sum(axis=0)
+    labelled = per_unit > 0
+    if not units or len(domain) < 2 or np.median(per_unit[labelled]) < MIN_LABELS:
         return frame
-    fit = dawid_skene(matrix, spec.values)
-    counts = np.stack([(matrix == v).sum(axis=0) for v in spec.values], axis=1)
-    labelled = counts.sum(axis=1)
-    top = counts.argmax(axis=1)
-    has_majority = (counts[np.arange(len(units)), top] * 2 > labelled) & (labelled > 0)
-    model_label = [str(spec.values[i]) for i in fit.predicted]
-    majority = [
-        str(spec.values[t]) if ok else None for t, ok in zip(top, has_majority, strict=True)
-    ]
+    fit = dawid_skene(matrix, domain)
+    majority = strict_majority(codes, len(domain))
     frame = pd.DataFrame(
         {
-            "model_label": model_label,
+            "model_label": [str(domain[i]) for i in fit.predicted],
             "posterior": fit.posterior.max(axis=1).astype(float),
-            "majority": majority,
+            "majority": [str(domain[m]) if m >= 0 else None for m in majority],
+            "differs": fit.predicted != majority,
         },
         index=pd.Index(units, name="item_id"),
     )
-    frame["differs"] = [
-        m != j for m, j in zip(frame["model_label"], frame["majority"], strict=True)
-    ]
-    return frame[labelled > 0]
+    return frame[labelled]
 
 
 def competence(table: LabelTable, *, actor: User, field: str | None = None) -> pd.DataFrame:
