@@ -78,8 +78,7 @@ def copy(labeled: tuple[Path, list[AnnotatorRun]], tmp_path: Path) -> tuple[str,
     path, runs = labeled
     shutil.copy(path, tmp_path / "case.db")
     fresh = [
-        AnnotatorRun(name=r.name, base_url="", shown=list(r.shown), sent=dict(r.sent))
-        for r in runs
+        AnnotatorRun(name=r.name, base_url="", shown=list(r.shown), sent=dict(r.sent)) for r in runs
     ]
     return f"sqlite:///{tmp_path / 'case.db'}", fresh
 
@@ -99,9 +98,7 @@ def _over_k(url: str, runs: list[AnnotatorRun]) -> None:
         ).scalar_one()
         item = s.get(storage.models.Item, full)
         assert item is not None
-        storage.save_annotation(
-            session=s, user=outsider, item=item, labels=dict(LABEL_SETS[0])
-        )
+        storage.save_annotation(session=s, user=outsider, item=item, labels=dict(LABEL_SETS[0]))
     engine.dispose()
 
 
