@@ -1,0 +1,1 @@
+"""Tests of the machinery of the benchmarks in bench/."""

@@ -15,7 +15,8 @@ from sqlalchemy import text
 from annotate import labeling, storage
 from annotate.accounts.auth import system_actor
 from annotate.storage import db, visibility
-from bench.bench_protocol_load import CAMPAIGN, LABEL_SETS, AnnotatorRun, check, setup
+from bench.bench_protocol_load import CAMPAIGN, LABEL_SETS, setup
+from bench.protocol_check import AnnotatorRun, check
 
 OVERLAP = 2
 EACH = 2
