@@ -19,11 +19,12 @@ nothing else stored by the bench's annotators), no item with more than k human l
 every item's label counter equal to its labels), nobody shown an item twice.
 
 Configurations: SQLite with one server process; PostgreSQL (a fresh schema per run, dropped
-afterwards) with one and with two processes, annotators split between them. Setup (a campaign
-of `--items` items, default 100,000, overlap 3) is not timed.
+afterwards) with one and with two processes, annotators split between them; on request also
+SQLite with two processes (`sqlite2`). Setup (a campaign of `--items` items, default 100,000,
+overlap 3) is not timed.
 
     python bench/bench_protocol_load.py [--annotators 16] [--items-each 50] [--items 100000]
-        [--overlap 3] [--client-processes 2] [--only sqlite1,pg1,pg2]
+        [--overlap 3] [--client-processes 2] [--only sqlite1,pg1,pg2 (also: sqlite2)]
         [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--json FILE]
 """
 
@@ -359,6 +360,11 @@ def fresh_schema_url(base: str) -> tuple[str, Any]:
     return f"{base}{sep}options=-csearch_path%3D{schema}", drop
 
 
+# Configuration name -> (backend, server processes).
+CONFIGS = {"sqlite1": ("SQLite", 1), "sqlite2": ("SQLite", 2), "pg1": ("PostgreSQL", 1),
+           "pg2": ("PostgreSQL", 2)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--annotators", type=int, default=16)
@@ -366,30 +372,32 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="Items in the campaign.")
     parser.add_argument("--overlap", type=int, default=3, help="k: human labels per item.")
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--only", default="sqlite1,pg1,pg2", help="Configurations to run.")
+    parser.add_argument(
+        "--only",
+        default="sqlite1,pg1,pg2",
+        help=f"Configurations to run, comma-separated, of {', '.join(CONFIGS)}.",
+    )
     parser.add_argument("--postgres-url", default=os.environ.get("ANNOTATE_TEST_POSTGRES_URL", ""))
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     args = parser.parse_args()
 
-    wanted = set(args.only.split(","))
     results = []
-    if "sqlite1" in wanted:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{tmp}/proto.db"
-            results.append(run_config("SQLite, 1 process", url, 1, args))
-            print(results[-1].summary(), flush=True)
-    for key, processes in (("pg1", 1), ("pg2", 2)):
-        if key not in wanted:
-            continue
-        if not args.postgres_url:
+    for key in args.only.split(","):
+        backend, processes = CONFIGS[key]
+        label = f"{backend}, {processes} process{'es' if processes > 1 else ''}"
+        if backend == "SQLite":
+            with tempfile.TemporaryDirectory() as tmp:
+                results.append(run_config(label, f"sqlite:///{tmp}/proto.db", processes, args))
+        elif not args.postgres_url:
             print(f"{key}: skipped, no --postgres-url")
             continue
-        url, drop = fresh_schema_url(args.postgres_url)
-        try:
-            results.append(run_config(f"PostgreSQL, {processes} process(es)", url, processes, args))
-            print(results[-1].summary(), flush=True)
-        finally:
-            drop()
+        else:
+            url, drop = fresh_schema_url(args.postgres_url)
+            try:
+                results.append(run_config(label, url, processes, args))
+            finally:
+                drop()
+        print(results[-1].summary(), flush=True)
     for result in results:
         for problem in result.problems[:20]:
             print(f"  {result.label}: {problem}")
