@@ -24,6 +24,7 @@ class AnnotatorRun:
     sent: dict[int, dict[str, Any]] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     error: str | None = None
+    sign_in_retries: int = 0  # sign-ins refused because too many signed in at once
 
 
 def _differences(stored: dict[str, Any], sent: dict[str, Any]) -> list[str]:
