@@ -11,8 +11,11 @@ trigger to the end of that rerun (its next item is then on the client's page).
 Annotators are threads spread over `--client-processes` processes, so that the client is not
 what limits the rate; the client's CPU time is reported beside the server's. The timed window
 starts once every annotator has signed in and seen a first item, and ends when the last one is
-done. Server CPU is user + system time from /proc of each `annotate serve` process (and any
-children) over that window, divided by the labels acknowledged in it.
+done. By default annotators submit back to back; `--think S` has each pause S seconds on
+average before a submit (outside the submit's clock), to see how many annotators working at a
+human pace one process serves. Server CPU is user + system time from /proc of each
+`annotate serve` process (and any children) over that window, divided by the labels
+acknowledged in it (PostgreSQL's own backends are not counted).
 
 Afterwards the database must show: every acknowledged label stored as it was sent (and
 nothing else stored by the bench's annotators), no item with more than k human labels (and
@@ -24,7 +27,7 @@ SQLite with two processes (`sqlite2`). Setup (a campaign of `--items` items, def
 overlap 3) is not timed.
 
     python bench/bench_protocol_load.py [--annotators 16] [--items-each 50] [--items 100000]
-        [--overlap 3] [--client-processes 2] [--only sqlite1,pg1,pg2 (also: sqlite2)]
+        [--overlap 3] [--client-processes 2] [--think 0] [--only sqlite1,pg1,pg2 (also: sqlite2)]
         [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--json FILE]
 """
 
@@ -34,6 +37,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -121,6 +125,15 @@ def setup(url: str, *, items: int, annotators: int, overlap: int) -> list[str]:
 # -- the client --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Task:
+    """What each annotator does: label `items` items, thinking `think_s` seconds before each
+    submit on average (0: back to back, the most load a connection can make)."""
+
+    items: int
+    think_s: float = 0.0
+
+
 BUSY = "Too many sign-ins at once"
 
 
@@ -140,8 +153,9 @@ def sign_in(run: AnnotatorRun) -> str:
     raise RuntimeError(f"sign-in as {run.name}: HTTP {status}")
 
 
-def annotate_items(run: AnnotatorRun, items: int, ready: Any, go: Any) -> None:
-    """Sign in, open the Label page, say `ready`, wait for `go`, then label `items` items."""
+def annotate_items(run: AnnotatorRun, task: Task, ready: Any, go: Any) -> None:
+    """Sign in, open the Label page, say `ready`, wait for `go`, then label `task.items` items,
+    pausing `task.think_s` on average (0.5x to 1.5x, at random) before each submit."""
     from tests.stclient import StreamlitClient
 
     try:
@@ -152,10 +166,13 @@ def annotate_items(run: AnnotatorRun, items: int, ready: Any, go: Any) -> None:
             form = client.component_data(key="labelform")
             ready.put(run.name)
             go.wait()
-            for n in range(items):
+            pause = random.Random(run.name)
+            for n in range(task.items):
                 item = form["item"]
                 run.shown.append((int(item["assignment"]), str(item["name"])))
                 labels = LABEL_SETS[n % len(LABEL_SETS)]
+                if task.think_s:
+                    time.sleep(task.think_s * pause.uniform(0.5, 1.5))
                 message = {
                     "kind": "submit",
                     "assignment": item["assignment"],
@@ -179,12 +196,12 @@ def annotate_items(run: AnnotatorRun, items: int, ready: Any, go: Any) -> None:
 
 
 def client_process(
-    jobs: list[tuple[str, str]], items: int, ready: Any, go: Any, results: Any
+    jobs: list[tuple[str, str]], task: Task, ready: Any, go: Any, results: Any
 ) -> None:
     """One client process: an annotator thread per job; puts its runs and CPU time."""
     runs = [AnnotatorRun(name=name, base_url=url) for name, url in jobs]
     threads = [
-        threading.Thread(target=annotate_items, args=(r, items, ready, go), daemon=True)
+        threading.Thread(target=annotate_items, args=(r, task, ready, go), daemon=True)
         for r in runs
     ]
     for thread in threads:
@@ -285,7 +302,7 @@ class Window:
 
 
 def drive(
-    urls: list[str], names: list[str], items: int, client_processes: int, pids: list[int]
+    urls: list[str], names: list[str], task: Task, client_processes: int, pids: list[int]
 ) -> tuple[list[AnnotatorRun], Window]:
     """Run the annotators against `urls` (round robin), served by processes `pids`: their runs
     and the timed window (from all signed in and shown a first item, to the last one done)."""
@@ -294,7 +311,7 @@ def drive(
     jobs = [(n, urls[i % len(urls)]) for i, n in enumerate(names)]
     groups = [jobs[p::client_processes] for p in range(client_processes)]
     procs = [
-        ctx.Process(target=client_process, args=(g, items, ready, go, results)) for g in groups if g
+        ctx.Process(target=client_process, args=(g, task, ready, go, results)) for g in groups if g
     ]
     for proc in procs:
         proc.start()
@@ -338,7 +355,7 @@ def run_config(label: str, url: str, processes: int, args: argparse.Namespace) -
             runs, window = drive(
                 [s.url for s in servers],
                 names,
-                args.items_each,
+                Task(items=args.items_each, think_s=args.think),
                 args.client_processes,
                 [s.process.pid for s in servers],
             )
@@ -394,6 +411,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="Items in the campaign.")
     parser.add_argument("--overlap", type=int, default=3, help="k: human labels per item.")
     parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="Mean seconds before each submit (0: none)."
+    )
     parser.add_argument(
         "--only",
         default="sqlite1,pg1,pg2",
