@@ -34,6 +34,7 @@ overlap 3) is not timed.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import multiprocessing as mp
 import os
@@ -45,8 +46,10 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,6 +63,7 @@ from annotate.schema import LabelSchema, resolve_schema  # noqa: E402
 from annotate.settings import get_settings  # noqa: E402
 from annotate.storage import db  # noqa: E402
 from bench.protocol_check import AnnotatorRun, check  # noqa: E402
+from tests.stclient import COOKIE_NAME  # noqa: E402
 
 SECRET = "bench-protocol-signing-key-" + "p" * 30
 PASSWORD = "bench password"
@@ -137,20 +141,57 @@ class Task:
 BUSY = "Too many sign-ins at once"
 
 
-def sign_in(run: AnnotatorRun) -> str:
-    """The session cookie of `run`'s annotator. Sign-ins wait in line for the password hash;
-    one told that too many sign in at once tries again a second later (counted in the run)."""
-    from tests.stclient import try_sign_in
+@dataclass(frozen=True)
+class SignInReply:
+    """The answer to `POST /signin`: its status, the session cookie (None when refused), the
+    page's text (a refusal says why) and Retry-After in seconds (0 when absent)."""
 
-    for _ in range(30):
-        status, cookie, page = try_sign_in(run.base_url, run.name, PASSWORD, timeout=120)
-        if cookie is not None:
-            return cookie
-        if BUSY not in page:
+    status: int
+    cookie: str | None
+    page: str
+    retry_after: float = 0.0
+
+
+def try_sign_in(base_url: str, name: str, password: str, *, timeout: float = 60.0) -> SignInReply:
+    """`POST /signin` as the form does, whatever the answer."""
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        conn.request(
+            "POST",
+            "/signin",
+            body=urlencode({"name": name, "password": password, "next": "/"}),
+            headers={
+                "content-type": "application/x-www-form-urlencoded",
+                "origin": f"{parts.scheme}://{parts.netloc}",
+            },
+        )
+        reply = conn.getresponse()
+        page = reply.read().decode("utf-8", "replace")
+        jar: SimpleCookie = SimpleCookie()
+        for key, value in reply.getheaders():
+            if key.lower() == "set-cookie":
+                jar.load(value)
+    finally:
+        conn.close()
+    cookie = jar[COOKIE_NAME].value if reply.status == 303 and COOKIE_NAME in jar else None
+    retry = reply.getheader("retry-after") or "0"
+    return SignInReply(reply.status, cookie, page, float(retry) if retry.isdigit() else 0.0)
+
+
+def sign_in(run: AnnotatorRun) -> str:
+    """The session cookie of `run`'s annotator. Sign-ins wait in line for the password hash,
+    and one address gets only so many at once: one told to wait (429, or too many at once)
+    tries again when told, at least a second later (counted in the run)."""
+    for _ in range(60):
+        reply = try_sign_in(run.base_url, run.name, PASSWORD, timeout=120)
+        if reply.cookie is not None:
+            return reply.cookie
+        if reply.status != 429 and BUSY not in reply.page:
             break
         run.sign_in_retries += 1
-        time.sleep(1.0)
-    raise RuntimeError(f"sign-in as {run.name}: HTTP {status}")
+        time.sleep(max(1.0, reply.retry_after))
+    raise RuntimeError(f"sign-in as {run.name}: HTTP {reply.status}")
 
 
 def annotate_items(run: AnnotatorRun, task: Task, ready: Any, go: Any) -> None:

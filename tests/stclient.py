@@ -4,7 +4,6 @@ Streamlit's own BackMsg/ForwardMsg protobufs, and its upload endpoint over HTTP.
 For protocol-level tests and the load benchmark:
 
     cookie = sign_in(base_url, "alice", "pw")            # POST /signin, as the form does
-    status, cookie, page = try_sign_in(base_url, "alice", "pw")  # the same, refusals too
     with StreamlitClient(base_url, cookie=cookie) as app: # handshake (HandshakeRefused: 403...)
         run = app.rerun(page="label")                     # a full run; ForwardMsgs until done
         form = app.component_data(key="labelform")       # what the label form was given
@@ -81,35 +80,6 @@ def sign_in(base_url: str, name: str, password: str, *, timeout: float = 60.0) -
         conn.close()
     assert reply.status == 303 and COOKIE_NAME in jar, f"sign-in as {name}: HTTP {reply.status}"
     return jar[COOKIE_NAME].value
-
-
-def try_sign_in(
-    base_url: str, name: str, password: str, *, timeout: float = 60.0
-) -> tuple[int, str | None, str]:
-    """`POST /signin` as the form does, whatever the answer: its HTTP status, the session
-    cookie's value (None when refused) and the page's text (a refusal says why)."""
-    parts = urlsplit(base_url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-    try:
-        conn.request(
-            "POST",
-            "/signin",
-            body=urlencode({"name": name, "password": password, "next": "/"}),
-            headers={
-                "content-type": "application/x-www-form-urlencoded",
-                "origin": f"{parts.scheme}://{parts.netloc}",
-            },
-        )
-        reply = conn.getresponse()
-        body = reply.read().decode("utf-8", "replace")
-        jar: SimpleCookie = SimpleCookie()
-        for key, value in reply.getheaders():
-            if key.lower() == "set-cookie":
-                jar.load(value)
-    finally:
-        conn.close()
-    cookie = jar[COOKIE_NAME].value if reply.status == 303 and COOKIE_NAME in jar else None
-    return reply.status, cookie, body
 
 
 @dataclass(frozen=True)
