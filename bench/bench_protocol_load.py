@@ -22,12 +22,12 @@ nothing else stored by the bench's annotators), no item with more than k human l
 every item's label counter equal to its labels), nobody shown an item twice.
 
 Configurations: SQLite with one server process; PostgreSQL (a fresh schema per run, dropped
-afterwards) with one and with two processes, annotators split between them; on request also
-SQLite with two processes (`sqlite2`). Setup (a campaign of `--items` items, default 100,000,
-overlap 3) is not timed.
+afterwards) with one and with two processes, annotators split between them (several processes
+on one SQLite file are not supported: README, "What SQLite supports"). Setup (a campaign of
+`--items` items, default 100,000, overlap 3) is not timed.
 
     python bench/bench_protocol_load.py [--annotators 16] [--items-each 50] [--items 100000]
-        [--overlap 3] [--client-processes 2] [--think 0] [--only sqlite1,pg1,pg2 (also: sqlite2)]
+        [--overlap 3] [--client-processes 2] [--think 0] [--only sqlite1,pg1,pg2]
         [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--json FILE]
 """
 
@@ -441,8 +441,7 @@ def fresh_schema_url(base: str) -> tuple[str, Any]:
 
 
 # Configuration name -> (backend, server processes).
-CONFIGS = {"sqlite1": ("SQLite", 1), "sqlite2": ("SQLite", 2), "pg1": ("PostgreSQL", 1),
-           "pg2": ("PostgreSQL", 2)}  # fmt: skip
+CONFIGS = {"sqlite1": ("SQLite", 1), "pg1": ("PostgreSQL", 1), "pg2": ("PostgreSQL", 2)}
 
 
 def main() -> None:
