@@ -24,7 +24,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
-from annotate.errors import AuthError, PermissionDenied, StaleSession, ValidationProblem
+from annotate.errors import (
+    PermissionDenied,
+    SignInDelayed,
+    StaleSession,
+    ValidationProblem,
+)
 from annotate.settings import Settings, get_settings
 from annotate.storage.models import ROLES, User
 
@@ -50,7 +55,8 @@ class _Hashing:
 
     def run(self, fn: Any, *args: Any) -> Any:
         if not self.slots.acquire(timeout=self.wait_s):
-            raise AuthError("Too many sign-ins at once; try again in a moment")
+            # Busy, not wrong: a 429 with Retry-After (a 401 read like a wrong password).
+            raise SignInDelayed("Too many sign-ins at once; try again in a moment", retry_after=2)
         try:
             return fn(*args)
         finally:
