@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy.engine import Engine
 
 from annotate.app.context import AppContext, fragment, show_error
 from annotate.errors import AnnotateError
 from annotate.labeling.qualify import reset_qualification
 from annotate.review.controls import RECENT, control_report, list_controls
-from annotate.storage import db
-from annotate.storage.models import Campaign, User
+from annotate.storage.models import Campaign
 from annotate.storage.users import get_user
-from annotate.table import LabelTable
+
+# Annotator -> leave-one-out alpha over their last items and over those before.
+Drift = Mapping[str, tuple[float | None, float | None]]
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _credits(
-    key: str, _engine: Engine, _actor: User, _campaign: Campaign, _table: LabelTable
-) -> pd.DataFrame:
-    # Keyed by the labels' version (control answers included), the controls and the settings.
-    with db.session_scope(_engine) as s:
-        report = control_report(session=s, actor=_actor, campaign=_campaign, table=_table)
+def credit_columns(ctx: AppContext, campaign: Campaign, drift: Drift) -> pd.DataFrame:
+    """Per annotator: control answers, banded credit, its interval, trend and drift, for the
+    annotator table (empty when the campaign has no control items). `drift` is
+    `review.leave_one_out_drift` of the labels shown (the dashboard keeps it warm); control
+    answers are read as they are now."""
+    with ctx.session() as s:
+        marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
+        if not marked:
+            return pd.DataFrame(index=pd.Index([], name="annotator"))
+        report = control_report(session=s, actor=ctx.user, campaign=campaign, drift=drift)
     return pd.DataFrame(
         {
             "control_answers": [r.answers for r in report],
@@ -35,18 +38,6 @@ def _credits(
         },
         index=pd.Index([r.annotator for r in report], name="annotator"),
     )
-
-
-def credit_columns(ctx: AppContext, table: LabelTable, key: str) -> pd.DataFrame:
-    """Per annotator: control answers, banded credit, its interval, trend and drift, for the
-    annotator table (empty when the campaign has no control items)."""
-    campaign = table.campaign
-    with ctx.session() as s:
-        marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
-    if not marked:
-        return pd.DataFrame(index=pd.Index([], name="annotator"))
-    settings = [campaign.control_rate, campaign.drift_margin, sorted(r.external_id for r in marked)]
-    return _credits(json.dumps([key, settings]), ctx.engine, ctx.user, campaign, table)
 
 
 def controls_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
@@ -66,13 +57,14 @@ def controls_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 @fragment
-def controls_view(ctx: AppContext, campaign: Campaign, table: LabelTable) -> None:
-    """Control credit per annotator with its interval, trend and drift flag."""
+def controls_view(ctx: AppContext, campaign: Campaign, drift: Drift) -> None:
+    """Control credit per annotator with its interval, trend and drift flag (`drift`:
+    `review.leave_one_out_drift` of the labels shown)."""
     st.subheader("Controls")
     try:
         with ctx.session() as s:
             marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
-            report = control_report(session=s, actor=ctx.user, campaign=campaign, table=table)
+            report = control_report(session=s, actor=ctx.user, campaign=campaign, drift=drift)
     except AnnotateError as exc:
         show_error(exc)
         return

@@ -17,7 +17,7 @@ more than the campaign's `drift_margin`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -233,15 +233,32 @@ def _loo_split(table: LabelTable, annotator: str) -> tuple[float | None, float |
     )
 
 
+def leave_one_out_drift(
+    table: LabelTable, *, actor: User
+) -> dict[str, tuple[float | None, float | None]]:
+    """Per human annotator: leave-one-out alpha over their last RECENT items, and over those
+    before (None where undefined). The part of `control_report` that reads only the labels,
+    so a page can keep it with the labels' version; leads only."""
+    require_role(actor, "lead", "see control credit")
+    humans = table.humans()
+    return {str(name): _loo_split(table, str(name)) for name in humans["annotator"].unique()}
+
+
 def control_report(
-    *, session: Session, actor: User, campaign: Campaign, table: LabelTable | None = None
+    *,
+    session: Session,
+    actor: User,
+    campaign: Campaign,
+    table: LabelTable | None = None,
+    drift: Mapping[str, tuple[float | None, float | None]] | None = None,
 ) -> list[ControlCredit]:
     """Lead: every human annotator's control credit, interval, trend and drift flag.
 
-    `table` (the campaign's `load_labels`, as the dashboard holds it) saves reading it again.
+    `table` (the campaign's `load_labels`, as the dashboard holds it) saves reading it again;
+    `drift` (`leave_one_out_drift(table)`, as the dashboard keeps it) saves computing it.
     """
     require_role(actor, "lead", "see control credit", session=session)
-    if table is None:
+    if table is None and drift is None:
         table = load_labels(session=session, actor=actor, campaign=campaign)
     users = session.exec(
         select(User)
@@ -261,7 +278,11 @@ def control_report(
         mean = _mean(credits)
         recent, earlier = _mean(credits[-RECENT:]), _mean(credits[:-RECENT])
         trend = recent - earlier if recent is not None and earlier is not None else None
-        loo_recent, loo_earlier = _loo_split(table, user.name)
+        if drift is not None:
+            loo_recent, loo_earlier = drift.get(user.name, (None, None))
+        else:
+            assert table is not None
+            loo_recent, loo_earlier = _loo_split(table, user.name)
         reasons = []
         if trend is not None and trend < -margin:
             reasons.append(f"control credit fell {-trend:.2f} over the last {RECENT} answers")

@@ -8,21 +8,25 @@ controls reruns that part alone.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from annotate import review
-from annotate.app import attention, lead
+from annotate.app import attention, lead, warm_figures
 from annotate.app.attention import ANNOTATOR_PARAM, FIELD_PARAM
 from annotate.app.context import AppContext, fragment
-from annotate.app.controls_view import controls_view, credit_columns
+from annotate.app.controls_view import Drift, controls_view, credit_columns
 from annotate.app.render import plain
+from annotate.app.warm_figures import Served
+from annotate.review.controls import leave_one_out_drift
 from annotate.review.figures import CampaignReport, ReportFilters
-from annotate.storage.models import User
 from annotate.table import LabelTable
+
+T = TypeVar("T")
 
 RESAMPLES = (0, 200, 1000)
 # The first word of a row's reading decides its colour on the chart.
@@ -38,55 +42,41 @@ THRESHOLDS = pd.DataFrame(
 )
 
 
-# -- cached computations (keyed by the labels' version, so never stale) ----------------------
+# -- figures (kept warm per process: `warm_figures`) ---------------------------------------
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing agreement…")
-def _report(
-    key: str, filters: str, n_resamples: int, _table: LabelTable, _actor: User
-) -> CampaignReport:
-    return review.agreement_report(
-        _table,
-        actor=_actor,
-        filters=ReportFilters.model_validate_json(filters),
-        n_resamples=n_resamples,
-    )
+def _fig(
+    ctx: AppContext,
+    table: LabelTable,
+    served: list[Served[Any]],
+    name: str,
+    args: tuple[Any, ...],
+    key: str,
+    compute: Callable[[], T],
+    spinner: str | None = None,
+) -> T:
+    got = warm_figures.figure(ctx, table.campaign, name, args, key, compute, spinner=spinner)
+    served.append(got)
+    return got.value
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _items(key: str, filters: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
-    return review.item_disagreement(
-        _table, actor=_actor, filters=ReportFilters.model_validate_json(filters)
-    )
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
 def _annotators(
-    key: str, filters: str, field: str, _table: LabelTable, _actor: User
+    ctx: AppContext, table: LabelTable, served: list[Served[Any]], key: str, fkey: str, field: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    parsed = ReportFilters.model_validate_json(filters)
-    people = review.annotator_table(_table, actor=_actor, field=field, filters=parsed)
-    models = review.competence(_table, actor=_actor, field=field)
-    if not models.empty:
-        people = people.join(models)
-    return (
-        people,
-        review.kappa_matrix(_table, actor=_actor, field=field, filters=parsed),
-        review.label_distribution(_table, actor=_actor, field=field, filters=parsed),
-    )
+    parsed = ReportFilters.model_validate_json(fkey)
 
+    def compute() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        people = review.annotator_table(table, actor=ctx.user, field=field, filters=parsed)
+        models = review.competence(table, actor=ctx.user, field=field)
+        if not models.empty:
+            people = people.join(models)
+        return (
+            people,
+            review.kappa_matrix(table, actor=ctx.user, field=field, filters=parsed),
+            review.label_distribution(table, actor=ctx.user, field=field, filters=parsed),
+        )
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _over_time(
-    key: str, filters: str, by: str, batch: int, _table: LabelTable, _actor: User
-) -> pd.DataFrame:
-    return review.alpha_over_time(
-        _table,
-        actor=_actor,
-        by=by,  # type: ignore[arg-type]
-        batch_size=batch,
-        filters=ReportFilters.model_validate_json(filters),
-    )
+    return _fig(ctx, table, served, "annotators", (fkey, field), key, compute)
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -99,7 +89,17 @@ def render(ctx: AppContext) -> None:
     if campaign is None:
         return
     table, key = lead.label_table(ctx, campaign)
-    lead.show_freshness(ctx, campaign)
+    age = st.empty()  # filled last: the age of the oldest figure shown
+    served: list[Served[Any]] = []
+    try:
+        _sections(ctx, table, key, served)
+    finally:
+        warm_figures.end_exact_run()
+    with age.container():
+        warm_figures.show_age(ctx, campaign, served, adjudications=True)
+
+
+def _sections(ctx: AppContext, table: LabelTable, key: str, served: list[Served[Any]]) -> None:
     with st.expander("Filters", expanded=False):
         filters = lead.filter_bar(ctx, table, key="dash")
         resamples = st.segmented_control(
@@ -110,18 +110,46 @@ def render(ctx: AppContext) -> None:
             help="More resamples: steadier intervals, slower page. 0: no intervals.",
         )
     fkey = lead.filters_key(filters)
-    report = _report(key, fkey, int(resamples or 0), table, ctx.user)
+    n = int(resamples or 0)
+    report = _fig(
+        ctx,
+        table,
+        served,
+        "report",
+        (fkey, n),
+        key,
+        lambda: review.agreement_report(table, actor=ctx.user, filters=filters, n_resamples=n),
+        spinner="Computing agreement…",
+    )
     if report.n_items == 0:
         st.info("No items match." if filters.active else "This campaign has no items yet.")
         return
-    items = _items(key, fkey, table, ctx.user)
-    _headline(ctx, report, items, table, key, fkey)
+    items = _fig(
+        ctx,
+        table,
+        served,
+        "items",
+        (fkey,),
+        key,
+        lambda: review.item_disagreement(table, actor=ctx.user, filters=filters),
+    )
+    # Leave-one-out alpha per annotator: for the annotator table and the controls section.
+    drift = _fig(
+        ctx,
+        table,
+        served,
+        "drift",
+        (),
+        key,
+        lambda: leave_one_out_drift(table, actor=ctx.user),
+    )
+    _headline(ctx, report, items, table, served, key, fkey)
     _alphas(report)
     _judges(report)
-    confusion_view(ctx, table, key, fkey, filters)
-    annotator_view(ctx, table, key, fkey)
-    time_view(ctx, table, key, fkey)
-    controls_view(ctx, campaign, table)
+    confusion_view(ctx, table, served, key, fkey, filters)
+    annotator_view(ctx, table, served, key, fkey, drift)
+    time_view(ctx, table, served, key, fkey)
+    controls_view(ctx, table.campaign, drift)
 
 
 def _headline(
@@ -129,6 +157,7 @@ def _headline(
     report: CampaignReport,
     items: pd.DataFrame,
     table: LabelTable,
+    served: list[Served[Any]],
     key: str,
     fkey: str,
 ) -> None:
@@ -144,7 +173,7 @@ def _headline(
     cols[3].metric("Adjudicated", f"{adjudicated:,}")
     cols[4].metric("Judges (reported apart)", len(report.machine_annotators))
     st.markdown("**Where to look first**")
-    people = _annotators(key, fkey, table.schema.right_action_field, table, ctx.user)[0]
+    people = _annotators(ctx, table, served, key, fkey, table.schema.right_action_field)[0]
     for line, target in attention.lines(report, items, people):
         attention.show(ctx, report.campaign, line, target)
     coverage = pd.DataFrame(
@@ -290,7 +319,12 @@ def _heatmap(
 
 @fragment
 def confusion_view(
-    ctx: AppContext, table: LabelTable, key: str, fkey: str, filters: ReportFilters
+    ctx: AppContext,
+    table: LabelTable,
+    served: list[Served[Any]],
+    key: str,
+    fkey: str,
+    filters: ReportFilters,
 ) -> None:
     """How annotators' labels meet on the same items, per field (a fragment)."""
     st.subheader("Confusion between annotators")
@@ -304,7 +338,7 @@ def confusion_view(
     )
     if field is None:
         return
-    people = _annotators(key, fkey, field, table, ctx.user)[0]
+    people = _annotators(ctx, table, served, key, fkey, field)[0]
     names = [str(n) for n in people.index]
     # Options are pairs of positions in `names`, never "a vs b" strings: a name may hold
     # " vs " itself, and only the labels shown are built from the names.
@@ -320,7 +354,15 @@ def confusion_view(
         key="dash-conf-pair",
     )
     pair = None if chosen is None else (names[chosen[0]], names[chosen[1]])
-    frame = review.confusion(table, actor=ctx.user, field=field, pair=pair, filters=filters)
+    frame = _fig(
+        ctx,
+        table,
+        served,
+        "confusion",
+        (fkey, field, pair),
+        key,
+        lambda: review.confusion(table, actor=ctx.user, field=field, pair=pair, filters=filters),
+    )
     if frame["count"].sum() == 0:
         st.info("No item has two labels of this field yet.")
         return
@@ -337,7 +379,14 @@ def confusion_view(
 
 
 @fragment
-def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
+def annotator_view(
+    ctx: AppContext,
+    table: LabelTable,
+    served: list[Served[Any]],
+    key: str,
+    fkey: str,
+    drift: Drift,
+) -> None:
     """Per annotator: volume, pace, label mix, agreement with the rest and with gold."""
     st.subheader("Annotators")
     field = st.segmented_control(
@@ -348,7 +397,7 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
     )
     if field is None:
         return
-    people, kappa, shares = _annotators(key, fkey, field, table, ctx.user)
+    people, kappa, shares = _annotators(ctx, table, served, key, fkey, field)
     if people.empty:
         st.info("No human labels of this field yet.")
         return
@@ -367,7 +416,7 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
         shown = pd.concat([shown[first], shown[~first]], ignore_index=True)
     for count in ("n_labeled", "n_gold"):
         shown[count] = shown[count].astype("Int64")
-    controls = credit_columns(ctx, table, key)
+    controls = credit_columns(ctx, table.campaign, drift)
     if not controls.empty:
         shown = shown.merge(controls, left_on="annotator", right_index=True, how="left")
     st.dataframe(
@@ -421,7 +470,9 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
 
 
 @fragment
-def time_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
+def time_view(
+    ctx: AppContext, table: LabelTable, served: list[Served[Any]], key: str, fkey: str
+) -> None:
     """Alpha per day or per batch of items, so a guideline change shows its effect."""
     st.subheader("Alpha over time")
     left, right = st.columns([2, 1])
@@ -431,7 +482,22 @@ def time_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
     batch = right.number_input(
         "Items per batch", min_value=2, value=100, step=50, key="dash-time-batch"
     )
-    frame = _over_time(key, fkey, by or "day", int(batch), table, ctx.user)
+    per, size = by or "day", int(batch)
+    frame = _fig(
+        ctx,
+        table,
+        served,
+        "over_time",
+        (fkey, per, size),
+        key,
+        lambda: review.alpha_over_time(
+            table,
+            actor=ctx.user,
+            by=per,  # type: ignore[arg-type]
+            batch_size=size,
+            filters=ReportFilters.model_validate_json(fkey),
+        ),
+    )
     frame = frame.dropna(subset=["alpha"])
     if frame.empty:
         st.info("Not enough labeled items per period yet.")
