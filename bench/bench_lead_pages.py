@@ -201,6 +201,12 @@ def measure(page: str, args: argparse.Namespace, url: str, people: dict[str, int
                 phase.phase_cpu = server.cpu() - cpu
             phase.written = writer.written
         phase.load_average = os.getloadavg()[0]
+    except Exception:
+        print(
+            f"--- {server.log.name}, last lines:\n"
+            + "\n".join(server.log.read_text().splitlines()[-40:])
+        )
+        raise
     finally:
         server.stop()
     return phase

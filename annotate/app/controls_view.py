@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from annotate.app import warm_figures
 from annotate.app.context import AppContext, fragment, show_error
+from annotate.app.warm_figures import Served
 from annotate.errors import AnnotateError
 from annotate.labeling.qualify import reset_qualification
-from annotate.review.controls import RECENT, control_report, list_controls
+from annotate.review.controls import (
+    RECENT,
+    ControlCredit,
+    control_report,
+    controls_version,
+    list_controls,
+)
+from annotate.storage import db
 from annotate.storage.models import Campaign
 from annotate.storage.users import get_user
 
@@ -18,16 +28,35 @@ from annotate.storage.users import get_user
 Drift = Mapping[str, tuple[float | None, float | None]]
 
 
-def credit_columns(ctx: AppContext, campaign: Campaign, drift: Drift) -> pd.DataFrame:
+def control_credit(
+    ctx: AppContext, campaign: Campaign, key: str, drift: Drift
+) -> Served[list[ControlCredit]]:
+    """Each annotator's control credit, kept warm (`warm_figures`) with the labels' version
+    `key` (control answers and adjudications are in it) and `controls_version` (marks,
+    qualification resets, settings), which is read afresh on every call."""
+    with ctx.session() as s:
+        version = controls_version(session=s, actor=ctx.user, campaign=campaign)
+
+    def compute() -> list[ControlCredit]:
+        with db.session_scope(ctx.engine) as s:
+            return control_report(session=s, actor=ctx.user, campaign=campaign, drift=drift)
+
+    return warm_figures.figure(ctx, campaign, "controls", version, key, compute)
+
+
+def credit_columns(
+    ctx: AppContext, campaign: Campaign, key: str, drift: Drift, served: list[Served[Any]]
+) -> pd.DataFrame:
     """Per annotator: control answers, banded credit, its interval, trend and drift, for the
     annotator table (empty when the campaign has no control items). `drift` is
-    `review.leave_one_out_drift` of the labels shown (the dashboard keeps it warm); control
-    answers are read as they are now."""
+    `review.leave_one_out_drift` of the labels shown (the dashboard keeps it warm)."""
     with ctx.session() as s:
         marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
-        if not marked:
-            return pd.DataFrame(index=pd.Index([], name="annotator"))
-        report = control_report(session=s, actor=ctx.user, campaign=campaign, drift=drift)
+    if not marked:
+        return pd.DataFrame(index=pd.Index([], name="annotator"))
+    got = control_credit(ctx, campaign, key, drift)
+    served.append(got)
+    report = got.value
     return pd.DataFrame(
         {
             "control_answers": [r.answers for r in report],
@@ -57,14 +86,18 @@ def controls_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 @fragment
-def controls_view(ctx: AppContext, campaign: Campaign, drift: Drift) -> None:
+def controls_view(
+    ctx: AppContext, campaign: Campaign, key: str, drift: Drift, served: list[Served[Any]]
+) -> None:
     """Control credit per annotator with its interval, trend and drift flag (`drift`:
-    `review.leave_one_out_drift` of the labels shown)."""
+    `review.leave_one_out_drift` of the labels of version `key`)."""
     st.subheader("Controls")
     try:
         with ctx.session() as s:
             marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
-            report = control_report(session=s, actor=ctx.user, campaign=campaign, drift=drift)
+        got = control_credit(ctx, campaign, key, drift)
+        served.append(got)
+        report = got.value
     except AnnotateError as exc:
         show_error(exc)
         return

@@ -199,8 +199,12 @@ def item_disagreement(
     wrote = np.zeros(len(humans), dtype=bool)
     for column in texts:
         if column in humans:
-            cells = humans[column].astype(object)
-            wrote |= cells.map(lambda v: isinstance(v, str) and bool(v.strip())).to_numpy(bool)
+            cells = humans[column].to_numpy(dtype=object)
+            # Most cells are empty: look at the text of the others only.
+            given = np.flatnonzero(pd.notna(cells))
+            wrote[given] |= np.array(
+                [isinstance(v, str) and bool(v.strip()) for v in cells[given]], dtype=bool
+            )
     noted = (
         pd.Series(wrote, index=humans.index)
         .groupby(humans["item_id"])
@@ -246,7 +250,9 @@ def item_disagreement(
     adj = table.adjudications.set_index("item_id") if not table.adjudications.empty else None
     frame["adjudicated"] = frame["item_id"].isin(adj.index) if adj is not None else False
     frame["method"] = frame["item_id"].map(adj["method"]) if adj is not None else None
-    frame["intent"] = _consensus(table, "intent", units) if "intent" in _names(schema) else None
+    frame["intent"] = (
+        _consensus(table, "intent", units, grid) if "intent" in _names(schema) else None
+    )
     return frame
 
 
