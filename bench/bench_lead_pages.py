@@ -9,11 +9,13 @@ Review queue), a fresh `annotate serve` on a free loopback port: the lead signs 
 the rerun to the script-finished message. Timed: the first load on the fresh server, then a
 load every `--every` s (default 1.5) for S s (default 30) while a writer thread in this process
 saves a label every 200 ms through `storage.save_annotation` (an annotator submitting). Prints
-the first load and p50 / p95 / max of the later loads, with the server's CPU (user + system
+the first load, the page's own cost (`--quiet` loads before the writer starts), and p50 / p95
+/ max of the later loads, with the server's CPU (user + system
 from /proc/PID/stat) during each load and over the whole phase (background refreshes included),
 the bytes the page sent, and the load average. `--code DIR` serves another checkout's
-`annotate` (e.g. `--code /work/main` for the code before the change) for a baseline in the
-same session; this bench, the setup and the writer always run this checkout's code.
+`annotate` (e.g. `--code /work/main --code .` for the code before the change, then this
+one, on the same database); this bench, the setup and the writer always run this checkout's
+code.
 Targets (issue 15): dashboard first load < 2 s, later loads < 300 ms; review first < 1 s.
 """
 
@@ -84,6 +86,7 @@ class Phase:
 
     page: str
     first: Load | None = None
+    quiet: list[Load] = field(default_factory=list)
     later: list[Load] = field(default_factory=list)
     phase_cpu: float = 0.0  # the server's CPU over the later loads' whole span
     written: int = 0
@@ -192,6 +195,10 @@ def measure(page: str, args: argparse.Namespace, url: str, people: dict[str, int
         cookie = sign_in(server.url, "lena", PASSWORD)
         with StreamlitClient(server.url, cookie=cookie, timeout=600) as client:
             phase.first = load(client, server, page)
+            for _ in range(args.quiet):  # nothing written meanwhile: the page's own cost
+                started = time.perf_counter()
+                phase.quiet.append(load(client, server, page))
+                time.sleep(max(0.0, args.every - (time.perf_counter() - started)))
             with Writer(url, people["wanda"], args.item_ids) as writer:
                 cpu, end = server.cpu(), time.perf_counter() + args.seconds
                 while time.perf_counter() < end:
@@ -230,6 +237,13 @@ def report(phase: Phase) -> None:
         f"{first.sent / 1e6:.2f} MB sent"
         + (f" (target < {target:g} s: {'met' if first.seconds < target else 'MISSED'})")
     )
+    if phase.quiet:
+        print(
+            f"{phase.page} loads with nothing written: {len(phase.quiet)} loads; wall p50 "
+            f"{quantile([x.seconds for x in phase.quiet], 0.5) * 1000:.0f} ms, max "
+            f"{max(x.seconds for x in phase.quiet) * 1000:.0f} ms; server CPU per load p50 "
+            f"{quantile([x.cpu for x in phase.quiet], 0.5) * 1000:.0f} ms"
+        )
     target = TARGETS.get((phase.page, "later"))
     print(
         f"{phase.page} later loads: {len(later)} loads while {phase.written} labels were "
@@ -254,10 +268,19 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--every", type=float, default=1.5, help="Seconds between later loads.")
-    parser.add_argument("--code", type=Path, default=ROOT, help="The checkout `serve` runs.")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        action="append",
+        help="A checkout for `serve` to run (repeat to compare several on the same database; "
+        "default: this one).",
+    )
     parser.add_argument("--pages", default="dashboard,review")
+    parser.add_argument(
+        "--quiet", type=int, default=5, help="Loads before the writer starts (nothing written)."
+    )
     args = parser.parse_args()
-    args.code = args.code.resolve()
+    codes = [c.resolve() for c in args.code or [ROOT]]
     with tempfile.TemporaryDirectory(prefix="bench-lead-pages-") as tmp:
         args.workdir = Path(tmp)
         url = f"sqlite:///{tmp}/pages.db"
@@ -279,12 +302,14 @@ def main() -> None:
             )
         engine.dispose()
         print(
-            f"code served: {args.code}; setup: {args.items:,} items x 3 labels in "
-            f"{time.perf_counter() - started:.0f} s; load average {os.getloadavg()[0]:.1f}, "
-            f"{os.cpu_count()} CPUs"
+            f"setup: {args.items:,} items x 3 labels in {time.perf_counter() - started:.0f} s; "
+            f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs"
         )
-        for page in args.pages.split(","):
-            report(measure(page, args, url, people))
+        for code in codes:
+            args.code = code
+            print(f"code served: {code}")
+            for page in args.pages.split(","):
+                report(measure(page, args, url, people))
 
 
 if __name__ == "__main__":

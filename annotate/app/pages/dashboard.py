@@ -3,7 +3,9 @@
 Leads only (the figures come from `annotate.review`, which checks the role). The headline
 figures come first with a plain-words reading; the heavier views (confusion between
 annotators, the annotator table, alpha over time) are fragments, so changing one of their
-controls reruns that part alone.
+controls reruns that part alone. Every figure is kept warm (`warm_figures`): while annotators
+submit, a large campaign's page is served the figures already computed, with their age, and
+newer ones are computed in the background.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import streamlit as st
 from annotate import review
 from annotate.app import attention, lead, warm_figures
 from annotate.app.attention import ANNOTATOR_PARAM, FIELD_PARAM
+from annotate.app.charts import THRESHOLDS, VERDICT_COLORS, heatmap
 from annotate.app.context import AppContext, fragment
 from annotate.app.controls_view import Drift, controls_view, credit_columns
 from annotate.app.render import plain
@@ -29,17 +32,6 @@ from annotate.table import LabelTable
 T = TypeVar("T")
 
 RESAMPLES = (0, 200, 1000)
-# The first word of a row's reading decides its colour on the chart.
-VERDICT_COLORS = {
-    "reliable": "#2e7d32",
-    "tentative": "#ef8f00",
-    "uncertain": "#9e9d24",
-    "unreliable": "#c62828",
-    "other": "#757575",
-}
-THRESHOLDS = pd.DataFrame(
-    {"alpha": [review.TENTATIVE, review.RELIABLE], "line": ["tentative", "reliable"]}
-)
 
 
 # -- figures (kept warm per process: `warm_figures`) ---------------------------------------
@@ -284,39 +276,6 @@ def _single_fields(table: LabelTable) -> list[str]:
     return [f.name for f in table.schema.choice_fields if f.kind == "single"]
 
 
-def _heatmap(
-    frame: pd.DataFrame,
-    x: str,
-    y: str,
-    value: str,
-    title: str,
-    fmt: str,
-    *,
-    titles: tuple[str, str] | None = None,
-) -> Any:
-    """Cells of `value` over columns `x` and `y` (plain column names), axes titled `titles`."""
-    x_title, y_title = titles or (x, y)
-    base = alt.Chart(frame).encode(
-        x=alt.X(f"{x}:N", sort=None, title=x_title),
-        y=alt.Y(f"{y}:N", sort=None, title=y_title),
-    )
-    rect = base.mark_rect().encode(
-        color=alt.Color(f"{value}:Q", title=value, scale=alt.Scale(scheme="blues")),
-        tooltip=[
-            alt.Tooltip(f"{x}:N", title=x_title),
-            alt.Tooltip(f"{y}:N", title=y_title),
-            alt.Tooltip(f"{value}:Q", format=fmt),
-        ],
-    )
-    # Dark cells get white text: the threshold is half the largest value shown.
-    middle = float(frame[value].max() or 0) / 2
-    text = base.mark_text(baseline="middle").encode(
-        text=alt.Text(f"{value}:Q", format=fmt),
-        color=alt.condition(f"datum['{value}'] > {middle}", alt.value("white"), alt.value("#333")),
-    )
-    return (rect + text).properties(title=title)
-
-
 @fragment
 def confusion_view(
     ctx: AppContext,
@@ -374,7 +333,7 @@ def confusion_view(
     )
     # The chart's fields stay `first` and `second`; the names are only axis titles (Vega-Lite
     # reads a `.` in a field name as a nested lookup: `ann.smith` drew an "undefined" row).
-    chart = _heatmap(frame, "first", "second", "count", title, ".1f", titles=(x, y))
+    chart = heatmap(frame, "first", "second", "count", title, ".1f", titles=(x, y))
     st.altair_chart(chart, width="stretch", height=360)
 
 
@@ -452,7 +411,7 @@ def annotator_view(
     )
     if not long_kappa.empty:
         left.altair_chart(
-            _heatmap(long_kappa, "other", "annotator", "kappa", "Pairwise Cohen's kappa", ".2f"),
+            heatmap(long_kappa, "other", "annotator", "kappa", "Pairwise Cohen's kappa", ".2f"),
             width="stretch",
             height=320,
         )
@@ -463,7 +422,7 @@ def annotator_view(
         .reset_index()
     )
     right.altair_chart(
-        _heatmap(long_shares, "value", "annotator", "share", "Label mix", ".0%"),
+        heatmap(long_shares, "value", "annotator", "share", "Label mix", ".0%"),
         width="stretch",
         height=320,
     )
