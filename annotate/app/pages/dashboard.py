@@ -18,9 +18,9 @@ import pandas as pd
 import streamlit as st
 
 from annotate import review
-from annotate.app import attention, lead, warm_figures
+from annotate.app import attention, charts, lead, warm_figures
 from annotate.app.attention import ANNOTATOR_PARAM, FIELD_PARAM
-from annotate.app.charts import THRESHOLDS, VERDICT_COLORS, heatmap
+from annotate.app.charts import VERDICT_COLORS, heatmap
 from annotate.app.context import AppContext, fragment
 from annotate.app.controls_view import Drift, controls_view, credit_columns
 from annotate.app.render import plain
@@ -171,17 +171,22 @@ def _headline(
     coverage = pd.DataFrame(
         {"labels": [str(k) for k in report.coverage], "items": list(report.coverage.values())}
     )
-    chart = (
-        alt.Chart(coverage)
-        .mark_bar()
-        .encode(
-            x=alt.X("labels:O", title="Human labels per item", sort=None),
-            y=alt.Y("items:Q", title="Items"),
-            tooltip=["labels", "items"],
-        )
-        .properties(title="Coverage")
+    charts.show(
+        st,
+        report,
+        "coverage",
+        lambda: (
+            alt.Chart(coverage)
+            .mark_bar()
+            .encode(
+                x=alt.X("labels:O", title="Human labels per item", sort=None),
+                y=alt.Y("items:Q", title="Items"),
+                tooltip=["labels", "items"],
+            )
+            .properties(title="Coverage")
+        ),
+        height=200,
     )
-    st.altair_chart(chart, width="stretch", height=200)
 
 
 def _alphas(report: CampaignReport) -> None:
@@ -201,22 +206,12 @@ def _alphas(report: CampaignReport) -> None:
     rows["colour"] = [v if v in VERDICT_COLORS else "other" for v in rows["verdict"]]
     defined = rows.dropna(subset=["alpha"])
     if not defined.empty:
-        base = alt.Chart(defined).encode(
-            y=alt.Y("measure:N", sort=None, title=None),
-            tooltip=["measure", "alpha", "ci_low", "ci_high", "n_units", "reading"],
-        )
-        bars = base.mark_rule().encode(x=alt.X("ci_low:Q", title="alpha"), x2="ci_high:Q")
-        points = base.mark_point(filled=True, size=60).encode(
-            x="alpha:Q",
-            color=alt.Color(
-                "colour:N",
-                scale=alt.Scale(domain=list(VERDICT_COLORS), range=list(VERDICT_COLORS.values())),
-                legend=alt.Legend(title="Reading", orient="bottom", labelLimit=400),
-            ),
-        )
-        rules = alt.Chart(THRESHOLDS).mark_rule(strokeDash=[4, 4]).encode(x="alpha:Q")
-        st.altair_chart(
-            rules + bars + points, width="stretch", height=max(180, 28 * len(defined) + 90)
+        charts.show(
+            st,
+            report,
+            "alphas",
+            lambda: charts.alpha_chart(defined),
+            height=max(180, 28 * len(defined) + 90),
         )
     st.dataframe(
         rows.drop(columns=["verdict", "colour", "note"]),
@@ -333,8 +328,13 @@ def confusion_view(
     )
     # The chart's fields stay `first` and `second`; the names are only axis titles (Vega-Lite
     # reads a `.` in a field name as a nested lookup: `ann.smith` drew an "undefined" row).
-    chart = heatmap(frame, "first", "second", "count", title, ".1f", titles=(x, y))
-    st.altair_chart(chart, width="stretch", height=360)
+    charts.show(
+        st,
+        frame,
+        "confusion",
+        lambda: heatmap(frame, "first", "second", "count", title, ".1f", titles=(x, y)),
+        height=360,
+    )
 
 
 @fragment
@@ -410,9 +410,13 @@ def annotator_view(
         .dropna()
     )
     if not long_kappa.empty:
-        left.altair_chart(
-            heatmap(long_kappa, "other", "annotator", "kappa", "Pairwise Cohen's kappa", ".2f"),
-            width="stretch",
+        charts.show(
+            left,
+            kappa,
+            "kappa",
+            lambda: heatmap(
+                long_kappa, "other", "annotator", "kappa", "Pairwise Cohen's kappa", ".2f"
+            ),
             height=320,
         )
     long_shares = (
@@ -421,9 +425,11 @@ def annotator_view(
         .rename("share")
         .reset_index()
     )
-    right.altair_chart(
-        heatmap(long_shares, "value", "annotator", "share", "Label mix", ".0%"),
-        width="stretch",
+    charts.show(
+        right,
+        shares,
+        "mix",
+        lambda: heatmap(long_shares, "value", "annotator", "share", "Label mix", ".0%"),
         height=320,
     )
 
@@ -442,7 +448,7 @@ def time_view(
         "Items per batch", min_value=2, value=100, step=50, key="dash-time-batch"
     )
     per, size = by or "day", int(batch)
-    frame = _fig(
+    kept = _fig(
         ctx,
         table,
         served,
@@ -457,22 +463,11 @@ def time_view(
             filters=ReportFilters.model_validate_json(fkey),
         ),
     )
-    frame = frame.dropna(subset=["alpha"])
+    frame = kept.dropna(subset=["alpha"])
     if frame.empty:
         st.info("Not enough labeled items per period yet.")
         return
-    lines = (
-        alt.Chart(frame)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("period:N", sort=None, title="Day" if by == "day" else "Batch (in time order)"),
-            y=alt.Y("alpha:Q", title="alpha"),
-            color=alt.Color("measure:N", title="Measure"),
-            tooltip=["period", "measure", alt.Tooltip("alpha:Q", format=".3f"), "n_items"],
-        )
-    )
-    rules = alt.Chart(THRESHOLDS).mark_rule(strokeDash=[4, 4]).encode(y="alpha:Q")
-    st.altair_chart(rules + lines, width="stretch", height=320)
+    charts.show(st, kept, "over_time", lambda: charts.time_chart(frame, per), height=320)
 
 
 def _per(value: str) -> str:
