@@ -468,6 +468,16 @@ MATRIX: list[tuple[str, str, Call]] = [
         lambda w: controls.control_report(session=w.s, actor=w.actor, campaign=w.c, table=w.table),
     ),
     (
+        "controls.controls_version",
+        "lead",
+        lambda w: controls.controls_version(session=w.s, actor=w.actor, campaign=w.c) is not None,
+    ),
+    (
+        "controls.leave_one_out_drift",
+        "lead",
+        lambda w: controls.leave_one_out_drift(w.table, actor=w.actor) is not None,
+    ),
+    (
         "controls.set_control_settings",
         "lead",
         lambda w: controls.set_control_settings(

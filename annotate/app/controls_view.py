@@ -2,29 +2,61 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy.engine import Engine
 
+from annotate.app import warm_figures
 from annotate.app.context import AppContext, fragment, show_error
+from annotate.app.warm_figures import Served
 from annotate.errors import AnnotateError
 from annotate.labeling.qualify import reset_qualification
-from annotate.review.controls import RECENT, control_report, list_controls
+from annotate.review.controls import (
+    RECENT,
+    ControlCredit,
+    control_report,
+    controls_version,
+    list_controls,
+)
 from annotate.storage import db
-from annotate.storage.models import Campaign, User
+from annotate.storage.models import Campaign
 from annotate.storage.users import get_user
-from annotate.table import LabelTable
+
+# Annotator -> leave-one-out alpha over their last items and over those before.
+Drift = Mapping[str, tuple[float | None, float | None]]
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _credits(
-    key: str, _engine: Engine, _actor: User, _campaign: Campaign, _table: LabelTable
+def control_credit(
+    ctx: AppContext, campaign: Campaign, key: str, drift: Drift
+) -> Served[list[ControlCredit]]:
+    """Each annotator's control credit, kept warm (`warm_figures`) with the labels' version
+    `key` (control answers and adjudications are in it) and `controls_version` (marks,
+    qualification resets, settings), which is read afresh on every call."""
+    with ctx.session() as s:
+        version = controls_version(session=s, actor=ctx.user, campaign=campaign)
+
+    def compute() -> list[ControlCredit]:
+        with db.session_scope(ctx.engine) as s:
+            return control_report(session=s, actor=ctx.user, campaign=campaign, drift=drift)
+
+    return warm_figures.figure(ctx, campaign, "controls", version, key, compute)
+
+
+def credit_columns(
+    ctx: AppContext, campaign: Campaign, key: str, drift: Drift, served: list[Served[Any]]
 ) -> pd.DataFrame:
-    # Keyed by the labels' version (control answers included), the controls and the settings.
-    with db.session_scope(_engine) as s:
-        report = control_report(session=s, actor=_actor, campaign=_campaign, table=_table)
+    """Per annotator: control answers, banded credit, its interval, trend and drift, for the
+    annotator table (empty when the campaign has no control items). `drift` is
+    `review.leave_one_out_drift` of the labels shown (the dashboard keeps it warm)."""
+    with ctx.session() as s:
+        marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
+    if not marked:
+        return pd.DataFrame(index=pd.Index([], name="annotator"))
+    got = control_credit(ctx, campaign, key, drift)
+    served.append(got)
+    report = got.value
     return pd.DataFrame(
         {
             "control_answers": [r.answers for r in report],
@@ -35,18 +67,6 @@ def _credits(
         },
         index=pd.Index([r.annotator for r in report], name="annotator"),
     )
-
-
-def credit_columns(ctx: AppContext, table: LabelTable, key: str) -> pd.DataFrame:
-    """Per annotator: control answers, banded credit, its interval, trend and drift, for the
-    annotator table (empty when the campaign has no control items)."""
-    campaign = table.campaign
-    with ctx.session() as s:
-        marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
-    if not marked:
-        return pd.DataFrame(index=pd.Index([], name="annotator"))
-    settings = [campaign.control_rate, campaign.drift_margin, sorted(r.external_id for r in marked)]
-    return _credits(json.dumps([key, settings]), ctx.engine, ctx.user, campaign, table)
 
 
 def controls_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
@@ -66,13 +86,18 @@ def controls_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 @fragment
-def controls_view(ctx: AppContext, campaign: Campaign, table: LabelTable) -> None:
-    """Control credit per annotator with its interval, trend and drift flag."""
+def controls_view(
+    ctx: AppContext, campaign: Campaign, key: str, drift: Drift, served: list[Served[Any]]
+) -> None:
+    """Control credit per annotator with its interval, trend and drift flag (`drift`:
+    `review.leave_one_out_drift` of the labels of version `key`)."""
     st.subheader("Controls")
     try:
         with ctx.session() as s:
             marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
-            report = control_report(session=s, actor=ctx.user, campaign=campaign, table=table)
+        got = control_credit(ctx, campaign, key, drift)
+        served.append(got)
+        report = got.value
     except AnnotateError as exc:
         show_error(exc)
         return

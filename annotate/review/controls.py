@@ -17,20 +17,29 @@ more than the campaign's `drift_margin`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from annotate import stats as ag
 from annotate.accounts.auth import require_role
 from annotate.errors import NotFound, ValidationProblem
 from annotate.labeling.qualify import _qualification, control_answers
 from annotate.review.figures import _metric
-from annotate.storage.models import Adjudication, Annotation, Campaign, Control, Item, User, utcnow
+from annotate.storage.models import (
+    Adjudication,
+    Annotation,
+    Campaign,
+    Control,
+    Item,
+    QualificationReset,
+    User,
+    utcnow,
+)
 from annotate.storage.queries import load_labels
 from annotate.table import LabelTable
 
@@ -165,12 +174,16 @@ def list_controls(*, session: Session, actor: User, campaign: Campaign) -> list[
         .order_by(col(Item.external_id))
     ).all()
     counts: dict[int, int] = {}
-    for item_id in session.exec(
-        select(Annotation.item_id).where(
-            Annotation.campaign_id == campaign.id, Annotation.origin == "control"
-        )
-    ).all():
-        counts[int(item_id)] = counts.get(int(item_id), 0) + 1
+    # Only the marked items' answers: found by item, not by scanning the campaign's labels.
+    marked = [int(c.item_id) for c, _, _ in rows]
+    for start in range(0, len(marked), 500):
+        for item_id in session.exec(
+            select(Annotation.item_id).where(
+                col(Annotation.item_id).in_(marked[start : start + 500]),
+                Annotation.origin == "control",
+            )
+        ).all():
+            counts[int(item_id)] = counts.get(int(item_id), 0) + 1
     return [
         ControlRow(
             external_id=ext,
@@ -181,6 +194,30 @@ def list_controls(*, session: Session, actor: User, campaign: Campaign) -> list[
         )
         for c, ext, name in rows
     ]
+
+
+def controls_version(*, session: Session, actor: User, campaign: Campaign) -> tuple[Any, ...]:
+    """Lead: a cheap fingerprint of what `control_report` reads besides the labels (the
+    marked controls, qualification resets and the campaign's control settings); with
+    `labels_version` it says when a kept report is out of date."""
+    require_role(actor, "lead", "see control credit", session=session)
+    marked = session.exec(
+        select(func.count(), func.max(Control.item_id), func.max(Control.marked_at)).where(
+            Control.campaign_id == campaign.id
+        )
+    ).one()
+    resets = session.exec(
+        select(func.count(), func.max(QualificationReset.reset_at)).where(
+            QualificationReset.campaign_id == campaign.id
+        )
+    ).one()
+    settings = (
+        campaign.control_rate,
+        campaign.drift_margin,
+        campaign.qualification_items,
+        campaign.qualification_threshold,
+    )
+    return (*settings, *(str(v) for v in (*marked, *resets)))
 
 
 def is_control_item(*, session: Session, actor: User, item_id: int) -> bool:
@@ -233,15 +270,32 @@ def _loo_split(table: LabelTable, annotator: str) -> tuple[float | None, float |
     )
 
 
+def leave_one_out_drift(
+    table: LabelTable, *, actor: User
+) -> dict[str, tuple[float | None, float | None]]:
+    """Per human annotator: leave-one-out alpha over their last RECENT items, and over those
+    before (None where undefined). The part of `control_report` that reads only the labels,
+    so a page can keep it with the labels' version; leads only."""
+    require_role(actor, "lead", "see control credit")
+    humans = table.humans()
+    return {str(name): _loo_split(table, str(name)) for name in humans["annotator"].unique()}
+
+
 def control_report(
-    *, session: Session, actor: User, campaign: Campaign, table: LabelTable | None = None
+    *,
+    session: Session,
+    actor: User,
+    campaign: Campaign,
+    table: LabelTable | None = None,
+    drift: Mapping[str, tuple[float | None, float | None]] | None = None,
 ) -> list[ControlCredit]:
     """Lead: every human annotator's control credit, interval, trend and drift flag.
 
-    `table` (the campaign's `load_labels`, as the dashboard holds it) saves reading it again.
+    `table` (the campaign's `load_labels`, as the dashboard holds it) saves reading it again;
+    `drift` (`leave_one_out_drift(table)`, as the dashboard keeps it) saves computing it.
     """
     require_role(actor, "lead", "see control credit", session=session)
-    if table is None:
+    if table is None and drift is None:
         table = load_labels(session=session, actor=actor, campaign=campaign)
     users = session.exec(
         select(User)
@@ -261,7 +315,11 @@ def control_report(
         mean = _mean(credits)
         recent, earlier = _mean(credits[-RECENT:]), _mean(credits[:-RECENT])
         trend = recent - earlier if recent is not None and earlier is not None else None
-        loo_recent, loo_earlier = _loo_split(table, user.name)
+        if drift is not None:
+            loo_recent, loo_earlier = drift.get(user.name, (None, None))
+        else:
+            assert table is not None
+            loo_recent, loo_earlier = _loo_split(table, user.name)
         reasons = []
         if trend is not None and trend < -margin:
             reasons.append(f"control credit fell {-trend:.2f} over the last {RECENT} answers")

@@ -77,10 +77,18 @@ def _consensus_codes(codes: np.ndarray, n_values: int) -> np.ndarray:
     return np.where(unique, counts.argmax(axis=1), -1)
 
 
-def _consensus(table: LabelTable, field_name: str, item_ids: Sequence[int]) -> list[Any]:
-    """Per item: the adjudicated value of a single field, else the human plurality (or None)."""
+def _consensus(
+    table: LabelTable, field_name: str, item_ids: Sequence[int], grid: _Grid | None = None
+) -> list[Any]:
+    """Per item: the adjudicated value of a single field, else the human plurality (or None).
+
+    `grid` (a `_Grid` over `item_ids`, when the caller has one) saves placing the labels again.
+    """
     spec = table.schema.field(field_name)
-    _, _, matrix = table.matrix(field_name, item_ids=list(item_ids))
+    if grid is not None:
+        matrix = grid.matrix(field_name)
+    else:
+        _, _, matrix = table.matrix(field_name, item_ids=list(item_ids))
     codes, _ = ag.encode_labels(matrix, spec.values)
     top = _consensus_codes(codes, len(spec.values))
     values: list[Any] = [spec.values[c] if c >= 0 else None for c in top]

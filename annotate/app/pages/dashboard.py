@@ -3,90 +3,72 @@
 Leads only (the figures come from `annotate.review`, which checks the role). The headline
 figures come first with a plain-words reading; the heavier views (confusion between
 annotators, the annotator table, alpha over time) are fragments, so changing one of their
-controls reruns that part alone.
+controls reruns that part alone. Every figure is kept warm (`warm_figures`): while annotators
+submit, a large campaign's page is served the figures already computed, with their age, and
+newer ones are computed in the background.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from annotate import review
-from annotate.app import attention, lead
+from annotate.app import attention, charts, lead, warm_figures
 from annotate.app.attention import ANNOTATOR_PARAM, FIELD_PARAM
+from annotate.app.charts import VERDICT_COLORS, heatmap
 from annotate.app.context import AppContext, fragment
-from annotate.app.controls_view import controls_view, credit_columns
+from annotate.app.controls_view import Drift, controls_view, credit_columns
 from annotate.app.render import plain
+from annotate.app.warm_figures import Served
+from annotate.review.controls import leave_one_out_drift
 from annotate.review.figures import CampaignReport, ReportFilters
-from annotate.storage.models import User
 from annotate.table import LabelTable
 
+T = TypeVar("T")
+
 RESAMPLES = (0, 200, 1000)
-# The first word of a row's reading decides its colour on the chart.
-VERDICT_COLORS = {
-    "reliable": "#2e7d32",
-    "tentative": "#ef8f00",
-    "uncertain": "#9e9d24",
-    "unreliable": "#c62828",
-    "other": "#757575",
-}
-THRESHOLDS = pd.DataFrame(
-    {"alpha": [review.TENTATIVE, review.RELIABLE], "line": ["tentative", "reliable"]}
-)
 
 
-# -- cached computations (keyed by the labels' version, so never stale) ----------------------
+# -- figures (kept warm per process: `warm_figures`) ---------------------------------------
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing agreement…")
-def _report(
-    key: str, filters: str, n_resamples: int, _table: LabelTable, _actor: User
-) -> CampaignReport:
-    return review.agreement_report(
-        _table,
-        actor=_actor,
-        filters=ReportFilters.model_validate_json(filters),
-        n_resamples=n_resamples,
-    )
+def _fig(
+    ctx: AppContext,
+    table: LabelTable,
+    served: list[Served[Any]],
+    name: str,
+    args: tuple[Any, ...],
+    key: str,
+    compute: Callable[[], T],
+    spinner: str | None = None,
+) -> T:
+    got = warm_figures.figure(ctx, table.campaign, name, args, key, compute, spinner=spinner)
+    served.append(got)
+    return got.value
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _items(key: str, filters: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
-    return review.item_disagreement(
-        _table, actor=_actor, filters=ReportFilters.model_validate_json(filters)
-    )
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
 def _annotators(
-    key: str, filters: str, field: str, _table: LabelTable, _actor: User
+    ctx: AppContext, table: LabelTable, served: list[Served[Any]], key: str, fkey: str, field: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    parsed = ReportFilters.model_validate_json(filters)
-    people = review.annotator_table(_table, actor=_actor, field=field, filters=parsed)
-    models = review.competence(_table, actor=_actor, field=field)
-    if not models.empty:
-        people = people.join(models)
-    return (
-        people,
-        review.kappa_matrix(_table, actor=_actor, field=field, filters=parsed),
-        review.label_distribution(_table, actor=_actor, field=field, filters=parsed),
-    )
+    parsed = ReportFilters.model_validate_json(fkey)
 
+    def compute() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        people = review.annotator_table(table, actor=ctx.user, field=field, filters=parsed)
+        models = review.competence(table, actor=ctx.user, field=field)
+        if not models.empty:
+            people = people.join(models)
+        return (
+            people,
+            review.kappa_matrix(table, actor=ctx.user, field=field, filters=parsed),
+            review.label_distribution(table, actor=ctx.user, field=field, filters=parsed),
+        )
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _over_time(
-    key: str, filters: str, by: str, batch: int, _table: LabelTable, _actor: User
-) -> pd.DataFrame:
-    return review.alpha_over_time(
-        _table,
-        actor=_actor,
-        by=by,  # type: ignore[arg-type]
-        batch_size=batch,
-        filters=ReportFilters.model_validate_json(filters),
-    )
+    return _fig(ctx, table, served, "annotators", (fkey, field), key, compute)
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -99,7 +81,17 @@ def render(ctx: AppContext) -> None:
     if campaign is None:
         return
     table, key = lead.label_table(ctx, campaign)
-    lead.show_freshness(ctx, campaign)
+    age = st.empty()  # filled last: the age of the oldest figure shown
+    served: list[Served[Any]] = []
+    try:
+        _sections(ctx, table, key, served)
+    finally:
+        warm_figures.end_exact_run()
+    with age.container():
+        warm_figures.show_age(ctx, campaign, served, adjudications=True)
+
+
+def _sections(ctx: AppContext, table: LabelTable, key: str, served: list[Served[Any]]) -> None:
     with st.expander("Filters", expanded=False):
         filters = lead.filter_bar(ctx, table, key="dash")
         resamples = st.segmented_control(
@@ -110,18 +102,46 @@ def render(ctx: AppContext) -> None:
             help="More resamples: steadier intervals, slower page. 0: no intervals.",
         )
     fkey = lead.filters_key(filters)
-    report = _report(key, fkey, int(resamples or 0), table, ctx.user)
+    n = int(resamples or 0)
+    report = _fig(
+        ctx,
+        table,
+        served,
+        "report",
+        (fkey, n),
+        key,
+        lambda: review.agreement_report(table, actor=ctx.user, filters=filters, n_resamples=n),
+        spinner="Computing agreement…",
+    )
     if report.n_items == 0:
         st.info("No items match." if filters.active else "This campaign has no items yet.")
         return
-    items = _items(key, fkey, table, ctx.user)
-    _headline(ctx, report, items, table, key, fkey)
+    items = _fig(
+        ctx,
+        table,
+        served,
+        "items",
+        (fkey,),
+        key,
+        lambda: review.item_disagreement(table, actor=ctx.user, filters=filters),
+    )
+    # Leave-one-out alpha per annotator: for the annotator table and the controls section.
+    drift = _fig(
+        ctx,
+        table,
+        served,
+        "drift",
+        (),
+        key,
+        lambda: leave_one_out_drift(table, actor=ctx.user),
+    )
+    _headline(ctx, report, items, table, served, key, fkey)
     _alphas(report)
     _judges(report)
-    confusion_view(ctx, table, key, fkey, filters)
-    annotator_view(ctx, table, key, fkey)
-    time_view(ctx, table, key, fkey)
-    controls_view(ctx, campaign, table)
+    confusion_view(ctx, table, served, key, fkey, filters)
+    annotator_view(ctx, table, served, key, fkey, drift)
+    time_view(ctx, table, served, key, fkey)
+    controls_view(ctx, table.campaign, key, drift, served)
 
 
 def _headline(
@@ -129,6 +149,7 @@ def _headline(
     report: CampaignReport,
     items: pd.DataFrame,
     table: LabelTable,
+    served: list[Served[Any]],
     key: str,
     fkey: str,
 ) -> None:
@@ -144,23 +165,28 @@ def _headline(
     cols[3].metric("Adjudicated", f"{adjudicated:,}")
     cols[4].metric("Judges (reported apart)", len(report.machine_annotators))
     st.markdown("**Where to look first**")
-    people = _annotators(key, fkey, table.schema.right_action_field, table, ctx.user)[0]
+    people = _annotators(ctx, table, served, key, fkey, table.schema.right_action_field)[0]
     for line, target in attention.lines(report, items, people):
         attention.show(ctx, report.campaign, line, target)
     coverage = pd.DataFrame(
         {"labels": [str(k) for k in report.coverage], "items": list(report.coverage.values())}
     )
-    chart = (
-        alt.Chart(coverage)
-        .mark_bar()
-        .encode(
-            x=alt.X("labels:O", title="Human labels per item", sort=None),
-            y=alt.Y("items:Q", title="Items"),
-            tooltip=["labels", "items"],
-        )
-        .properties(title="Coverage")
+    charts.show(
+        st,
+        report,
+        "coverage",
+        lambda: (
+            alt.Chart(coverage)
+            .mark_bar()
+            .encode(
+                x=alt.X("labels:O", title="Human labels per item", sort=None),
+                y=alt.Y("items:Q", title="Items"),
+                tooltip=["labels", "items"],
+            )
+            .properties(title="Coverage")
+        ),
+        height=200,
     )
-    st.altair_chart(chart, width="stretch", height=200)
 
 
 def _alphas(report: CampaignReport) -> None:
@@ -180,22 +206,12 @@ def _alphas(report: CampaignReport) -> None:
     rows["colour"] = [v if v in VERDICT_COLORS else "other" for v in rows["verdict"]]
     defined = rows.dropna(subset=["alpha"])
     if not defined.empty:
-        base = alt.Chart(defined).encode(
-            y=alt.Y("measure:N", sort=None, title=None),
-            tooltip=["measure", "alpha", "ci_low", "ci_high", "n_units", "reading"],
-        )
-        bars = base.mark_rule().encode(x=alt.X("ci_low:Q", title="alpha"), x2="ci_high:Q")
-        points = base.mark_point(filled=True, size=60).encode(
-            x="alpha:Q",
-            color=alt.Color(
-                "colour:N",
-                scale=alt.Scale(domain=list(VERDICT_COLORS), range=list(VERDICT_COLORS.values())),
-                legend=alt.Legend(title="Reading", orient="bottom", labelLimit=400),
-            ),
-        )
-        rules = alt.Chart(THRESHOLDS).mark_rule(strokeDash=[4, 4]).encode(x="alpha:Q")
-        st.altair_chart(
-            rules + bars + points, width="stretch", height=max(180, 28 * len(defined) + 90)
+        charts.show(
+            st,
+            report,
+            "alphas",
+            lambda: charts.alpha_chart(defined),
+            height=max(180, 28 * len(defined) + 90),
         )
     st.dataframe(
         rows.drop(columns=["verdict", "colour", "note"]),
@@ -255,42 +271,14 @@ def _single_fields(table: LabelTable) -> list[str]:
     return [f.name for f in table.schema.choice_fields if f.kind == "single"]
 
 
-def _heatmap(
-    frame: pd.DataFrame,
-    x: str,
-    y: str,
-    value: str,
-    title: str,
-    fmt: str,
-    *,
-    titles: tuple[str, str] | None = None,
-) -> Any:
-    """Cells of `value` over columns `x` and `y` (plain column names), axes titled `titles`."""
-    x_title, y_title = titles or (x, y)
-    base = alt.Chart(frame).encode(
-        x=alt.X(f"{x}:N", sort=None, title=x_title),
-        y=alt.Y(f"{y}:N", sort=None, title=y_title),
-    )
-    rect = base.mark_rect().encode(
-        color=alt.Color(f"{value}:Q", title=value, scale=alt.Scale(scheme="blues")),
-        tooltip=[
-            alt.Tooltip(f"{x}:N", title=x_title),
-            alt.Tooltip(f"{y}:N", title=y_title),
-            alt.Tooltip(f"{value}:Q", format=fmt),
-        ],
-    )
-    # Dark cells get white text: the threshold is half the largest value shown.
-    middle = float(frame[value].max() or 0) / 2
-    text = base.mark_text(baseline="middle").encode(
-        text=alt.Text(f"{value}:Q", format=fmt),
-        color=alt.condition(f"datum['{value}'] > {middle}", alt.value("white"), alt.value("#333")),
-    )
-    return (rect + text).properties(title=title)
-
-
 @fragment
 def confusion_view(
-    ctx: AppContext, table: LabelTable, key: str, fkey: str, filters: ReportFilters
+    ctx: AppContext,
+    table: LabelTable,
+    served: list[Served[Any]],
+    key: str,
+    fkey: str,
+    filters: ReportFilters,
 ) -> None:
     """How annotators' labels meet on the same items, per field (a fragment)."""
     st.subheader("Confusion between annotators")
@@ -304,7 +292,7 @@ def confusion_view(
     )
     if field is None:
         return
-    people = _annotators(key, fkey, field, table, ctx.user)[0]
+    people = _annotators(ctx, table, served, key, fkey, field)[0]
     names = [str(n) for n in people.index]
     # Options are pairs of positions in `names`, never "a vs b" strings: a name may hold
     # " vs " itself, and only the labels shown are built from the names.
@@ -320,7 +308,15 @@ def confusion_view(
         key="dash-conf-pair",
     )
     pair = None if chosen is None else (names[chosen[0]], names[chosen[1]])
-    frame = review.confusion(table, actor=ctx.user, field=field, pair=pair, filters=filters)
+    frame = _fig(
+        ctx,
+        table,
+        served,
+        "confusion",
+        (fkey, field, pair),
+        key,
+        lambda: review.confusion(table, actor=ctx.user, field=field, pair=pair, filters=filters),
+    )
     if frame["count"].sum() == 0:
         st.info("No item has two labels of this field yet.")
         return
@@ -332,12 +328,24 @@ def confusion_view(
     )
     # The chart's fields stay `first` and `second`; the names are only axis titles (Vega-Lite
     # reads a `.` in a field name as a nested lookup: `ann.smith` drew an "undefined" row).
-    chart = _heatmap(frame, "first", "second", "count", title, ".1f", titles=(x, y))
-    st.altair_chart(chart, width="stretch", height=360)
+    charts.show(
+        st,
+        frame,
+        "confusion",
+        lambda: heatmap(frame, "first", "second", "count", title, ".1f", titles=(x, y)),
+        height=360,
+    )
 
 
 @fragment
-def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
+def annotator_view(
+    ctx: AppContext,
+    table: LabelTable,
+    served: list[Served[Any]],
+    key: str,
+    fkey: str,
+    drift: Drift,
+) -> None:
     """Per annotator: volume, pace, label mix, agreement with the rest and with gold."""
     st.subheader("Annotators")
     field = st.segmented_control(
@@ -348,7 +356,7 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
     )
     if field is None:
         return
-    people, kappa, shares = _annotators(key, fkey, field, table, ctx.user)
+    people, kappa, shares = _annotators(ctx, table, served, key, fkey, field)
     if people.empty:
         st.info("No human labels of this field yet.")
         return
@@ -367,7 +375,7 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
         shown = pd.concat([shown[first], shown[~first]], ignore_index=True)
     for count in ("n_labeled", "n_gold"):
         shown[count] = shown[count].astype("Int64")
-    controls = credit_columns(ctx, table, key)
+    controls = credit_columns(ctx, table.campaign, key, drift, served)
     if not controls.empty:
         shown = shown.merge(controls, left_on="annotator", right_index=True, how="left")
     st.dataframe(
@@ -402,9 +410,13 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
         .dropna()
     )
     if not long_kappa.empty:
-        left.altair_chart(
-            _heatmap(long_kappa, "other", "annotator", "kappa", "Pairwise Cohen's kappa", ".2f"),
-            width="stretch",
+        charts.show(
+            left,
+            kappa,
+            "kappa",
+            lambda: heatmap(
+                long_kappa, "other", "annotator", "kappa", "Pairwise Cohen's kappa", ".2f"
+            ),
             height=320,
         )
     long_shares = (
@@ -413,15 +425,19 @@ def annotator_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> N
         .rename("share")
         .reset_index()
     )
-    right.altair_chart(
-        _heatmap(long_shares, "value", "annotator", "share", "Label mix", ".0%"),
-        width="stretch",
+    charts.show(
+        right,
+        shares,
+        "mix",
+        lambda: heatmap(long_shares, "value", "annotator", "share", "Label mix", ".0%"),
         height=320,
     )
 
 
 @fragment
-def time_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
+def time_view(
+    ctx: AppContext, table: LabelTable, served: list[Served[Any]], key: str, fkey: str
+) -> None:
     """Alpha per day or per batch of items, so a guideline change shows its effect."""
     st.subheader("Alpha over time")
     left, right = st.columns([2, 1])
@@ -431,23 +447,27 @@ def time_view(ctx: AppContext, table: LabelTable, key: str, fkey: str) -> None:
     batch = right.number_input(
         "Items per batch", min_value=2, value=100, step=50, key="dash-time-batch"
     )
-    frame = _over_time(key, fkey, by or "day", int(batch), table, ctx.user)
-    frame = frame.dropna(subset=["alpha"])
+    per, size = by or "day", int(batch)
+    kept = _fig(
+        ctx,
+        table,
+        served,
+        "over_time",
+        (fkey, per, size),
+        key,
+        lambda: review.alpha_over_time(
+            table,
+            actor=ctx.user,
+            by=per,  # type: ignore[arg-type]
+            batch_size=size,
+            filters=ReportFilters.model_validate_json(fkey),
+        ),
+    )
+    frame = kept.dropna(subset=["alpha"])
     if frame.empty:
         st.info("Not enough labeled items per period yet.")
         return
-    lines = (
-        alt.Chart(frame)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("period:N", sort=None, title="Day" if by == "day" else "Batch (in time order)"),
-            y=alt.Y("alpha:Q", title="alpha"),
-            color=alt.Color("measure:N", title="Measure"),
-            tooltip=["period", "measure", alt.Tooltip("alpha:Q", format=".3f"), "n_items"],
-        )
-    )
-    rules = alt.Chart(THRESHOLDS).mark_rule(strokeDash=[4, 4]).encode(y="alpha:Q")
-    st.altair_chart(rules + lines, width="stretch", height=320)
+    charts.show(st, kept, "over_time", lambda: charts.time_chart(frame, per), height=320)
 
 
 def _per(value: str) -> str:

@@ -12,18 +12,25 @@ next", opens the item on the Adjudicate page.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from annotate import review
-from annotate.app import lead
+from annotate.app import lead, warm_figures
 from annotate.app.context import AppContext
 from annotate.app.render import plain
+from annotate.app.warm_figures import Served
+from annotate.review.figures import ReportFilters
 from annotate.storage.models import Campaign
+from annotate.table import LabelTable
 
 FLASH_KEY = "annotate.review.flash"
-# The picker offers the top of the queue; the table holds all of it.
+# The picker offers the top of the queue; the table holds all of it, a page at a time (sending
+# 100,000 rows to the browser took seconds and 8 MB on every load).
 PICK_LIMIT = 200
+PAGE_ROWS = 500
 COLUMNS = {
     "external_id": "Item",
     "disagreement": "Disagreement",
@@ -57,8 +64,8 @@ def render(ctx: AppContext) -> None:
     campaign = lead.pick_campaign(ctx, key="rev-campaign")
     if campaign is None:
         return
-    table, _ = lead.label_table(ctx, campaign, adjudications=False)
-    lead.show_freshness(ctx, campaign, adjudications=False)
+    table, key = lead.label_table(ctx, campaign, adjudications=False)
+    age = st.empty()  # filled once the figures are known: their age
     with st.expander("Filters", expanded=False):
         filters = lead.filter_bar(ctx, table, key="rev")
         cols = st.columns(3)
@@ -76,14 +83,20 @@ def render(ctx: AppContext) -> None:
             key="rev-differs",
             help="Dawid-Skene, fitted when items carry three or more labels.",
         )
-    frame = lead.queue(
-        ctx,
-        campaign,
-        filters=filters,
-        min_labels=int(min_labels),
-        flagged_only=flagged_only,
-        include_adjudicated=show_done,
-    )
+    try:
+        frame, served = _queue(
+            ctx,
+            table,
+            key,
+            filters=filters,
+            min_labels=int(min_labels),
+            flagged_only=flagged_only,
+            include_adjudicated=show_done,
+        )
+    finally:
+        warm_figures.end_exact_run()
+    with age.container():
+        warm_figures.show_age(ctx, campaign, served, adjudications=False)
     if differs_only:
         frame = frame[frame["model_differs"]].reset_index(drop=True)
     if frame.empty:
@@ -101,6 +114,56 @@ def render(ctx: AppContext) -> None:
     _next_and_pick(ctx, campaign, frame, waiting)
     _table(ctx, campaign, frame)
     _bulk(ctx, campaign, unanimous)
+
+
+def _queue(
+    ctx: AppContext,
+    table: LabelTable,
+    key: str,
+    *,
+    filters: ReportFilters,
+    min_labels: int,
+    flagged_only: bool,
+    include_adjudicated: bool,
+) -> tuple[pd.DataFrame, list[Served[Any]]]:
+    """The queue from the labels served (its disagreement and the annotator model's
+    suggestions kept warm: `warm_figures`) and the adjudications as they are now."""
+    campaign = table.campaign
+    fkey = lead.filters_key(filters)
+    items = warm_figures.figure(
+        ctx,
+        campaign,
+        "queue_items",
+        (fkey,),
+        key,
+        lambda: review.item_disagreement(table, actor=ctx.user, filters=filters),
+        adjudications=False,
+        spinner="Ordering the queue…",
+    )
+    suggestions = warm_figures.figure(
+        ctx,
+        campaign,
+        "suggestions",
+        (),
+        key,
+        lambda: review.model_suggestions(table, actor=ctx.user),
+        adjudications=False,
+        spinner="Fitting the annotator model…",
+    )
+    with ctx.session() as s:
+        current = review.current_adjudications(session=s, actor=ctx.user, campaign=campaign)
+    frame = review.queue_from_table(
+        table,
+        actor=ctx.user,
+        filters=filters,
+        min_labels=min_labels,
+        flagged_only=flagged_only,
+        include_adjudicated=include_adjudicated,
+        current=current,
+        items=items.value,
+        suggestions=suggestions.value,
+    )
+    return frame, [items, suggestions]
 
 
 def _next_and_pick(
@@ -130,7 +193,9 @@ def _table(ctx: AppContext, campaign: Campaign, frame: pd.DataFrame) -> None:
             columns.pop(name)
     if more:
         columns |= MORE_COLUMNS
-    shown = frame[list(columns)].rename(columns=columns)
+    start = _page_start(len(frame))
+    page = frame.iloc[start : start + PAGE_ROWS]
+    shown = page[list(columns)].rename(columns=columns)
     shown["Majority action"] = shown["Majority action"].fillna("no majority")
     shown["How"] = shown["How"].astype(object).fillna("")
     event = st.dataframe(
@@ -151,9 +216,28 @@ def _table(ctx: AppContext, campaign: Campaign, frame: pd.DataFrame) -> None:
     )
     rows = event.selection.rows if event is not None else []
     if rows:
-        external_id = str(frame.iloc[rows[0]]["external_id"])
+        external_id = str(page.iloc[rows[0]]["external_id"])
         if st.button(f"Adjudicate {plain(external_id)}", key="rev-open-selected", type="primary"):
             lead.open_item(ctx, campaign.name, external_id)
+
+
+def _page_start(n_rows: int) -> int:
+    """The first row of the page of the table shown (a page picker past PAGE_ROWS rows)."""
+    pages = -(-n_rows // PAGE_ROWS)
+    if pages <= 1:
+        return 0
+    if int(st.session_state.get("rev-page", 1)) > pages:  # the queue got shorter
+        st.session_state["rev-page"] = pages
+    number = st.number_input(
+        "Page",
+        min_value=1,
+        max_value=pages,
+        value=1,
+        key="rev-page",
+        help=f"{PAGE_ROWS:,} items a page, in queue order.",
+    )
+    st.caption(f"Page {int(number):,} of {pages:,}, {PAGE_ROWS:,} items a page.")
+    return (int(number) - 1) * PAGE_ROWS
 
 
 def _bulk(ctx: AppContext, campaign: Campaign, unanimous: pd.DataFrame) -> None:

@@ -1,0 +1,316 @@
+"""Lead pages over HTTP while annotators work: Dashboard and Review queue load times.
+
+Usage: python bench/bench_lead_pages.py [--items N] [--seconds S] [--every S] [--code DIR]
+Setup (not timed): `bench_release.setup`, a campaign of N items (default 100,000) with three
+human labels each, on SQLite, and a lead with a password. Then, for each page (Dashboard, then
+Review queue), a fresh `annotate serve` on a free loopback port: the lead signs in over HTTP
+(`POST /signin`) and drives the page over Streamlit's websocket with its protobuf messages
+(tests/stclient.py, no browser). A page load is one full run of the page, timed from sending
+the rerun to the script-finished message. Timed: the first load on the fresh server, then a
+load every `--every` s (default 1.5) for S s (default 30) while a writer thread in this process
+saves a label every 200 ms through `storage.save_annotation` (an annotator submitting). Prints
+the first load, the page's own cost (`--quiet` loads before the writer starts), and p50 / p95
+/ max of the later loads, with the server's CPU (user + system
+from /proc/PID/stat) during each load and over the whole phase (background refreshes included),
+the bytes the page sent, and the load average. `--code DIR` serves another checkout's
+`annotate` (e.g. `--code /work/main --code .` for the code before the change, then this
+one, on the same database); this bench, the setup and the writer always run this checkout's
+code.
+Targets (issue 15): dashboard first load < 2 s, later loads < 300 ms; review first < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_release import setup  # noqa: E402
+from sqlmodel import select  # noqa: E402
+
+from annotate import storage  # noqa: E402
+from annotate.accounts.auth import system_actor  # noqa: E402
+from annotate.storage import db  # noqa: E402
+from annotate.storage.models import Campaign, Item, User  # noqa: E402
+from tests.browser.conftest import free_port  # noqa: E402
+from tests.stclient import Run, StreamlitClient, sign_in  # noqa: E402
+
+ERROR = 1  # Alert.Format.ERROR: what st.error shows
+SECRET = "bench-lead-pages-signing-key-" + "p" * 30
+PASSWORD = "correct horse"
+TICKS = os.sysconf("SC_CLK_TCK")
+LABELS = {
+    "intent": "benign",
+    "epistemic_status": "answerable",
+    "right_action": "answer",
+    "observed_action": "answer",
+    "failure_categories": [],
+    "confidence": "high",
+}
+# What each page must show once loaded (a run that shows an error instead does not count).
+EXPECTED = {"dashboard": "Agreement", "review": "Unanimous items"}
+TARGETS = {("dashboard", "first"): 2.0, ("dashboard", "later"): 0.3, ("review", "first"): 1.0}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its waited-for children so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the ")": state is field 0, so utime/stime/cutime/cstime are 11..14.
+    return sum(int(f) for f in fields[11:15]) / TICKS
+
+
+@dataclass
+class Load:
+    """One page load: wall seconds, the server's CPU seconds meanwhile, bytes sent."""
+
+    seconds: float
+    cpu: float
+    sent: int
+
+
+@dataclass
+class Phase:
+    """The loads of one page on one fresh server."""
+
+    page: str
+    first: Load | None = None
+    quiet: list[Load] = field(default_factory=list)
+    later: list[Load] = field(default_factory=list)
+    phase_cpu: float = 0.0  # the server's CPU over the later loads' whole span
+    written: int = 0
+    load_average: float = 0.0
+
+
+class Server:
+    """`annotate serve` from `code` on a free loopback port."""
+
+    def __init__(self, code: Path, url: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANNOTATE_")}
+        env |= {
+            "ANNOTATE_DATABASE_URL": url,
+            "ANNOTATE_SECRET_KEY": SECRET,
+            "PYTHONPATH": str(code),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.log = workdir / f"server-{self.port}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from annotate.cli import main; main()"]
+            + ["serve", "--port", str(self.port)],
+            cwd=workdir,
+            env=env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not answer within 60 s:\n{self.log.read_text()}")
+
+    def cpu(self) -> float:
+        """The server's CPU seconds so far."""
+        return cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+class Writer:
+    """A thread saving one label every `every` seconds, as annotator `user_id`, item by item."""
+
+    def __init__(self, url: str, user_id: int, item_ids: list[int], every: float = 0.2) -> None:
+        self.engine = db.make_engine(url)
+        self.user_id, self.item_ids, self.every = user_id, item_ids, every
+        self.written = 0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bench-writer", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            with db.session_scope(self.engine) as s:
+                user = s.get(User, self.user_id)
+                item = s.get(Item, self.item_ids[self.written % len(self.item_ids)])
+                assert user is not None and item is not None
+                storage.save_annotation(session=s, user=user, item=item, labels=LABELS)
+            self.written += 1
+            self.stop_event.wait(self.every)
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.thread.join()
+        self.engine.dispose()
+
+
+def load(client: StreamlitClient, server: Server, page: str) -> Load:
+    """One full run of `page`; AssertionError when it did not show the page."""
+    cpu = server.cpu()
+    run: Run = client.rerun(page=page)
+    used = server.cpu() - cpu
+    texts = " ".join(run.texts())
+    problems = [e.text[:300] for e in run.exceptions] + [
+        e.text[:300] for e in run.elements if e.kind == "alert" and e.proto.format == ERROR
+    ]
+    assert not problems and EXPECTED[page] in texts, f"{page} did not load: {problems or texts}"
+    return Load(run.seconds, used, sum(m.ByteSize() for m in run.messages))
+
+
+def measure(page: str, args: argparse.Namespace, url: str, people: dict[str, int]) -> Phase:
+    """A fresh server; the first load of `page`, then later loads while the writer writes."""
+    phase = Phase(page)
+    server = Server(args.code, url, args.workdir)
+    try:
+        cookie = sign_in(server.url, "lena", PASSWORD)
+        with StreamlitClient(server.url, cookie=cookie, timeout=600) as client:
+            phase.first = load(client, server, page)
+            for _ in range(args.quiet):  # nothing written meanwhile: the page's own cost
+                started = time.perf_counter()
+                phase.quiet.append(load(client, server, page))
+                time.sleep(max(0.0, args.every - (time.perf_counter() - started)))
+            with Writer(url, people["wanda"], args.item_ids) as writer:
+                cpu, end = server.cpu(), time.perf_counter() + args.seconds
+                while time.perf_counter() < end:
+                    started = time.perf_counter()
+                    phase.later.append(load(client, server, page))
+                    time.sleep(max(0.0, args.every - (time.perf_counter() - started)))
+                phase.phase_cpu = server.cpu() - cpu
+            phase.written = writer.written
+        phase.load_average = os.getloadavg()[0]
+    except Exception:
+        print(
+            f"--- {server.log.name}, last lines:\n"
+            + "\n".join(server.log.read_text().splitlines()[-40:])
+        )
+        raise
+    finally:
+        server.stop()
+    return phase
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The `q` quantile (nearest rank) of `values`."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def report(phase: Phase) -> None:
+    """Print one phase's figures and whether they meet the targets."""
+    assert phase.first is not None
+    first, later = phase.first, phase.later
+    walls = [x.seconds for x in later]
+    cpus = [x.cpu for x in later]
+    target = TARGETS.get((phase.page, "first"))
+    print(
+        f"{phase.page} first load: {first.seconds:.2f} s wall, {first.cpu:.2f} s server CPU, "
+        f"{first.sent / 1e6:.2f} MB sent"
+        + (f" (target < {target:g} s: {'met' if first.seconds < target else 'MISSED'})")
+    )
+    if phase.quiet:
+        print(
+            f"{phase.page} loads with nothing written: {len(phase.quiet)} loads; wall p50 "
+            f"{quantile([x.seconds for x in phase.quiet], 0.5) * 1000:.0f} ms, max "
+            f"{max(x.seconds for x in phase.quiet) * 1000:.0f} ms; server CPU per load p50 "
+            f"{quantile([x.cpu for x in phase.quiet], 0.5) * 1000:.0f} ms"
+        )
+    target = TARGETS.get((phase.page, "later"))
+    print(
+        f"{phase.page} later loads: {len(later)} loads while {phase.written} labels were "
+        f"written; wall p50 {quantile(walls, 0.5) * 1000:.0f} ms, p95 "
+        f"{quantile(walls, 0.95) * 1000:.0f} ms, max {max(walls) * 1000:.0f} ms; server CPU "
+        f"per load p50 {quantile(cpus, 0.5) * 1000:.0f} ms, max {max(cpus) * 1000:.0f} ms; "
+        f"server CPU over the phase {phase.phase_cpu:.1f} s "
+        f"({phase.phase_cpu / len(later) * 1000:.0f} ms per load, background refreshes "
+        f"included); {quantile([x.sent for x in later], 0.5) / 1e6:.2f} MB sent per load"
+        + (
+            f" (target p95 < {target * 1000:.0f} ms: "
+            f"{'met' if quantile(walls, 0.95) < target else 'MISSED'})"
+            if target
+            else ""
+        )
+        + f"; load average {phase.load_average:.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--every", type=float, default=1.5, help="Seconds between later loads.")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        action="append",
+        help="A checkout for `serve` to run (repeat to compare several on the same database; "
+        "default: this one).",
+    )
+    parser.add_argument("--pages", default="dashboard,review")
+    parser.add_argument(
+        "--quiet", type=int, default=5, help="Loads before the writer starts (nothing written)."
+    )
+    args = parser.parse_args()
+    codes = [c.resolve() for c in args.code or [ROOT]]
+    with tempfile.TemporaryDirectory(prefix="bench-lead-pages-") as tmp:
+        args.workdir = Path(tmp)
+        url = f"sqlite:///{tmp}/pages.db"
+        started = time.perf_counter()
+        name = setup(url, args.items)
+        engine = db.make_engine(url)
+        actor = system_actor()
+        with db.session_scope(engine) as s:
+            campaign = s.exec(select(Campaign).where(Campaign.name == name)).one()
+            people = {
+                "lena": storage.add_user(
+                    session=s, actor=actor, name="lena", role="lead", password=PASSWORD
+                ).id
+                or 0,
+                "wanda": storage.add_user(session=s, actor=actor, name="wanda").id or 0,
+            }
+            args.item_ids = list(
+                s.exec(select(Item.id).where(Item.campaign_id == campaign.id)).all()
+            )
+        engine.dispose()
+        print(
+            f"setup: {args.items:,} items x 3 labels in {time.perf_counter() - started:.0f} s; "
+            f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs"
+        )
+        for code in codes:
+            args.code = code
+            print(f"code served: {code}")
+            for page in args.pages.split(","):
+                report(measure(page, args, url, people))
+
+
+if __name__ == "__main__":
+    main()
