@@ -11,7 +11,6 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from annotate.accounts.auth import require_role
 from annotate.labeling.qualify import CLOSED, pick_control
 from annotate.labeling.queue import user_order
 from annotate.labeling.slots import (
@@ -19,6 +18,7 @@ from annotate.labeling.slots import (
     _check_write_transaction,
     _lock_user,
     _mine,
+    _require_labeler,
     order_key,
     taken_slots,
 )
@@ -43,7 +43,7 @@ def current_claim(
     Raises PermissionDenied for anyone who may not label (the role check costs no query;
     membership was checked when the lease was made by `claim_next`, and again on submit).
     """
-    require_role(user, "annotator", "label items", session=session)
+    _require_labeler(session, user, "label items")
     now = now or utcnow()
     row = session.exec(
         select(Assignment, Item)

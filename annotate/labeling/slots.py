@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from annotate.accounts.auth import require_role
+from annotate.accounts.auth import has_role, require_role
 from annotate.errors import NotFound, PermissionDenied
 from annotate.storage import db
 from annotate.storage.campaigns import can_label
@@ -104,22 +104,30 @@ def taken_slots(
             Annotation.user_id != exclude_user_id,
         )
     ).one()
-    leased = session.exec(
-        select(func.count())
-        .select_from(Assignment)
-        .where(
-            Assignment.item_id == item_id,
-            Assignment.status == "active",
-            col(Assignment.expires_at) > now,
-            Assignment.user_id != exclude_user_id,
-            # A lease whose holder already labeled the item is not a second slot.
-            ~exists().where(
-                col(Annotation.item_id) == col(Assignment.item_id),
-                col(Annotation.user_id) == col(Assignment.user_id),
-            ),
-        )
-    ).one()
-    return int(labeled) + int(leased)
+    return int(labeled) + leased_slots(
+        session=session, item_id=item_id, now=now, exclude_user_id=exclude_user_id
+    )
+
+
+def leased_slots(*, session: Session, item_id: int, now: datetime, exclude_user_id: int = 0) -> int:
+    """Live leases on `item_id` held by others than `exclude_user_id` who have not labeled it."""
+    return int(
+        session.exec(
+            select(func.count())
+            .select_from(Assignment)
+            .where(
+                Assignment.item_id == item_id,
+                Assignment.status == "active",
+                col(Assignment.expires_at) > now,
+                Assignment.user_id != exclude_user_id,
+                # A lease whose holder already labeled the item is not a second slot.
+                ~exists().where(
+                    col(Annotation.item_id) == col(Assignment.item_id),
+                    col(Annotation.user_id) == col(Assignment.user_id),
+                ),
+            )
+        ).one()
+    )
 
 
 def _mine(campaign_id: int, user_id: int, among: Sequence[int] | None = None) -> Any:
@@ -275,9 +283,24 @@ def _lock_user(session: Session, user: User) -> None:
         session.exec(select(User.id).where(User.id == user.id).with_for_update())
 
 
+_VERIFIED = "annotate.verified_labelers"
+
+
+def _require_labeler(session: Session, user: User, action: str) -> User:
+    """`require_role(user, "annotator", action)`, reading the user back once per session: a
+    claim or a submit checks at several steps of one transaction, and one read is enough."""
+    verified: dict[int, User] = session.info.setdefault(_VERIFIED, {})
+    if verified.get(id(user)) is user and has_role(user, "annotator"):
+        return user
+    require_role(user, "annotator", action, session=session)
+    verified[id(user)] = user
+    return user
+
+
 def _check_labeler(session: Session, user: User, campaign: Campaign) -> User:
-    require_role(user, "annotator", "label items", session=session)
-    if not can_label(session=session, user=user, campaign=campaign):
+    _require_labeler(session, user, "label items")
+    # Open campaigns admit every annotator: only a restricted one needs its member list.
+    if campaign.restricted and not can_label(session=session, user=user, campaign=campaign):
         raise PermissionDenied(f"`{user.name}` is not a member of campaign `{campaign.name}`")
     return user
 

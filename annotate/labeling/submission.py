@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from annotate.accounts.auth import require_role
 from annotate.errors import Conflict, ValidationProblem
 from annotate.labeling.claims import _check_labeler, _check_write_transaction, _lock_user
-from annotate.labeling.slots import MAX_REASON, _own_assignment, taken_slots
+from annotate.labeling.slots import MAX_REASON, _own_assignment, _require_labeler, leased_slots
 from annotate.schema import LabelField, LabelSchema, LabelValue, RuleWarning
 from annotate.settings import check_free_text
 from annotate.storage.annotations import get_own_annotation, save_annotation
@@ -115,7 +115,7 @@ def submit(
     nothing is saved. Needs a write transaction. `duration_s` is the time on the item in
     seconds.
     """
-    require_role(user, "annotator", "submit labels", session=session)
+    _require_labeler(session, user, "submit labels")
     _check_write_transaction(session)
     _lock_user(session, user)
     assignment = _own_assignment(session, user, assignment_id)
@@ -138,19 +138,29 @@ def submit(
     schema = campaign_schema(session=session, campaign=campaign)
     normalized, warnings = review_labels(schema, labels, partial=flagged)
     overridden = check_overrides(schema, normalized, warnings, overridden_rules)
+    # Human labels are the item's counter (kept by save_annotation), read in this write
+    # transaction: SQLite's is exclusive; PostgreSQL reads it with the row lock that claims
+    # take too, so while we count nobody can take a slot on the item.
+    labeled = item.human_labels
     if session.connection().dialect.name == "postgresql":
-        # Claims lock the item row too: while we count, nobody can take a slot on it.
-        session.exec(select(Item.id).where(Item.id == item.id).with_for_update())
+        labeled = session.exec(
+            select(Item.human_labels).where(Item.id == item.id).with_for_update()
+        ).one()
     # The clock is read once the locks are held, and the slots are counted whether or not our
     # lease still runs: a claim made the instant our lease lapsed may have taken our slot.
     now = now or utcnow()
     control = is_control(session, item.id or 0)
+    existing = session.exec(
+        select(Annotation).where(Annotation.item_id == item.id, Annotation.user_id == user.id)
+    ).first()
+    # The counter holds our own label too, unless it is a control answer (those take no slot).
+    own = existing is not None and existing.origin != CONTROL_ORIGIN
     others = (
         0
         if control  # controls take no slot (annotate.storage.controls)
-        else taken_slots(
-            session=session, item_id=item.id or 0, now=now, exclude_user_id=user.id or 0
-        )
+        else int(labeled)
+        - own
+        + leased_slots(session=session, item_id=item.id or 0, now=now, exclude_user_id=user.id or 0)
     )
     if others >= campaign.overlap:
         lapsed = assignment.status != "active" or assignment.expires_at <= now
@@ -169,6 +179,7 @@ def submit(
         flag_note=note,
         overridden_rules=overridden,
         origin=CONTROL_ORIGIN if control else "app",
+        existing=existing,
     )
     assignment.status = "done"
     assignment.finished_at = now
