@@ -38,7 +38,9 @@ from tests.stclient import StreamlitClient, sign_in  # noqa: E402
 WARM_UP = 5
 
 
-def serve(url: str, workdir: Path, code: Path, profile: str | None) -> tuple[subprocess.Popen[bytes], str, int]:
+def serve(
+    url: str, workdir: Path, code: Path, profile: str | None
+) -> tuple[subprocess.Popen[bytes], str, int]:
     """`annotate serve` from `code`; the process, its base URL and the pid of the server."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANNOTATE_")}
@@ -47,9 +49,26 @@ def serve(url: str, workdir: Path, code: Path, profile: str | None) -> tuple[sub
     command += ["--port", str(port)]
     if profile:
         spy = shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy"
-        command = [spy, "record", "-r", "250", "-f", "raw", "-o", profile, "--", *command]
+        command = [
+            spy,
+            "record",
+            "--nonblocking",
+            "-r",
+            "250",
+            "-f",
+            "raw",
+            "-o",
+            profile,
+            "--",
+            *command,
+        ]
     process = subprocess.Popen(
-        command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, ended as a whole (server and py-spy)
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -60,13 +79,23 @@ def serve(url: str, workdir: Path, code: Path, profile: str | None) -> tuple[sub
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.2)
     else:
-        process.kill()
+        os.killpg(process.pid, signal.SIGTERM)
+        stop(process)
         raise SystemExit("the server did not start")
     pid = process.pid
     if profile:  # the server is py-spy's child
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         pid = int(children[0])
     return process, base, pid
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End the server's process group: politely, then for good after 30 s."""
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def label(app: StreamlitClient, pid: int, count: int) -> tuple[list[float], list[float], list[int]]:
@@ -122,7 +151,7 @@ def main() -> None:
                 total_cpu, total_wall = proc_cpu(pid) - c0, time.perf_counter() - t0
         finally:
             os.kill(pid, signal.SIGTERM)  # py-spy, if any, writes its file when it ends
-            process.wait(timeout=60)
+            stop(process)
     n = len(walls)
     print(f"code {args.code}; {args.items:,} items; {n} labels by one annotator")
     print(

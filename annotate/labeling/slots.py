@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, exists, func, true, union, update
+from sqlalchemy import BigInteger, cast, func, true, union, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from annotate.accounts.auth import has_role, require_role
 from annotate.errors import NotFound, PermissionDenied
+from annotate.labeling import statements
 from annotate.storage import db
 from annotate.storage.campaigns import can_label
 from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
@@ -104,30 +105,10 @@ def taken_slots(
             Annotation.user_id != exclude_user_id,
         )
     ).one()
-    return int(labeled) + leased_slots(
-        session=session, item_id=item_id, now=now, exclude_user_id=exclude_user_id
-    )
-
-
-def leased_slots(*, session: Session, item_id: int, now: datetime, exclude_user_id: int = 0) -> int:
-    """Live leases on `item_id` held by others than `exclude_user_id` who have not labeled it."""
-    return int(
-        session.exec(
-            select(func.count())
-            .select_from(Assignment)
-            .where(
-                Assignment.item_id == item_id,
-                Assignment.status == "active",
-                col(Assignment.expires_at) > now,
-                Assignment.user_id != exclude_user_id,
-                # A lease whose holder already labeled the item is not a second slot.
-                ~exists().where(
-                    col(Annotation.item_id) == col(Assignment.item_id),
-                    col(Annotation.user_id) == col(Assignment.user_id),
-                ),
-            )
-        ).one()
-    )
+    leased = session.execute(
+        statements.leased_by_others(), {"item_id": item_id, "now": now, "user_id": exclude_user_id}
+    ).scalar_one()
+    return int(labeled) + int(leased)
 
 
 def _mine(campaign_id: int, user_id: int, among: Sequence[int] | None = None) -> Any:
@@ -306,10 +287,10 @@ def _check_labeler(session: Session, user: User, campaign: Campaign) -> User:
 
 
 def _own_assignment(session: Session, user: User, assignment_id: int) -> Assignment:
-    query = select(Assignment).where(Assignment.id == assignment_id)
-    if session.connection().dialect.name == "postgresql":
-        query = query.with_for_update()
-    assignment = session.exec(query).first()
+    lock = session.connection().dialect.name == "postgresql"
+    assignment = session.scalars(
+        statements.own_assignment(lock), {"assignment_id": assignment_id}
+    ).first()
     if assignment is None:
         raise NotFound(f"No assignment {assignment_id}")
     if assignment.user_id != user.id:

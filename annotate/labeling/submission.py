@@ -10,8 +10,9 @@ from sqlmodel import Session, select
 
 from annotate.accounts.auth import require_role
 from annotate.errors import Conflict, ValidationProblem
+from annotate.labeling import statements as sql
 from annotate.labeling.claims import _check_labeler, _check_write_transaction, _lock_user
-from annotate.labeling.slots import MAX_REASON, _own_assignment, _require_labeler, leased_slots
+from annotate.labeling.slots import MAX_REASON, _own_assignment, _require_labeler
 from annotate.schema import LabelField, LabelSchema, LabelValue, RuleWarning
 from annotate.settings import check_free_text
 from annotate.storage.annotations import get_own_annotation, save_annotation
@@ -150,8 +151,8 @@ def submit(
     # lease still runs: a claim made the instant our lease lapsed may have taken our slot.
     now = now or utcnow()
     control = is_control(session, item.id or 0)
-    existing = session.exec(
-        select(Annotation).where(Annotation.item_id == item.id, Annotation.user_id == user.id)
+    existing = session.scalars(
+        sql.own_annotation(), {"item_id": item.id, "user_id": user.id}
     ).first()
     # The counter holds our own label too, unless it is a control answer (those take no slot).
     own = existing is not None and existing.origin != CONTROL_ORIGIN
@@ -160,7 +161,11 @@ def submit(
         if control  # controls take no slot (annotate.storage.controls)
         else int(labeled)
         - own
-        + leased_slots(session=session, item_id=item.id or 0, now=now, exclude_user_id=user.id or 0)
+        + int(
+            sql.run(
+                session, sql.leased_by_others(), item_id=item.id, now=now, user_id=user.id
+            ).scalar_one()
+        )
     )
     if others >= campaign.overlap:
         lapsed = assignment.status != "active" or assignment.expires_at <= now

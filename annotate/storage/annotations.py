@@ -83,10 +83,12 @@ def save_annotation(
         if not user.is_machine and origin != "control":
             # Control answers take no slot (annotate.storage.controls).
             # The slot counter claims read; an UPDATE so concurrent writers cannot lose a count.
+            # Not synchronized into the session: that would expire `item` and read it again.
             session.execute(
                 update(Item)
                 .where(col(Item.id) == item.id)
                 .values(human_labels=col(Item.human_labels) + 1)
+                .execution_options(synchronize_session=False)
             )
     else:
         ann = existing

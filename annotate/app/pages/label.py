@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import streamlit as st
+from sqlmodel import Session
 
 from annotate import labeling, storage
 from annotate.app import labelform, qualification, submission
@@ -76,8 +78,15 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         # The sign-in was checked for this run already (context.fragment; main() on a full
         # run), so the message is the signed-in annotator's.
         claimed_at = desk.claim.assignment.claimed_at if desk.claim is not None else None
+        shown = (desk.shown_for, desk.shown.name) if desk.shown and desk.shown_for else None
         outcome = submission.handle_message(
-            engine=ctx.engine, user=ctx.user, schema=schema, raw=raw, claimed_at=claimed_at
+            engine=ctx.engine,
+            user=ctx.user,
+            schema=schema,
+            raw=raw,
+            claimed_at=claimed_at,
+            shown=shown,
+            then=None if _exhausted_recently(campaign) else _next_claim(ctx, campaign),
         )
         desk.seq += 1
         desk.feedback = outcome.feedback
@@ -94,6 +103,9 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         qualification.show(schema, desk.lesson)
     if outcome is not None and not outcome.advance and desk.claim is not None:
         claim: labeling.Claim | None = desk.claim  # refused: the same item, no query
+    elif outcome is not None and outcome.after is not None:
+        claim = desk.claim = outcome.after  # claimed in the submit's own transaction
+        _exhausted().pop(campaign.id or 0, None)
     else:
         claim = desk.claim = _claim(ctx, campaign, after=outcome is not None, qual=qual)
     if claim is None:
@@ -208,6 +220,30 @@ def pick_campaign(ctx: AppContext) -> Campaign | None:
     return campaigns[names.index(current)]
 
 
+def _exhausted() -> dict[int, float]:
+    # When each campaign was last found to have nothing left for this session's user.
+    exhausted: dict[int, float] = st.session_state.setdefault("annotate.exhausted", {})
+    return exhausted
+
+
+def _exhausted_recently(campaign: Campaign) -> bool:
+    return time.time() - _exhausted().get(campaign.id or 0, 0.0) < EXHAUSTED_RECHECK_S
+
+
+def _next_claim(ctx: AppContext, campaign: Campaign) -> Callable[[Session], labeling.Claim | None]:
+    """The claim of the next item, for the submit's own write transaction."""
+
+    def claim(session: Session) -> labeling.Claim | None:
+        return labeling.claim_next(
+            session=session,
+            user=ctx.user,
+            campaign=campaign,
+            lease_minutes=ctx.settings.lease_minutes,
+        )
+
+    return claim
+
+
 def _claim(
     ctx: AppContext,
     campaign: Campaign,
@@ -217,13 +253,13 @@ def _claim(
 ) -> labeling.Claim | None:
     # `after` a finished item there is no live lease to read first (claim_next returns one
     # anyway, should another tab have claimed meanwhile).
-    exhausted: dict[int, float] = st.session_state.setdefault("annotate.exhausted", {})
+    exhausted = _exhausted()
     try:
         claim = None
         if not after:
             with ctx.session() as s:
                 claim = labeling.current_claim(session=s, user=ctx.user, campaign=campaign)
-        recent = time.time() - exhausted.get(campaign.id or 0, 0.0) < EXHAUSTED_RECHECK_S
+        recent = _exhausted_recently(campaign)
         if claim is None and not recent:
             with ctx.session(immediate=True) as s:
                 claim = labeling.claim_next(
