@@ -58,6 +58,7 @@ class Desk:
     # What the viewer may see of the item on screen, and the assignment it was read for.
     shown: visibility.ItemView | None = None
     shown_for: int | None = None
+    fresh: bool = False  # `shown` was read in this run (by the submit's transaction)
 
 
 def _desk(ctx: AppContext, campaign: Campaign) -> Desk:
@@ -104,7 +105,10 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     if outcome is not None and not outcome.advance and desk.claim is not None:
         claim: labeling.Claim | None = desk.claim  # refused: the same item, no query
     elif outcome is not None and outcome.after is not None:
-        claim = desk.claim = outcome.after  # claimed in the submit's own transaction
+        # Claimed, and read as the viewer may see it, in the submit's own transaction.
+        claim, seen = outcome.after
+        desk.claim, desk.shown, desk.shown_for = claim, seen, claim.assignment.id
+        desk.fresh = True
         _exhausted().pop(campaign.id or 0, None)
     else:
         claim = desk.claim = _claim(ctx, campaign, after=outcome is not None, qual=qual)
@@ -136,7 +140,11 @@ def _view(
 ) -> visibility.ItemView:
     """The item as the viewer may see it, with the campaign's visible keys read afresh; while
     the database is down, the view already on screen for this assignment (a refused submit
-    keeps the item, its form and the choices in it)."""
+    keeps the item, its form and the choices in it). A view read in this run's submit (the
+    campaign read afresh there) is used as it is."""
+    if desk.shown is not None and desk.shown_for == claim.assignment.id and desk.fresh:
+        desk.fresh = False
+        return desk.shown
     try:
         with ctx.session() as s:
             fresh = s.get(Campaign, campaign.id) or campaign
@@ -230,16 +238,22 @@ def _exhausted_recently(campaign: Campaign) -> bool:
     return time.time() - _exhausted().get(campaign.id or 0, 0.0) < EXHAUSTED_RECHECK_S
 
 
-def _next_claim(ctx: AppContext, campaign: Campaign) -> Callable[[Session], labeling.Claim | None]:
-    """The claim of the next item, for the submit's own write transaction."""
+def _next_claim(
+    ctx: AppContext, campaign: Campaign
+) -> Callable[[Session], tuple[labeling.Claim, visibility.ItemView] | None]:
+    """The claim of the next item and the view of it, for the submit's own transaction."""
 
-    def claim(session: Session) -> labeling.Claim | None:
-        return labeling.claim_next(
+    def claim(session: Session) -> tuple[labeling.Claim, visibility.ItemView] | None:
+        got = labeling.claim_next(
             session=session,
             user=ctx.user,
             campaign=campaign,
             lease_minutes=ctx.settings.lease_minutes,
         )
+        if got is None:
+            return None
+        fresh = session.get(Campaign, campaign.id) or campaign
+        return got, visibility.view_item(item=got.item, campaign=fresh, viewer=ctx.user)
 
     return claim
 
