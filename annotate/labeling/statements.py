@@ -13,15 +13,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, exists, func, union, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col, select
 
 from annotate.storage.models import Annotation, Assignment, Item
 
 
-def run(session: Session, statement: Any, **params: Any) -> CursorResult[Any]:
-    """Execute a prebuilt Core statement on `session`'s connection (pending ORM changes are
-    not flushed first: callers flush before, as claims and submits do)."""
+def run(session: Session, statement: Any, **params: Any) -> Any:
+    """Execute a prebuilt Core statement on `session`'s connection; its CursorResult (pending
+    ORM changes are not flushed first: callers flush before, as claims and submits do)."""
     return session.connection().execute(statement, params)
 
 
