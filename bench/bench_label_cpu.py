@@ -6,7 +6,8 @@ browser form does: one `message` trigger of the label form per item, answered by
 rerun with the next item. Reported: the server process's CPU time (user + system, from /proc)
 per label, p50 of each submit's own CPU and the total, submit -> next item p50/p95 as the
 client sees it, and the ForwardMsgs per answer. `--code DIR` runs the server from another
-checkout (the baseline); `--profile FILE` runs it under py-spy (collapsed stacks in FILE).
+checkout (the baseline); `--profile FILE` samples the measured labels with py-spy (the thread
+holding the GIL; collapsed stacks in FILE).
 
     python bench/bench_label_cpu.py [--items 100000] [--labels 100] [--code DIR]
 """
@@ -38,37 +39,20 @@ from tests.stclient import StreamlitClient, sign_in  # noqa: E402
 WARM_UP = 5
 
 
-def serve(
-    url: str, workdir: Path, code: Path, profile: str | None
-) -> tuple[subprocess.Popen[bytes], str, int]:
-    """`annotate serve` from `code`; the process, its base URL and the pid of the server."""
+def serve(url: str, workdir: Path, code: Path) -> tuple[subprocess.Popen[bytes], str, int]:
+    """`annotate serve` from `code`; the process, its base URL and its pid."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANNOTATE_")}
     env.update(ANNOTATE_DATABASE_URL=url, PYTHONPATH=str(code))
     command = [sys.executable, "-c", "from annotate.cli import main; main()", "serve"]
     command += ["--port", str(port)]
-    if profile:
-        spy = shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy"
-        command = [
-            spy,
-            "record",
-            "--nonblocking",
-            "-r",
-            "250",
-            "-f",
-            "raw",
-            "-o",
-            profile,
-            "--",
-            *command,
-        ]
     process = subprocess.Popen(
         command,
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, ended as a whole (server and py-spy)
+        start_new_session=True,  # its own process group, ended as a whole
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -82,11 +66,7 @@ def serve(
         os.killpg(process.pid, signal.SIGTERM)
         stop(process)
         raise SystemExit("the server did not start")
-    pid = process.pid
-    if profile:  # the server is py-spy's child
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pid = int(children[0])
-    return process, base, pid
+    return process, base, process.pid
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -140,17 +120,30 @@ def main() -> None:
                      labels_each=1000)  # fmt: skip
             if args.seeded is not None:
                 shutil.copy(db_file, args.seeded)
-        process, base, pid = serve(f"sqlite:///{db_file}", Path(tmp), args.code, args.profile)
+        process, base, pid = serve(f"sqlite:///{db_file}", Path(tmp), args.code)
+        spy = None
         try:
             cookie = sign_in(base, "ann00", "bench password")
             with StreamlitClient(base, cookie=cookie) as app:
                 app.rerun(page="label")
                 label(app, pid, WARM_UP)
+                if args.profile:  # the measured labels only, the thread holding the GIL
+                    spy = subprocess.Popen(
+                        [shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy", "record", "--pid",
+                         str(pid), "--gil", "--nonblocking", "-r", "200", "-f", "raw", "-o",
+                         args.profile],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )  # fmt: skip
+                    time.sleep(1.0)
                 c0, t0 = proc_cpu(pid), time.perf_counter()
                 walls, cpus, sizes = label(app, pid, args.labels)
                 total_cpu, total_wall = proc_cpu(pid) - c0, time.perf_counter() - t0
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)  # py-spy writes its file and ends
+                    spy.wait(timeout=60)
         finally:
-            os.kill(pid, signal.SIGTERM)  # py-spy, if any, writes its file when it ends
+            process.terminate()
             stop(process)
     n = len(walls)
     print(f"code {args.code}; {args.items:,} items; {n} labels by one annotator")

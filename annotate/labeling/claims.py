@@ -111,9 +111,9 @@ def _lease(
     assignment_id = _upsert_lease(session, campaign_id, item_id, user_id, now, expires)
     if assignment_id is None:
         return None
-    assignment = session.get(Assignment, assignment_id, populate_existing=True)
-    item = session.get(Item, item_id)
-    assert assignment is not None and item is not None
+    assignment, item = session.execute(
+        sql.lease_with_item(), {"assignment_id": assignment_id}
+    ).one()
     return Claim(assignment=assignment, item=item)
 
 

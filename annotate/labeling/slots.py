@@ -286,6 +286,22 @@ def _check_labeler(session: Session, user: User, campaign: Campaign) -> User:
     return user
 
 
+def _own_assignment_in_full(
+    session: Session, user: User, assignment_id: int
+) -> tuple[Assignment, Item, Campaign]:
+    """`_own_assignment` with its item and campaign, in one query (a submit needs all three)."""
+    lock = session.connection().dialect.name == "postgresql"
+    row = session.execute(
+        statements.assignment_in_full(lock), {"assignment_id": assignment_id}
+    ).first()
+    if row is None:
+        raise NotFound(f"No assignment {assignment_id}")
+    assignment, item, campaign = row
+    if assignment.user_id != user.id:
+        raise PermissionDenied(f"Assignment {assignment_id} belongs to another annotator")
+    return assignment, item, campaign
+
+
 def _own_assignment(session: Session, user: User, assignment_id: int) -> Assignment:
     lock = session.connection().dialect.name == "postgresql"
     assignment = session.scalars(

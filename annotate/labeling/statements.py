@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, exists, func, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from annotate.storage.models import Annotation, Assignment, Item
+from annotate.storage.models import Annotation, Assignment, Campaign, Control, Item
 
 
 def run(session: Session, statement: Any, **params: Any) -> Any:
@@ -164,6 +164,37 @@ def own_assignment(lock: bool) -> Any:
     """An assignment by id (ORM entity), row-locked with `lock` (PostgreSQL)."""
     query = select(Assignment).where(col(Assignment.id) == bindparam("assignment_id"))
     return query.with_for_update() if lock else query
+
+
+@cache
+def assignment_in_full(lock: bool) -> Any:
+    """An assignment by id with its item and campaign (ORM entities, read as stored now); with
+    `lock` (PostgreSQL) the assignment's row is locked."""
+    query = (
+        select(Assignment, Item, Campaign)
+        .join(Item, col(Item.id) == col(Assignment.item_id))
+        .join(Campaign, col(Campaign.id) == col(Assignment.campaign_id))
+        .where(col(Assignment.id) == bindparam("assignment_id"))
+        .execution_options(populate_existing=True)
+    )
+    return query.with_for_update(of=Assignment.__table__) if lock else query  # type: ignore[attr-defined]
+
+
+@cache
+def lease_with_item() -> Any:
+    """A lease by id with its item (ORM entities, read as stored now)."""
+    return (
+        select(Assignment, Item)
+        .join(Item, col(Item.id) == col(Assignment.item_id))
+        .where(col(Assignment.id) == bindparam("assignment_id"))
+        .execution_options(populate_existing=True)
+    )
+
+
+@cache
+def control_row() -> Any:
+    """The item's row in the control table, if it is a control now (storage.controls)."""
+    return select(col(Control.item_id)).where(col(Control.item_id) == bindparam("item_id"))
 
 
 @cache

@@ -12,11 +12,16 @@ from annotate.accounts.auth import require_role
 from annotate.errors import Conflict, ValidationProblem
 from annotate.labeling import statements as sql
 from annotate.labeling.claims import _check_labeler, _check_write_transaction, _lock_user
-from annotate.labeling.slots import MAX_REASON, _own_assignment, _require_labeler
+from annotate.labeling.slots import (
+    MAX_REASON,
+    _own_assignment,
+    _own_assignment_in_full,
+    _require_labeler,
+)
 from annotate.schema import LabelField, LabelSchema, LabelValue, RuleWarning
 from annotate.settings import check_free_text
 from annotate.storage.annotations import get_own_annotation, save_annotation
-from annotate.storage.controls import CONTROL_ORIGIN, is_control
+from annotate.storage.controls import CONTROL_ORIGIN
 from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
 from annotate.storage.schemas import campaign_schema
 from annotate.storage.visibility import item_name
@@ -119,10 +124,7 @@ def submit(
     _require_labeler(session, user, "submit labels")
     _check_write_transaction(session)
     _lock_user(session, user)
-    assignment = _own_assignment(session, user, assignment_id)
-    campaign = session.get(Campaign, assignment.campaign_id)
-    item = session.get(Item, assignment.item_id)
-    assert campaign is not None and item is not None
+    assignment, item, campaign = _own_assignment_in_full(session, user, assignment_id)
     _check_labeler(session, user, campaign)
     # Messages name the item as `user` may see it: a handle for annotators (blind labeling).
     name = item_name(item=item, campaign=campaign, viewer=user)
@@ -150,7 +152,8 @@ def submit(
     # The clock is read once the locks are held, and the slots are counted whether or not our
     # lease still runs: a claim made the instant our lease lapsed may have taken our slot.
     now = now or utcnow()
-    control = is_control(session, item.id or 0)
+    # A control now (annotate.storage.controls.is_control, as one prebuilt read).
+    control = sql.run(session, sql.control_row(), item_id=item.id).first() is not None
     existing = session.scalars(
         sql.own_annotation(), {"item_id": item.id, "user_id": user.id}
     ).first()
