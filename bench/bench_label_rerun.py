@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from annotate import storage  # noqa: E402
 from annotate.accounts import sessions  # noqa: E402
@@ -124,6 +124,14 @@ def seed_big(url: str, *, items: int, annotators: int, labels_each: int, overlap
                     }
                     for i, u in rows
                 ],
+            )
+            # Bulk inserts bypass storage: keep the items' label counters (claims read them).
+            s.execute(
+                text(
+                    "UPDATE item SET human_labels = (SELECT count(*) FROM annotation a"
+                    " WHERE a.item_id = item.id) WHERE campaign_id = :c"
+                ),
+                {"c": campaign.id},
             )
     engine.dispose()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -78,6 +78,9 @@ class Outcome:
     toast: str | None = None
     notice: str | None = None
     feedback: Feedback | None = None
+    # What `then` returned, run in the same transaction after the save or the skip (the next
+    # claim); None when it was not run or failed (the caller then does it itself).
+    after: Any = None
 
 
 def parse_message(raw: Any) -> Message:
@@ -131,19 +134,26 @@ def handle_message(
     raw: Any,
     claimed_at: datetime | None = None,
     now: datetime | None = None,
+    shown: tuple[int, str] | None = None,
+    then: Callable[[Session], Any] | None = None,
 ) -> Outcome:
     """Check and apply one message from the label form; never raises for a person's mistake.
 
     `claimed_at` is when the item on screen was leased: the time on item the form reports is
-    kept within it. A refused message leaves everything as it was (the form keeps its state).
+    kept within it. `shown` is the assignment on screen and the name it was shown under (what
+    the toast calls it, without reading the item again). `then` runs in the write transaction
+    of a save or a skip, once it succeeded (the page claims the next item there: one
+    transaction per label); an AnnotateError from it is logged and leaves `after` None. A
+    refused message leaves everything as it was (the form keeps its state).
     """
     try:
         message = parse_message(raw)
     except ValidationProblem as exc:
         return _refuse(str(exc))
+    known = shown[1] if shown is not None and shown[0] == message.assignment_id else None
     if message.kind == "skip":
-        return _skip(engine, user, message)
-    return _submit(engine, user, schema, message, claimed_at, now or utcnow())
+        return _skip(engine, user, message, known, then)
+    return _submit(engine, user, schema, message, claimed_at, now or utcnow(), known, then)
 
 
 def _refuse(text: str, focus: str | None = None, kind: str = "error") -> Outcome:
@@ -180,6 +190,8 @@ def _submit(
     message: Message,
     claimed_at: datetime | None,
     now: datetime,
+    known: str | None = None,
+    then: Callable[[Session], Any] | None = None,
 ) -> Outcome:
     rationale = labeling.rationale_field(schema)
     try:
@@ -214,7 +226,8 @@ def _submit(
                 flagged=message.flagged,
                 flag_note=message.flag_note,
             )
-            saved = _item_name(s, annotation.item_id, user)
+            saved = known or _item_name(s, annotation.item_id, user)
+            after = _then(then, s)
     except Conflict as exc:
         return _let_go(engine, user, message, exc)
     except StorageUnavailable as exc:
@@ -224,7 +237,19 @@ def _submit(
         focus = rationale if rationale and "rationale" in str(exc) else None
         return _refuse(str(exc), focus or _named_field(schema, str(exc)))
     flagged = " (flagged for the lead)" if message.flagged else ""
-    return Outcome(advance=True, finished="done", toast=f"Saved {saved}{flagged}")
+    return Outcome(advance=True, finished="done", toast=f"Saved {saved}{flagged}", after=after)
+
+
+def _then(then: Callable[[Session], Any] | None, session: Session) -> Any:
+    if then is None:
+        return None
+    try:
+        # A savepoint: whatever `then` wrote is undone when it fails, the save is kept.
+        with session.begin_nested():
+            return then(session)
+    except AnnotateError as exc:
+        LOG.info("the step after a save failed, the page retries it: %s", exc)
+        return None
 
 
 def _item_name(session: Session, item_id: int, user: User) -> str:
@@ -263,7 +288,13 @@ def skip_reason(reason: str, details: str, reasons: Sequence[str] = SKIP_REASONS
     return f"{reason}: {details}" if details else reason
 
 
-def _skip(engine: Engine, user: User, message: Message) -> Outcome:
+def _skip(
+    engine: Engine,
+    user: User,
+    message: Message,
+    known: str | None = None,
+    then: Callable[[Session], Any] | None = None,
+) -> Outcome:
     try:
         reason = skip_reason(message.reason, message.details)
     except ValidationProblem as exc:
@@ -274,7 +305,8 @@ def _skip(engine: Engine, user: User, message: Message) -> Outcome:
             done = labeling.skip(
                 session=s, user=user, assignment_id=message.assignment_id, reason=reason
             )
-            skipped = _item_name(s, done.item_id, user)
+            skipped = known or _item_name(s, done.item_id, user)
+            after = _then(then, s)
     except Conflict as exc:
         return Outcome(advance=True, notice=str(exc))
     except StorageUnavailable as exc:
@@ -282,4 +314,4 @@ def _skip(engine: Engine, user: User, message: Message) -> Outcome:
         return _refuse(CANT_SAVE, "_skip")
     except AnnotateError as exc:
         return _refuse(str(exc), "_skip_details")
-    return Outcome(advance=True, finished="skipped", toast=f"Skipped {skipped}")
+    return Outcome(advance=True, finished="skipped", toast=f"Skipped {skipped}", after=after)

@@ -5,20 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from annotate.accounts.auth import require_role
+from annotate.labeling import statements as sql
 from annotate.labeling.qualify import CLOSED, pick_control
 from annotate.labeling.queue import user_order
 from annotate.labeling.slots import (
     _check_labeler,
     _check_write_transaction,
     _lock_user,
-    _mine,
+    _require_labeler,
     order_key,
     taken_slots,
 )
@@ -43,19 +40,10 @@ def current_claim(
     Raises PermissionDenied for anyone who may not label (the role check costs no query;
     membership was checked when the lease was made by `claim_next`, and again on submit).
     """
-    require_role(user, "annotator", "label items", session=session)
+    _require_labeler(session, user, "label items")
     now = now or utcnow()
-    row = session.exec(
-        select(Assignment, Item)
-        .join(Item, col(Item.id) == Assignment.item_id)
-        .where(
-            Assignment.campaign_id == campaign.id,
-            Assignment.user_id == user.id,
-            Assignment.status == "active",
-            col(Assignment.expires_at) > now,
-        )
-        .order_by(col(Assignment.claimed_at).desc())
-        .limit(1)
+    row = session.execute(
+        sql.live_lease(), {"campaign_id": campaign.id, "user_id": user.id, "now": now}
     ).first()
     if row is None:
         return None
@@ -90,16 +78,7 @@ def claim_next(
         return live
 
     # The annotator's own lapsed leases are marked; their items may come back to them below.
-    session.execute(
-        update(Assignment)
-        .where(
-            col(Assignment.campaign_id) == campaign.id,
-            col(Assignment.user_id) == user.id,
-            col(Assignment.status) == "active",
-            col(Assignment.expires_at) <= now,
-        )
-        .values(status="expired")
-    )
+    sql.run(session, sql.expire_own(), b_campaign=campaign.id, b_user=user.id, b_now=now)
 
     # Controls are served apart (qualification first, then at the campaign's rate) and are
     # never candidates below: they take no slot and need no lock.
@@ -132,9 +111,9 @@ def _lease(
     assignment_id = _upsert_lease(session, campaign_id, item_id, user_id, now, expires)
     if assignment_id is None:
         return None
-    assignment = session.get(Assignment, assignment_id, populate_existing=True)
-    item = session.get(Item, item_id)
-    assert assignment is not None and item is not None
+    assignment, item = session.execute(
+        sql.lease_with_item(), {"assignment_id": assignment_id}
+    ).one()
     return Claim(assignment=assignment, item=item)
 
 
@@ -177,37 +156,28 @@ def _started(
     assert user.id is not None and campaign.id is not None
     leases: dict[int, int] = {
         int(i): int(n)
-        for i, n in session.execute(
-            select(col(Assignment.item_id), func.count())
-            .where(
-                col(Assignment.campaign_id) == campaign.id,
-                col(Assignment.status) == "active",
-                col(Assignment.expires_at) > now,
-            )
-            .group_by(col(Assignment.item_id))
-        ).all()
+        for i, n in sql.run(session, sql.leases_per_item(), campaign_id=campaign.id, now=now)
     }
     counts: dict[int, int] = {
         int(i): int(n)
-        for i, n in session.execute(
-            select(col(Item.id), col(Item.human_labels)).where(
-                col(Item.campaign_id) == campaign.id,
-                col(Item.human_labels) > 0,
-                col(Item.human_labels) < campaign.overlap,
-            )
-        ).all()
+        for i, n in sql.run(
+            session,
+            sql.started_items(),
+            campaign_id=campaign.id,
+            k=campaign.overlap,
+            user_id=user.id,
+        )
     }
-    leased_only = sorted(set(leases) - set(counts))
+    leased_only = set(leases) - set(counts)
     if leased_only:
-        for i, n in session.execute(
-            select(col(Item.id), col(Item.human_labels)).where(col(Item.id).in_(leased_only))
-        ).all():
+        for i, n in sql.run(session, sql.labels_of(), ids=sorted(leased_only)):
             counts[int(i)] = int(n)
     slots = {i: n + leases.get(i, 0) for i, n in counts.items()}
     open_ids = sorted(i for i, n in slots.items() if n < campaign.overlap and i not in tried)
     if not open_ids:
         return []
-    closed = {int(i) for i in session.execute(_mine(campaign.id, user.id, open_ids)).scalars()}
+    # The counted items leave the user's own out already; leased ones still need the check.
+    closed = _closed_for(session, campaign.id, user.id, [i for i in open_ids if i in leased_only])
     seed, uid = campaign.seed, user.id
     return sorted(
         (i for i in open_ids if i not in closed),
@@ -277,20 +247,12 @@ def _window_state(
     """
     assert user.id is not None and campaign.id is not None
     state = dict.fromkeys(window, "open")
-    for i, n in session.execute(
-        select(col(Item.id), col(Item.human_labels)).where(col(Item.id).in_(window))
-    ).all():
+    for i, n in sql.run(session, sql.labels_of(), ids=window):
         if int(n) > 0:
             state[int(i)] = "closed"
-    for i in session.execute(_mine(campaign.id, user.id, window)).scalars():
-        state[int(i)] = "closed"
-    for i in session.execute(
-        select(col(Assignment.item_id)).where(
-            col(Assignment.item_id).in_(window),
-            col(Assignment.status) == "active",
-            col(Assignment.expires_at) > now,
-        )
-    ).scalars():
+    for i in _closed_for(session, campaign.id, user.id, window):
+        state[i] = "closed"
+    for i in sql.run(session, sql.leased_among(), ids=window, now=now).scalars():
         if state[int(i)] == "open":
             state[int(i)] = "busy"
     return state
@@ -300,27 +262,21 @@ def _upsert_lease(
     session: Session, campaign_id: int, item_id: int, user_id: int, now: datetime, expires: datetime
 ) -> int | None:
     """Write the lease; an item the annotator finished or skipped is never re-leased."""
-    values = {
-        "campaign_id": campaign_id,
-        "item_id": item_id,
-        "user_id": user_id,
-        "status": "active",
-        "claimed_at": now,
-        "expires_at": expires,
-    }
-    dialect = session.connection().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(Assignment).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Assignment.item_id, Assignment.user_id],
-        set_={
-            "status": "active",
-            "claimed_at": now,
-            "expires_at": expires,
-            "reason": None,
-            "finished_at": None,
-        },
-        where=col(Assignment.status).in_(("active", "expired")),
-    ).returning(Assignment.id)
-    row = session.execute(stmt).first()
+    row = sql.run(
+        session,
+        sql.upsert_lease(session.connection().dialect.name),
+        b_campaign=campaign_id,
+        b_item=item_id,
+        b_user=user_id,
+        b_now=now,
+        b_expires=expires,
+    ).first()
     return int(row[0]) if row is not None else None
+
+
+def _closed_for(session: Session, campaign_id: int, user_id: int, ids: Sequence[int]) -> set[int]:
+    """Of `ids`, the items `user_id` labeled, finished or skipped (see slots._mine)."""
+    if not ids:
+        return set()
+    found = sql.run(session, sql.mine_among(), campaign_id=campaign_id, user_id=user_id, ids=ids)
+    return {int(i) for i in found.scalars()}

@@ -15,10 +15,10 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from annotate.labeling.slots import _P, order_constants
+from annotate.labeling.statements import newest_item, run
 from annotate.storage.models import Campaign, Item
 
 
@@ -54,9 +54,7 @@ def user_order(session: Session, campaign: Campaign, user_id: int) -> UserOrder:
     """
     assert campaign.id is not None
     campaign_id, seed = campaign.id, campaign.seed
-    newest = session.exec(
-        select(func.max(col(Item.id))).where(col(Item.campaign_id) == campaign_id)
-    ).one()
+    newest = run(session, newest_item(), campaign_id=campaign_id).scalar_one()
     newest = int(newest or 0)
     url = session.get_bind().engine.url.render_as_string(hide_password=False)
     key = (url, campaign_id, campaign.created_at.isoformat(), seed, user_id)

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, exists, func, true, union, update
+from sqlalchemy import BigInteger, cast, func, true, union, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from annotate.accounts.auth import require_role
+from annotate.accounts.auth import has_role, require_role
 from annotate.errors import NotFound, PermissionDenied
+from annotate.labeling import statements
 from annotate.storage import db
 from annotate.storage.campaigns import can_label
 from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
@@ -104,21 +105,9 @@ def taken_slots(
             Annotation.user_id != exclude_user_id,
         )
     ).one()
-    leased = session.exec(
-        select(func.count())
-        .select_from(Assignment)
-        .where(
-            Assignment.item_id == item_id,
-            Assignment.status == "active",
-            col(Assignment.expires_at) > now,
-            Assignment.user_id != exclude_user_id,
-            # A lease whose holder already labeled the item is not a second slot.
-            ~exists().where(
-                col(Annotation.item_id) == col(Assignment.item_id),
-                col(Annotation.user_id) == col(Assignment.user_id),
-            ),
-        )
-    ).one()
+    leased = session.execute(
+        statements.leased_by_others(), {"item_id": item_id, "now": now, "user_id": exclude_user_id}
+    ).scalar_one()
     return int(labeled) + int(leased)
 
 
@@ -275,18 +264,49 @@ def _lock_user(session: Session, user: User) -> None:
         session.exec(select(User.id).where(User.id == user.id).with_for_update())
 
 
+_VERIFIED = "annotate.verified_labelers"
+
+
+def _require_labeler(session: Session, user: User, action: str) -> User:
+    """`require_role(user, "annotator", action)`, reading the user back once per session: a
+    claim or a submit checks at several steps of one transaction, and one read is enough."""
+    verified: dict[int, User] = session.info.setdefault(_VERIFIED, {})
+    if verified.get(id(user)) is user and has_role(user, "annotator"):
+        return user
+    require_role(user, "annotator", action, session=session)
+    verified[id(user)] = user
+    return user
+
+
 def _check_labeler(session: Session, user: User, campaign: Campaign) -> User:
-    require_role(user, "annotator", "label items", session=session)
-    if not can_label(session=session, user=user, campaign=campaign):
+    _require_labeler(session, user, "label items")
+    # Open campaigns admit every annotator: only a restricted one needs its member list.
+    if campaign.restricted and not can_label(session=session, user=user, campaign=campaign):
         raise PermissionDenied(f"`{user.name}` is not a member of campaign `{campaign.name}`")
     return user
 
 
+def _own_assignment_in_full(
+    session: Session, user: User, assignment_id: int
+) -> tuple[Assignment, Item, Campaign]:
+    """`_own_assignment` with its item and campaign, in one query (a submit needs all three)."""
+    lock = session.connection().dialect.name == "postgresql"
+    row = session.execute(
+        statements.assignment_in_full(lock), {"assignment_id": assignment_id}
+    ).first()
+    if row is None:
+        raise NotFound(f"No assignment {assignment_id}")
+    assignment, item, campaign = row
+    if assignment.user_id != user.id:
+        raise PermissionDenied(f"Assignment {assignment_id} belongs to another annotator")
+    return assignment, item, campaign
+
+
 def _own_assignment(session: Session, user: User, assignment_id: int) -> Assignment:
-    query = select(Assignment).where(Assignment.id == assignment_id)
-    if session.connection().dialect.name == "postgresql":
-        query = query.with_for_update()
-    assignment = session.exec(query).first()
+    lock = session.connection().dialect.name == "postgresql"
+    assignment = session.scalars(
+        statements.own_assignment(lock), {"assignment_id": assignment_id}
+    ).first()
     if assignment is None:
         raise NotFound(f"No assignment {assignment_id}")
     if assignment.user_id != user.id:

@@ -10,12 +10,18 @@ from sqlmodel import Session, select
 
 from annotate.accounts.auth import require_role
 from annotate.errors import Conflict, ValidationProblem
+from annotate.labeling import statements as sql
 from annotate.labeling.claims import _check_labeler, _check_write_transaction, _lock_user
-from annotate.labeling.slots import MAX_REASON, _own_assignment, taken_slots
+from annotate.labeling.slots import (
+    MAX_REASON,
+    _own_assignment,
+    _own_assignment_in_full,
+    _require_labeler,
+)
 from annotate.schema import LabelField, LabelSchema, LabelValue, RuleWarning
 from annotate.settings import check_free_text
 from annotate.storage.annotations import get_own_annotation, save_annotation
-from annotate.storage.controls import CONTROL_ORIGIN, is_control
+from annotate.storage.controls import CONTROL_ORIGIN
 from annotate.storage.models import Annotation, Assignment, Campaign, Item, User, utcnow
 from annotate.storage.schemas import campaign_schema
 from annotate.storage.visibility import item_name
@@ -115,13 +121,10 @@ def submit(
     nothing is saved. Needs a write transaction. `duration_s` is the time on the item in
     seconds.
     """
-    require_role(user, "annotator", "submit labels", session=session)
+    _require_labeler(session, user, "submit labels")
     _check_write_transaction(session)
     _lock_user(session, user)
-    assignment = _own_assignment(session, user, assignment_id)
-    campaign = session.get(Campaign, assignment.campaign_id)
-    item = session.get(Item, assignment.item_id)
-    assert campaign is not None and item is not None
+    assignment, item, campaign = _own_assignment_in_full(session, user, assignment_id)
     _check_labeler(session, user, campaign)
     # Messages name the item as `user` may see it: a handle for annotators (blind labeling).
     name = item_name(item=item, campaign=campaign, viewer=user)
@@ -138,18 +141,33 @@ def submit(
     schema = campaign_schema(session=session, campaign=campaign)
     normalized, warnings = review_labels(schema, labels, partial=flagged)
     overridden = check_overrides(schema, normalized, warnings, overridden_rules)
+    # Human labels are the item's counter (kept by save_annotation), read in this write
+    # transaction: SQLite's is exclusive; PostgreSQL reads it with the row lock that claims
+    # take too, so while we count nobody can take a slot on the item.
+    labeled = item.human_labels
     if session.connection().dialect.name == "postgresql":
-        # Claims lock the item row too: while we count, nobody can take a slot on it.
-        session.exec(select(Item.id).where(Item.id == item.id).with_for_update())
+        labeled = session.exec(
+            select(Item.human_labels).where(Item.id == item.id).with_for_update()
+        ).one()
     # The clock is read once the locks are held, and the slots are counted whether or not our
     # lease still runs: a claim made the instant our lease lapsed may have taken our slot.
     now = now or utcnow()
-    control = is_control(session, item.id or 0)
+    # A control now (annotate.storage.controls.is_control, as one prebuilt read).
+    control = sql.run(session, sql.control_row(), item_id=item.id).first() is not None
+    existing = session.scalars(
+        sql.own_annotation(), {"item_id": item.id, "user_id": user.id}
+    ).first()
+    # The counter holds our own label too, unless it is a control answer (those take no slot).
+    own = existing is not None and existing.origin != CONTROL_ORIGIN
     others = (
         0
         if control  # controls take no slot (annotate.storage.controls)
-        else taken_slots(
-            session=session, item_id=item.id or 0, now=now, exclude_user_id=user.id or 0
+        else int(labeled)
+        - own
+        + int(
+            sql.run(
+                session, sql.leased_by_others(), item_id=item.id, now=now, user_id=user.id
+            ).scalar_one()
         )
     )
     if others >= campaign.overlap:
@@ -169,6 +187,7 @@ def submit(
         flag_note=note,
         overridden_rules=overridden,
         origin=CONTROL_ORIGIN if control else "app",
+        existing=existing,
     )
     assignment.status = "done"
     assignment.finished_at = now

@@ -30,6 +30,13 @@ from annotate.storage.models import (
 from annotate.storage.schemas import campaign_schema
 
 
+class Unread:
+    """Marks an argument the caller did not read: the function reads it itself."""
+
+
+UNREAD = Unread()
+
+
 def save_annotation(
     *,
     session: Session,
@@ -41,18 +48,22 @@ def save_annotation(
     flag_note: str | None = None,
     overridden_rules: Sequence[str] = (),
     origin: str = "app",
+    existing: Annotation | None | Unread = UNREAD,
 ) -> Annotation:
     """Create or replace `user`'s annotation of `item`, appending the new version to history.
 
     `labels` must already be normalized by the campaign's schema. Free text longer than
     ANNOTATE_MAX_TEXT_CHARS is refused (ValidationProblem) before anything is written.
+    `existing` is `user`'s annotation of `item` (or None) when the caller read it already in
+    this transaction.
     """
     check_free_text(
         {**labels, "flag_note": flag_note}, subject=f"Labels of item `{item.external_id}`"
     )
-    existing = session.exec(
-        select(Annotation).where(Annotation.item_id == item.id, Annotation.user_id == user.id)
-    ).first()
+    if isinstance(existing, Unread):
+        existing = session.exec(
+            select(Annotation).where(Annotation.item_id == item.id, Annotation.user_id == user.id)
+        ).first()
     now = utcnow()
     if existing is None:
         ann = Annotation(
@@ -72,10 +83,12 @@ def save_annotation(
         if not user.is_machine and origin != "control":
             # Control answers take no slot (annotate.storage.controls).
             # The slot counter claims read; an UPDATE so concurrent writers cannot lose a count.
+            # Not synchronized into the session: that would expire `item` and read it again.
             session.execute(
                 update(Item)
                 .where(col(Item.id) == item.id)
                 .values(human_labels=col(Item.human_labels) + 1)
+                .execution_options(synchronize_session=False)
             )
     else:
         ann = existing

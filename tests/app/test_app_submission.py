@@ -182,6 +182,44 @@ def test_a_database_that_is_down_keeps_everything_for_the_retry(
     assert len(stored(engine)) == 1
 
 
+def test_the_next_claim_runs_in_the_submit_transaction(
+    engine: Engine, schema: LabelSchema, leased: Any
+) -> None:
+    campaign, alice, claim = leased
+
+    def next_claim(s: Session) -> labeling.Claim | None:
+        return labeling.claim_next(session=s, user=alice, campaign=campaign)
+
+    outcome = handle_message(
+        engine=engine, user=alice, schema=schema, raw=message(claim), then=next_claim
+    )
+    assert outcome.advance and outcome.after is not None
+    assert outcome.after.item.id != claim.item.id and len(stored(engine)) == 1
+    assert lease_status(engine, outcome.after) == "active"
+
+
+def test_a_failing_step_after_the_save_keeps_the_save(
+    engine: Engine, schema: LabelSchema, leased: Any
+) -> None:
+    _, alice, claim = leased
+
+    def refused(s: Session) -> Any:
+        written = s.get(Campaign, claim.assignment.campaign_id)
+        assert written is not None
+        written.guidelines = "changed by the failing step"
+        s.add(written)
+        s.flush()
+        raise ValidationProblem("no next item today")
+
+    skip = {"kind": "skip", "assignment": claim.assignment.id, "reason": SKIP_REASONS[0]}
+    outcome = handle_message(engine=engine, user=alice, schema=schema, raw=skip, then=refused)
+    # The skip stands; what the step wrote is rolled back with its savepoint.
+    assert outcome.advance and outcome.after is None and lease_status(engine, claim) == "skipped"
+    with Session(engine) as s:
+        kept = s.get(Campaign, claim.assignment.campaign_id)
+        assert kept is not None and kept.guidelines != "changed by the failing step"
+
+
 def test_someone_elses_assignment_is_refused(
     engine: Engine, schema: LabelSchema, leased: Any
 ) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import streamlit as st
+from sqlmodel import Session
 
 from annotate import labeling, storage
 from annotate.app import labelform, qualification, submission
@@ -56,6 +58,7 @@ class Desk:
     # What the viewer may see of the item on screen, and the assignment it was read for.
     shown: visibility.ItemView | None = None
     shown_for: int | None = None
+    fresh: bool = False  # `shown` was read in this run (by the submit's transaction)
 
 
 def _desk(ctx: AppContext, campaign: Campaign) -> Desk:
@@ -76,8 +79,15 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         # The sign-in was checked for this run already (context.fragment; main() on a full
         # run), so the message is the signed-in annotator's.
         claimed_at = desk.claim.assignment.claimed_at if desk.claim is not None else None
+        shown = (desk.shown_for, desk.shown.name) if desk.shown and desk.shown_for else None
         outcome = submission.handle_message(
-            engine=ctx.engine, user=ctx.user, schema=schema, raw=raw, claimed_at=claimed_at
+            engine=ctx.engine,
+            user=ctx.user,
+            schema=schema,
+            raw=raw,
+            claimed_at=claimed_at,
+            shown=shown,
+            then=None if _exhausted_recently(campaign) else _next_claim(ctx, campaign),
         )
         desk.seq += 1
         desk.feedback = outcome.feedback
@@ -94,6 +104,12 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
         qualification.show(schema, desk.lesson)
     if outcome is not None and not outcome.advance and desk.claim is not None:
         claim: labeling.Claim | None = desk.claim  # refused: the same item, no query
+    elif outcome is not None and outcome.after is not None:
+        # Claimed, and read as the viewer may see it, in the submit's own transaction.
+        claim, seen = outcome.after
+        desk.claim, desk.shown, desk.shown_for = claim, seen, claim.assignment.id
+        desk.fresh = True
+        _exhausted().pop(campaign.id or 0, None)
     else:
         claim = desk.claim = _claim(ctx, campaign, after=outcome is not None, qual=qual)
     if claim is None:
@@ -124,7 +140,11 @@ def _view(
 ) -> visibility.ItemView:
     """The item as the viewer may see it, with the campaign's visible keys read afresh; while
     the database is down, the view already on screen for this assignment (a refused submit
-    keeps the item, its form and the choices in it)."""
+    keeps the item, its form and the choices in it). A view read in this run's submit (the
+    campaign read afresh there) is used as it is."""
+    if desk.shown is not None and desk.shown_for == claim.assignment.id and desk.fresh:
+        desk.fresh = False
+        return desk.shown
     try:
         with ctx.session() as s:
             fresh = s.get(Campaign, campaign.id) or campaign
@@ -208,6 +228,36 @@ def pick_campaign(ctx: AppContext) -> Campaign | None:
     return campaigns[names.index(current)]
 
 
+def _exhausted() -> dict[int, float]:
+    # When each campaign was last found to have nothing left for this session's user.
+    exhausted: dict[int, float] = st.session_state.setdefault("annotate.exhausted", {})
+    return exhausted
+
+
+def _exhausted_recently(campaign: Campaign) -> bool:
+    return time.time() - _exhausted().get(campaign.id or 0, 0.0) < EXHAUSTED_RECHECK_S
+
+
+def _next_claim(
+    ctx: AppContext, campaign: Campaign
+) -> Callable[[Session], tuple[labeling.Claim, visibility.ItemView] | None]:
+    """The claim of the next item and the view of it, for the submit's own transaction."""
+
+    def claim(session: Session) -> tuple[labeling.Claim, visibility.ItemView] | None:
+        got = labeling.claim_next(
+            session=session,
+            user=ctx.user,
+            campaign=campaign,
+            lease_minutes=ctx.settings.lease_minutes,
+        )
+        if got is None:
+            return None
+        fresh = session.get(Campaign, campaign.id) or campaign
+        return got, visibility.view_item(item=got.item, campaign=fresh, viewer=ctx.user)
+
+    return claim
+
+
 def _claim(
     ctx: AppContext,
     campaign: Campaign,
@@ -217,13 +267,13 @@ def _claim(
 ) -> labeling.Claim | None:
     # `after` a finished item there is no live lease to read first (claim_next returns one
     # anyway, should another tab have claimed meanwhile).
-    exhausted: dict[int, float] = st.session_state.setdefault("annotate.exhausted", {})
+    exhausted = _exhausted()
     try:
         claim = None
         if not after:
             with ctx.session() as s:
                 claim = labeling.current_claim(session=s, user=ctx.user, campaign=campaign)
-        recent = time.time() - exhausted.get(campaign.id or 0, 0.0) < EXHAUSTED_RECHECK_S
+        recent = _exhausted_recently(campaign)
         if claim is None and not recent:
             with ctx.session(immediate=True) as s:
                 claim = labeling.claim_next(
