@@ -348,7 +348,7 @@ def from_bytes(data: bytes, fields: Fields, bound: int) -> LabelColumns:
         duration_s=num("duration_s").astype(np.float64),
         created_at=num("created_at").astype(np.int64).view("M8[us]"),
         updated_at=num("updated_at").astype(np.int64).view("M8[us]"),
-        flag_note=_objects(table.column("flag_note").to_pylist()),
+        flag_note=table.column("flag_note").to_numpy(zero_copy_only=False).astype(object),
         codes={name: num(f"field{n}").astype(np.int32) for n, (name, _) in enumerate(fields)},
         values={name: values[n] for n, (name, _) in enumerate(fields)},
     )
