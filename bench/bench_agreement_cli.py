@@ -58,6 +58,7 @@ for _ in range(int(sys.argv[3])):
         took = (time.perf_counter() - t0, time.process_time() - c0)
         best = took if best is None or took[0] < best[0] else best
 print(f"{imported[0]:.3f} {imported[1]:.3f} {best[0]:.3f} {best[1]:.3f} {len(table.annotations)}")
+print(annotate.__file__)
 """
 
 
@@ -181,6 +182,7 @@ def _cli(code: Path, url: str, name: str) -> tuple[float, float, bytes]:
         env=env,
         capture_output=True,
         check=True,
+        cwd=tempfile.gettempdir(),  # not a checkout: `python -m` puts the cwd first on sys.path
     )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -196,6 +198,7 @@ def _in_process(code: Path, url: str, name: str, repeats: int) -> list[str]:
         capture_output=True,
         check=True,
         text=True,
+        cwd=tempfile.gettempdir(),
     )
     return done.stdout.split()
 
@@ -245,7 +248,8 @@ def main() -> None:
             f"{statistics.median(cpus):.2f} s (load average {os.getloadavg()[0]:.1f})"
         )
     for code in codes:
-        imp_w, imp_c, load_w, load_c, rows = _in_process(code, url, name, args.repeats)
+        imp_w, imp_c, load_w, load_c, rows, module = _in_process(code, url, name, args.repeats)
+        assert module.startswith(str(code)), (module, code)
         print(
             f"{code}: load_labels in process: best {float(load_w):.2f} s wall, "
             f"{float(load_c):.2f} s CPU ({rows} annotations); import annotate.cli "
