@@ -12,6 +12,8 @@ writer can forget it), which lets `load_labels` read only what changed since a s
   oldest transaction still running when it read (pg_snapshot_xmin) and reads from there the
   next time, so a transaction that commits after a reader saw newer ones is never missed.
 `label_snapshot` holds each campaign's label columns as of a bound (Arrow IPC bytes).
+On SQLite, a later `batch_alter_table("annotation")` rebuilds the table without triggers: such
+a migration must create annotation_change_insert and annotation_change_update again.
 """
 
 from collections.abc import Sequence
