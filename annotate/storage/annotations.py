@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, or_, update
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
 from annotate.accounts.auth import require_role
@@ -72,11 +73,16 @@ def save_annotation(
         if not user.is_machine and origin != "control":
             # Control answers take no slot (annotate.storage.controls).
             # The slot counter claims read; an UPDATE so concurrent writers cannot lose a count.
+            # Not synchronised through the session, which would test every object in it on
+            # every save (quadratic in an import of labels); `item`'s count is reloaded if read.
             session.execute(
                 update(Item)
                 .where(col(Item.id) == item.id)
                 .values(human_labels=col(Item.human_labels) + 1)
+                .execution_options(synchronize_session=False)
             )
+            if item in session:
+                session.expire(item, ["human_labels"])
     else:
         ann = existing
         ann.labels = labels
@@ -275,14 +281,7 @@ def import_labels(
             users[name] = new_user
             created.append(name)
     session.flush()
-    item_rows = (
-        {
-            it.id: it
-            for it in session.exec(select(Item).where(Item.campaign_id == campaign.id)).all()
-        }
-        if plan
-        else {}
-    )
+    item_rows = _items_by_id(session, sorted({items[ext] for (ext, _), _, _ in plan}))
     added = updated = unchanged = 0
     for (ext, name), labels, current in plan:
         if current is not None:
@@ -309,6 +308,19 @@ def import_labels(
         users_created=created,
         violations=violations,
     )
+
+
+def _items_by_id(session: Session, ids: Sequence[int]) -> dict[int, Item]:
+    """The items `ids`, with only what saving a label needs (not their text), by id."""
+    found: dict[int, Item] = {}
+    for start in range(0, len(ids), 5000):
+        for it in session.exec(
+            select(Item)
+            .options(load_only(col(Item.id), col(Item.campaign_id), col(Item.external_id)))
+            .where(col(Item.id).in_(ids[start : start + 5000]))
+        ).all():
+            found[it.id] = it  # type: ignore[index]
+    return found
 
 
 def list_own_annotations(
