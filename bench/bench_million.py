@@ -288,8 +288,9 @@ def main() -> None:
                 results += run_backend(backend, f"sqlite:///{work}/million.db", work, args)
                 continue
             marker = work / "pg-schema"
-            schema = marker.read_text() if args.reuse else "million_" + uuid.uuid4().hex[:8]
-            if not args.reuse:
+            reused = args.reuse and marker.exists()
+            schema = marker.read_text() if reused else "million_" + uuid.uuid4().hex[:8]
+            if not reused:
                 pg_admin(args.pg, f'CREATE SCHEMA "{schema}"')
                 marker.write_text(schema)
             try:
