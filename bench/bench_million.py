@@ -240,11 +240,16 @@ def run_backend(backend: str, url: str, work: Path, args: argparse.Namespace) ->
         step("label-sample", sample)
         print((log / "label-sample.out").read_text().strip(), flush=True)
     if "agreement0" in steps:
-        step("agreement-b0", annotate("agreement", "-c", CAMPAIGN, "--json", "--bootstrap", "0", *db))
+        step(
+            "agreement-b0", annotate("agreement", "-c", CAMPAIGN, "--json", "--bootstrap", "0", *db)
+        )
     if "agreement" in steps:
         step("agreement", annotate("agreement", "-c", CAMPAIGN, *db))
     if "release" in steps:
-        step("release", annotate("release", "-c", CAMPAIGN, "--out", str(work / f"out-{backend}"), *db))
+        step(
+            "release",
+            annotate("release", "-c", CAMPAIGN, "--out", str(work / f"out-{backend}"), *db),
+        )
     if "status" in steps:
         step("status", annotate("status", "-c", CAMPAIGN, *db))
     return results
