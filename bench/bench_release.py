@@ -152,6 +152,11 @@ def run(url: str, n_items: int, out: Path, label: str) -> None:
             "load_labels",
             lambda: load_labels(session=s, actor=actor, campaign=campaign, with_text=True),
         )
+        # Again: from the columns snapshot the first load stored (code that stores one).
+        timed(
+            "load_labels again",
+            lambda: load_labels(session=s, actor=actor, campaign=campaign, with_text=True),
+        )
         selection = timed("select_gold", lambda: select_gold(table))
         timed("agreement", lambda: agreement_report(table, actor=actor, n_resamples=1000))
         print(

@@ -102,6 +102,10 @@ def main() -> None:
     p50 = times[len(times) // 2]
     p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
     load = os.getloadavg()[0]
+    warm = next(iter(lead._WARM.values()))
+    # How long the last background refresh took (incremental from the held columns, where
+    # the code has them; a full reload before).
+    print(f"last background refresh: {warm.load_s * 1000:.0f} ms wall")
     print(
         f"later calls while a label is saved every 200 ms: {len(times)} calls, "
         f"{written[0]} labels written; p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "

@@ -7,10 +7,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -20,6 +18,9 @@ from sqlmodel import Session, create_engine
 from annotate.errors import AnnotateError, StorageUnavailable
 from annotate.settings import Settings
 from annotate.storage import files
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -207,6 +208,8 @@ def write_scope(
 
 def alembic_config(engine: Engine) -> Config:
     """Alembic configuration bound to `engine` (no alembic.ini needed)."""
+    from alembic.config import Config  # a fifth of a second: only commands that migrate
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine
@@ -215,6 +218,8 @@ def alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema up to `revision` (creating every table on a new database)."""
+    from alembic import command
+
     try:
         command.upgrade(alembic_config(engine), revision)
     except OperationalError as exc:
