@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +63,49 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ImportProblem(
             [f"{path}: unsupported file type `{suffix}`; expected .csv, .tsv, .jsonl or .parquet"]
         )
-    text = _decode(path, path.read_bytes())
     if suffix in {".jsonl", ".ndjson"}:
-        yield from _jsonl_rows(path, text)
-    else:
-        yield from _csv_rows(path, text, delimiter="\t" if suffix == ".tsv" else ",")
+        yield from _jsonl_rows(path, _decode(path, path.read_bytes()))
+        return
+    # CSV is read from the file as it is parsed, not from a copy of it in memory (a StringIO
+    # holds 4 bytes a character: 1.4 GB for a 350 MB file); the encoding is checked first.
+    _check_utf8(path)
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        yield from _csv_rows(path, fh, delimiter="\t" if suffix == ".tsv" else ",")
 
 
-def _csv_rows(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+def _check_utf8(path: Path, chunk: int = 1 << 18) -> None:
+    """ImportProblem naming the line of the first byte of `path` that is not UTF-8.
+
+    Read in blocks of whole lines (no UTF-8 sequence contains a newline byte), so that the
+    file is never all in memory.
+    """
+    lines = 0
+    rest = b""
+    with path.open("rb") as fh:
+        while True:
+            raw = fh.read(chunk)
+            block = rest + raw
+            cut = len(block) if not raw else block.rfind(b"\n") + 1
+            block, rest = block[:cut], block[cut:]
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = lines + block[: exc.start].count(b"\n") + 1
+                raise ImportProblem(
+                    [
+                        f"{path}:{line}: bad encoding: byte 0x{block[exc.start]:02x} is not "
+                        "UTF-8 (save the file as UTF-8)"
+                    ]
+                ) from None
+            if not raw:
+                return
+            lines += block.count(b"\n")
+
+
+def _csv_rows(
+    path: Path, text: Iterable[str], delimiter: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:

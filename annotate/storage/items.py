@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,45 +48,47 @@ def import_items(
         ).all()
     )
     problems: list[str] = []
-    rows: list[dict[str, Any]] = []
+    new: list[ItemRecord] = []
     unchanged = 0
-    now = utcnow()
     for rec in records:
-        digest = rec.content_hash()
         prior = existing.get(rec.external_id)
-        if prior is not None:
-            if prior == digest:
-                unchanged += 1
-            else:
-                problems.append(
-                    f"{source}:{rec.line}: field `id`: item `{rec.external_id}` is already in "
-                    f"campaign `{campaign.name}` with different content"
-                )
-            continue
-        rows.append(
-            {
-                "campaign_id": campaign.id,
-                "external_id": rec.external_id,
-                "prompt": rec.prompt,
-                "conversation": [t.model_dump() for t in rec.conversation]
-                if rec.conversation
-                else None,
-                "response": rec.response,
-                "model": rec.model,
-                "source": rec.source,
-                "category": rec.category,
-                "group_id": rec.group_id,
-                "meta": rec.meta,
-                "content_hash": digest,
-                "created_at": now,
-            }
-        )
+        if prior is None:
+            new.append(rec)
+        elif prior == rec.content_hash():
+            unchanged += 1
+        else:
+            problems.append(
+                f"{source}:{rec.line}: field `id`: item `{rec.external_id}` is already in "
+                f"campaign `{campaign.name}` with different content"
+            )
     if problems:
         raise ImportProblem(problems)
+    del existing
+    now = utcnow()
     batch = 5000
-    for start in range(0, len(rows), batch):
-        session.execute(insert(Item), rows[start : start + batch])
+    for start in range(0, len(new), batch):
+        # Rows are made a batch at a time, not a million dicts beside the records at once.
+        rows = [_row(campaign.id or 0, rec, now) for rec in new[start : start + batch]]
+        session.execute(insert(Item), rows)
         if progress is not None:
-            progress(len(rows[start : start + batch]))
+            progress(len(rows))
     session.flush()
-    return ImportResult(added=len(rows), unchanged=unchanged)
+    return ImportResult(added=len(new), unchanged=unchanged)
+
+
+def _row(campaign_id: int, rec: ItemRecord, now: datetime) -> dict[str, Any]:
+    """The item table's row for `rec`."""
+    return {
+        "campaign_id": campaign_id,
+        "external_id": rec.external_id,
+        "prompt": rec.prompt,
+        "conversation": [t.model_dump() for t in rec.conversation] if rec.conversation else None,
+        "response": rec.response,
+        "model": rec.model,
+        "source": rec.source,
+        "category": rec.category,
+        "group_id": rec.group_id,
+        "meta": rec.meta,
+        "content_hash": rec.content_hash(),
+        "created_at": now,
+    }
