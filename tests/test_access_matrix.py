@@ -510,6 +510,11 @@ MATRIX: list[tuple[str, str, Call]] = [
         lambda w: queries.load_labels(session=w.s, actor=w.actor, campaign=w.c),
     ),
     (
+        "queries.refresh_labels",
+        "lead",
+        lambda w: queries.refresh_labels(session=w.s, actor=w.actor, campaign=w.c),
+    ),
+    (
         "throttle.unlock",
         "admin",
         lambda w: throttle.unlock(session=w.s, actor=w.actor, name="oth"),
