@@ -34,7 +34,6 @@ on one SQLite file are not supported: README, "What SQLite supports"). Setup (a 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import multiprocessing as mp
 import os
@@ -46,10 +45,8 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -63,7 +60,7 @@ from annotate.schema import LabelSchema, resolve_schema  # noqa: E402
 from annotate.settings import get_settings  # noqa: E402
 from annotate.storage import db  # noqa: E402
 from bench.protocol_check import AnnotatorRun, check  # noqa: E402
-from tests.stclient import COOKIE_NAME  # noqa: E402
+from tests.stclient import try_sign_in  # noqa: E402
 
 SECRET = "bench-protocol-signing-key-" + "p" * 30
 PASSWORD = "bench password"
@@ -139,44 +136,6 @@ class Task:
 
 
 BUSY = "Too many sign-ins at once"
-
-
-@dataclass(frozen=True)
-class SignInReply:
-    """The answer to `POST /signin`: its status, the session cookie (None when refused), the
-    page's text (a refusal says why) and Retry-After in seconds (0 when absent)."""
-
-    status: int
-    cookie: str | None
-    page: str
-    retry_after: float = 0.0
-
-
-def try_sign_in(base_url: str, name: str, password: str, *, timeout: float = 60.0) -> SignInReply:
-    """`POST /signin` as the form does, whatever the answer."""
-    parts = urlsplit(base_url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-    try:
-        conn.request(
-            "POST",
-            "/signin",
-            body=urlencode({"name": name, "password": password, "next": "/"}),
-            headers={
-                "content-type": "application/x-www-form-urlencoded",
-                "origin": f"{parts.scheme}://{parts.netloc}",
-            },
-        )
-        reply = conn.getresponse()
-        page = reply.read().decode("utf-8", "replace")
-        jar: SimpleCookie = SimpleCookie()
-        for key, value in reply.getheaders():
-            if key.lower() == "set-cookie":
-                jar.load(value)
-    finally:
-        conn.close()
-    cookie = jar[COOKIE_NAME].value if reply.status == 303 and COOKIE_NAME in jar else None
-    retry = reply.getheader("retry-after") or "0"
-    return SignInReply(reply.status, cookie, page, float(retry) if retry.isdigit() else 0.0)
 
 
 def sign_in(run: AnnotatorRun) -> str:

@@ -55,9 +55,19 @@ class ClosedByServer(Exception):
     """The server closed the websocket while a run was awaited."""
 
 
-def sign_in(base_url: str, name: str, password: str, *, timeout: float = 60.0) -> str:
-    """Sign in through `POST /signin` as the form does; the session cookie's value.
-    AssertionError with the page's status when the server refuses."""
+@dataclass(frozen=True)
+class SignInReply:
+    """The answer to `POST /signin`: its status, the session cookie (None when refused), the
+    page's text (a refusal says why) and Retry-After in seconds (0 when absent)."""
+
+    status: int
+    cookie: str | None
+    page: str
+    retry_after: float = 0.0
+
+
+def try_sign_in(base_url: str, name: str, password: str, *, timeout: float = 60.0) -> SignInReply:
+    """`POST /signin` as the form does, whatever the answer."""
     parts = urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
@@ -71,15 +81,24 @@ def sign_in(base_url: str, name: str, password: str, *, timeout: float = 60.0) -
             },
         )
         reply = conn.getresponse()
-        reply.read()
+        page = reply.read().decode("utf-8", "replace")
         jar: SimpleCookie = SimpleCookie()
         for key, value in reply.getheaders():
             if key.lower() == "set-cookie":
                 jar.load(value)
     finally:
         conn.close()
-    assert reply.status == 303 and COOKIE_NAME in jar, f"sign-in as {name}: HTTP {reply.status}"
-    return jar[COOKIE_NAME].value
+    cookie = jar[COOKIE_NAME].value if reply.status == 303 and COOKIE_NAME in jar else None
+    retry = reply.getheader("retry-after") or "0"
+    return SignInReply(reply.status, cookie, page, float(retry) if retry.isdigit() else 0.0)
+
+
+def sign_in(base_url: str, name: str, password: str, *, timeout: float = 60.0) -> str:
+    """Sign in through `POST /signin` as the form does; the session cookie's value.
+    AssertionError with the page's status when the server refuses."""
+    reply = try_sign_in(base_url, name, password, timeout=timeout)
+    assert reply.cookie is not None, f"sign-in as {name}: HTTP {reply.status}"
+    return reply.cookie
 
 
 @dataclass(frozen=True)
