@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_release import setup  # noqa: E402
-from sqlmodel import select  # noqa: E402
+from sqlmodel import col, select  # noqa: E402
 
 from annotate import storage  # noqa: E402
 from annotate.accounts.auth import system_actor  # noqa: E402
@@ -277,40 +278,62 @@ def main() -> None:
     )
     parser.add_argument("--pages", default="dashboard,review")
     parser.add_argument(
+        "--db",
+        type=Path,
+        help="Keep the built database here and reuse it on later runs (built if missing).",
+    )
+    parser.add_argument(
         "--quiet", type=int, default=5, help="Loads before the writer starts (nothing written)."
     )
     args = parser.parse_args()
     codes = [c.resolve() for c in args.code or [ROOT]]
     with tempfile.TemporaryDirectory(prefix="bench-lead-pages-") as tmp:
         args.workdir = Path(tmp)
-        url = f"sqlite:///{tmp}/pages.db"
+        built = args.db or Path(tmp) / "built.db"
         started = time.perf_counter()
-        name = setup(url, args.items)
-        engine = db.make_engine(url)
-        actor = system_actor()
-        with db.session_scope(engine) as s:
-            campaign = s.exec(select(Campaign).where(Campaign.name == name)).one()
-            people = {
-                "lena": storage.add_user(
-                    session=s, actor=actor, name="lena", role="lead", password=PASSWORD
-                ).id
-                or 0,
-                "wanda": storage.add_user(session=s, actor=actor, name="wanda").id or 0,
-            }
-            args.item_ids = list(
-                s.exec(select(Item.id).where(Item.campaign_id == campaign.id)).all()
-            )
-        engine.dispose()
+        people, args.item_ids = prepare(built, args.items)
         print(
-            f"setup: {args.items:,} items x 3 labels in {time.perf_counter() - started:.0f} s; "
-            f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs"
+            f"setup: {args.items:,} items x 3 labels in {time.perf_counter() - started:.0f} s "
+            f"({built}); load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs"
         )
         for code in codes:
             args.code = code
             print(f"code served: {code}")
             for page in args.pages.split(","):
-                report(measure(page, args, url, people))
+                # Each server gets its own copy: no run profits from a snapshot or labels
+                # another one left behind.
+                copy = Path(tmp) / "pages.db"
+                shutil.copyfile(built, copy)
+                report(measure(page, args, f"sqlite:///{copy}", people))
 
+
+def prepare(path: Path, n_items: int) -> tuple[dict[str, int], list[int]]:
+    """The campaign's database at `path`, built unless it is there already (from an earlier
+    run with the same `--db`); the lead's and the writer's user ids, and the item ids."""
+    url = f"sqlite:///{path}"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        setup(f"sqlite:///{partial}", n_items)
+        engine = db.make_engine(f"sqlite:///{partial}")
+        actor = system_actor()
+        with db.session_scope(engine) as s:
+            storage.add_user(session=s, actor=actor, name="lena", role="lead", password=PASSWORD)
+            storage.add_user(session=s, actor=actor, name="wanda")
+        engine.dispose()
+        partial.rename(path)
+    engine = db.make_engine(url)
+    with db.session_scope(engine) as s:
+        campaign = s.exec(select(Campaign)).one()
+        people = {
+            u.name: u.id or 0
+            for u in s.exec(select(User).where(col(User.name).in_(["lena", "wanda"])))
+        }
+        items = list(s.exec(select(Item.id).where(Item.campaign_id == campaign.id)).all())
+    engine.dispose()
+    if len(items) != n_items:
+        raise SystemExit(f"{path} holds {len(items):,} items, not --items {n_items:,}")
+    return people, [int(i) for i in items if i is not None]
 
 if __name__ == "__main__":
     main()

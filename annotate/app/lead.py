@@ -192,6 +192,13 @@ def freshness(
         return Freshness(warm.loaded_at, warm.loading is not None, warm.error)
 
 
+def label_count(ctx: AppContext, campaign: Campaign, *, adjudications: bool = True) -> int | None:
+    """How many labels the table served for `campaign` holds (None before its first load)."""
+    with _WARM_LOCK:
+        warm = _WARM.get((ctx.settings.database_url, campaign.id or 0, adjudications))
+        return None if warm is None else len(warm.table.annotations)
+
+
 def wait_for_labels(
     ctx: AppContext, campaign: Campaign, *, adjudications: bool = True, timeout_s: float = 60.0
 ) -> bool:
@@ -256,55 +263,6 @@ def filter_bar(ctx: AppContext, table: LabelTable, *, key: str) -> ReportFilters
         models=tuple(models),
         groups=tuple(groups),
         intents=tuple(intents),
-    )
-
-
-# -- queue -----------------------------------------------------------------------------------
-
-
-def queue(
-    ctx: AppContext,
-    campaign: Campaign,
-    *,
-    filters: ReportFilters | None = None,
-    min_labels: int | None = None,
-    flagged_only: bool = False,
-    include_adjudicated: bool = True,
-) -> pd.DataFrame:
-    """The review queue, from the cached labels and the adjudications as they are now."""
-    table, key = label_table(ctx, campaign, adjudications=False)
-    with ctx.session() as s:
-        current = review.current_adjudications(session=s, actor=ctx.user, campaign=campaign)
-    chosen = filters or ReportFilters()
-    return review.queue_from_table(
-        table,
-        actor=ctx.user,
-        filters=chosen,
-        min_labels=min_labels,
-        flagged_only=flagged_only,
-        include_adjudicated=include_adjudicated,
-        current=current,
-        items=_disagreement(key, filters_key(chosen), table, ctx.user),
-        suggestions=suggestions(ctx, campaign),
-    )
-
-
-def suggestions(ctx: AppContext, campaign: Campaign) -> pd.DataFrame:
-    """The annotator model's right action per item (empty below three labels per item)."""
-    table, key = label_table(ctx, campaign, adjudications=False)
-    return _suggestions(key, table, ctx.user)
-
-
-@st.cache_data(max_entries=8, show_spinner="Fitting the annotator model…")
-def _suggestions(key: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
-    return review.model_suggestions(_table, actor=_actor)
-
-
-@st.cache_data(max_entries=8, show_spinner="Ordering the queue…")
-def _disagreement(key: str, filters: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
-    # Keyed by the annotations' version and the filters; adjudications are applied after.
-    return review.item_disagreement(
-        _table, actor=_actor, filters=ReportFilters.model_validate_json(filters)
     )
 
 

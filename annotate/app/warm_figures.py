@@ -11,12 +11,18 @@ Without this, every new label made the next page recompute every figure while th
 
 A figure whose last computation took under `FRESH_WAIT_S` is computed in the page instead, so
 a small campaign's pages stay exact; so is any figure while the lead asked for the newest
-(`exact`). Only a process's first request of a figure waits for a large one.
+(`exact`). A figure never computed yet is computed in the page too when its campaign has
+fewer than `SMALL_LABELS` labels; else it is handed to the worker, ahead of any
+recomputation, and the page waits for it only as long as a small figure takes (`FRESH_WAIT_S`,
+and only when nothing else is computing). One not ready by then is `Served` not `ready`: the
+page shows a placeholder in its place (`show_waiting`) and `keep_updated` reruns the page once
+it is computed. `warm` starts the
+first computations before any page asks (`annotate serve` warms its active campaigns).
 """
 
 from __future__ import annotations
 
-import queue
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -27,7 +33,7 @@ from typing import Any, Generic, TypeVar
 import streamlit as st
 
 from annotate.app import lead
-from annotate.app.context import AppContext
+from annotate.app.context import AppContext, fragment
 from annotate.app.render import plain
 from annotate.storage.models import Campaign
 
@@ -36,6 +42,9 @@ T = TypeVar("T")
 MAX_FIGURES = 96
 # A figure that took less than this is recomputed in the page: its page stays exact.
 FRESH_WAIT_S = 0.3
+# Below this many labels every figure is computed in the page the first time too (its first
+# computation may take longer than it will later: modules to load, caches to fill).
+SMALL_LABELS = 20_000
 EXACT_KEY = "annotate.figures.exact"
 # The share of the time the background worker computes while figures keep changing.
 BACKGROUND_SHARE = 0.5
@@ -49,55 +58,117 @@ class _Figure:
     compute_s: float
     pending: str | None = None  # the version being computed in the background
     error: str | None = None
+    ready: bool = True  # False until its first computation finished
+    asked: float = 0.0  # when its first computation was asked for (epoch seconds)
+    failed_at: float = 0.0  # when its first computation last failed (monotonic seconds)
 
 
 @dataclass(frozen=True)
 class Served(Generic[T]):
     """A figure as served: its value, the age of the labels behind it, and whether newer
-    labels exist (then a newer figure is being computed)."""
+    labels exist (then a newer figure is being computed). Not `ready` while its first
+    computation runs: `value` is then None, `asked` says since when (epoch seconds), and
+    `error` what the last try failed with, if it did."""
 
     value: T
     as_of: float
     stale: bool
+    ready: bool = True
+    asked: float = 0.0
+    error: str | None = None
+    slot: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A figure a page shows, as `figure` takes it: for warming it before the page asks."""
+
+    name: str
+    args: tuple[Any, ...]
+    compute: Callable[[], Any]
+    adjudications: bool = True
 
 
 _FIGURES: OrderedDict[tuple[str, ...], _Figure] = OrderedDict()
 _LOCK = threading.Lock()
-_JOBS: queue.Queue[Callable[[], None]] = queue.Queue()
+_JOBS: list[tuple[bool, Callable[[], None]]] = []  # (first computation?, job), in order
 _WORKER: list[threading.Thread] = []
 _IDLE = threading.Condition()
 _BUSY = [0]  # jobs queued or running
+# Seconds between a page's checks that a figure it shows as computing is ready.
+POLL_S = 1.0
+# A first computation that failed is tried again by a page load this long after.
+RETRY_S = 10.0
+WAITING_PREFIX = "Computing"
+
+
+def _next_job() -> Callable[[], None]:
+    # First computations go first and are taken at once; a recomputation of a figure already
+    # shown waits until the worker has rested (see _work).
+    with _IDLE:
+        while True:
+            for i, (first, _) in enumerate(_JOBS):
+                if first:
+                    return _JOBS.pop(i)[1]
+            rest = _REST_UNTIL[0] - time.monotonic()
+            if _JOBS and rest <= 0:
+                return _JOBS.pop(0)[1]
+            _IDLE.wait(rest if _JOBS else None)
+
+
+_REST_UNTIL = [0.0]
 
 
 def _work() -> None:
     while True:
-        job = _JOBS.get()
+        job = _next_job()
         started = time.perf_counter()
         try:
             job()
         finally:
+            worked = time.perf_counter() - started
             with _IDLE:
                 _BUSY[0] -= 1
+                # Rest as long again: the pages being served get the interpreter at least
+                # half of the time while annotators keep the figures changing.
+                _REST_UNTIL[0] = time.monotonic() + worked * (1 - BACKGROUND_SHARE) / max(
+                    BACKGROUND_SHARE, 1e-9
+                )
                 _IDLE.notify_all()
-        # Rest as long again: the pages being served get the interpreter at least half of
-        # the time while annotators keep the figures changing.
-        time.sleep((time.perf_counter() - started) * (1 - BACKGROUND_SHARE) / BACKGROUND_SHARE)
 
 
-def _submit(job: Callable[[], None]) -> None:
+def _submit(job: Callable[[], None], *, first: bool = False) -> int:
+    """Queue `job` for the worker; how many jobs were queued or running before it."""
     # One worker: background figures take turns, so a page being served competes with one
     # computation at a time for the interpreter, not with all of them.
     with _IDLE:
+        ahead = _BUSY[0]
         _BUSY[0] += 1
         if not _WORKER or not _WORKER[0].is_alive():
             _WORKER[:] = [threading.Thread(target=_work, name="annotate-figures", daemon=True)]
             _WORKER[0].start()
-    _JOBS.put(job)
+        _JOBS.append((first, job))
+        _IDLE.notify_all()
+    return ahead
 
 
 def _labels_as_of(ctx: AppContext, campaign: Campaign, adjudications: bool) -> float:
     state = lead.freshness(ctx, campaign, adjudications=adjudications)
     return state.loaded_at if state is not None else time.time()
+
+
+def _slot(
+    ctx: AppContext, campaign: Campaign, name: str, args: Sequence[Any], adjudications: bool
+) -> tuple[str, ...]:
+    return (ctx.settings.database_url, str(campaign.id), str(adjudications), name, repr(args))
+
+
+def _served(slot: tuple[str, ...], kept: _Figure, *, stale: bool = False) -> Served[Any]:
+    if kept.ready:
+        return Served(kept.value, kept.as_of, stale=stale, slot=slot)
+    return Served(
+        None, kept.as_of, stale=False, ready=False, asked=kept.asked, error=kept.error, slot=slot
+    )
 
 
 def figure(
@@ -110,63 +181,144 @@ def figure(
     *,
     adjudications: bool = True,
     spinner: str | None = None,
+    block: bool = False,
 ) -> Served[T]:
     """Figure `name` with `args` for the labels of version `key` (from `lead.label_table`).
 
     `compute` computes it from the labels served under `key`. Served at once when kept for
     `key`; else the one kept for older labels while the new one computes in the background
-    (see the module docstring); else computed here, under `spinner`.
+    (see the module docstring); else computed here (under `spinner`) when it is small, when
+    the lead asked for the newest, or with `block` (a page that cannot go on without it);
+    else not `ready` while the worker computes it.
     """
-    slot = (ctx.settings.database_url, str(campaign.id), str(adjudications), name, repr(args))
-    as_of = _labels_as_of(ctx, campaign, adjudications)
     exact = bool(st.session_state.get(EXACT_KEY))
+    if spinner and (exact or block):
+        with st.spinner(spinner):
+            return _serve(ctx, campaign, name, args, key, compute, adjudications, exact, block)
+    return _serve(ctx, campaign, name, args, key, compute, adjudications, exact, block)
+
+
+def _serve(
+    ctx: AppContext,
+    campaign: Campaign,
+    name: str,
+    args: Sequence[Any],
+    key: str,
+    compute: Callable[[], T],
+    adjudications: bool,
+    exact: bool,
+    block: bool,
+) -> Served[T]:
+    slot = _slot(ctx, campaign, name, args, adjudications)
+    as_of = _labels_as_of(ctx, campaign, adjudications)
+    labels = lead.label_count(ctx, campaign, adjudications=adjudications)
+    block = block or labels is None or labels < SMALL_LABELS
+    done = threading.Event()
     with _LOCK:
         kept = _FIGURES.get(slot)
         if kept is not None:
             _FIGURES.move_to_end(slot)
-            if kept.version == key:
-                return Served(kept.value, kept.as_of, stale=False)
-            if not exact and kept.compute_s >= FRESH_WAIT_S:
+            if kept.ready and kept.version == key:
+                return _served(slot, kept)
+            if kept.ready and not exact and kept.compute_s >= FRESH_WAIT_S:
                 if kept.pending is None:
                     kept.pending = key
                     _submit(lambda: _compute_later(slot, key, compute, as_of))
-                return Served(kept.value, kept.as_of, stale=True)
+                return _served(slot, kept, stale=True)
+            if not kept.ready and not (exact or block):
+                if kept.pending is None and time.monotonic() - kept.failed_at >= RETRY_S:
+                    kept.pending, kept.error = key, None
+                    _submit(lambda: _compute_later(slot, key, compute, as_of), first=True)
+                return _served(slot, kept)
+        ahead = 0
+        if kept is None and not (exact or block):
+            _keep_locked(slot, _Figure("", None, as_of, 0.0, key, ready=False, asked=time.time()))
+            ahead = _submit(lambda: _compute_later(slot, key, compute, as_of, done), first=True)
+    if kept is None and not (exact or block):
+        # Nothing else computing: wait as long as a small figure takes, so that a small
+        # campaign's page is complete at once. Else the page shows where it will be.
+        if ahead == 0:
+            done.wait(FRESH_WAIT_S)
+        with _LOCK:
+            now = _FIGURES.get(slot)
+            if now is None:  # pushed out by other figures meanwhile: the next run asks again
+                return Served(None, as_of, stale=False, ready=False, asked=time.time())  # type: ignore[arg-type]
+            return _served(slot, now)
     started = time.perf_counter()
-    if spinner:
-        with st.spinner(spinner):
-            value = compute()
-    else:
-        value = compute()
+    value = compute()
     _keep(slot, _Figure(key, value, as_of, time.perf_counter() - started))
-    return Served(value, as_of, stale=False)
+    return Served(value, as_of, stale=False, slot=slot)
 
 
 def _keep(slot: tuple[str, ...], made: _Figure) -> None:
     with _LOCK:
-        kept = _FIGURES.get(slot)
-        if kept is not None and kept.as_of > made.as_of:
-            return  # a newer figure was kept meanwhile
-        if kept is not None and kept.pending not in (None, made.version):
-            made.pending = kept.pending  # a newer one is still computing
-        _FIGURES[slot] = made
-        _FIGURES.move_to_end(slot)
-        while len(_FIGURES) > MAX_FIGURES:
-            _FIGURES.popitem(last=False)
+        _keep_locked(slot, made)
+
+
+def _keep_locked(slot: tuple[str, ...], made: _Figure) -> None:
+    kept = _FIGURES.get(slot)
+    if kept is not None and kept.ready and kept.as_of > made.as_of:
+        return  # a newer figure was kept meanwhile
+    if kept is not None and kept.pending not in (None, made.version):
+        made.pending = kept.pending  # a newer one is still computing
+    _FIGURES[slot] = made
+    _FIGURES.move_to_end(slot)
+    while len(_FIGURES) > MAX_FIGURES:
+        _FIGURES.popitem(last=False)
 
 
 def _compute_later(
-    slot: tuple[str, ...], key: str, compute: Callable[[], Any], as_of: float
+    slot: tuple[str, ...],
+    key: str,
+    compute: Callable[[], Any],
+    as_of: float,
+    done: threading.Event | None = None,
 ) -> None:
     started = time.perf_counter()
     try:
-        value = compute()
-    except Exception as exc:  # kept for the page to show; the next page load tries again
+        try:
+            value = compute()
+        except Exception as exc:  # kept for the page to show; the next page load tries again
+            with _LOCK:
+                kept = _FIGURES.get(slot)
+                if kept is not None:
+                    kept.pending, kept.error = None, str(exc)
+                    kept.failed_at = time.monotonic()
+            return
+        _keep(slot, _Figure(key, value, as_of, time.perf_counter() - started))
+    finally:
+        if done is not None:
+            done.set()
+
+
+def kept(
+    ctx: AppContext,
+    campaign: Campaign,
+    name: str,
+    args: Sequence[Any],
+    *,
+    adjudications: bool = True,
+) -> bool:
+    """Whether figure `name` with `args` has been computed (for any labels) and is kept."""
+    with _LOCK:
+        found = _FIGURES.get(_slot(ctx, campaign, name, args, adjudications))
+        return found is not None and found.ready
+
+
+def warm(ctx: AppContext, campaign: Campaign, key: str, wanted: Sequence[Wanted]) -> int:
+    """Start computing `wanted` for the labels of version `key` in the background, where no
+    figure is kept yet (no Streamlit run needed); how many were started."""
+    started = 0
+    for w in wanted:
+        slot = _slot(ctx, campaign, w.name, w.args, w.adjudications)
+        as_of = _labels_as_of(ctx, campaign, w.adjudications)
         with _LOCK:
-            kept = _FIGURES.get(slot)
-            if kept is not None:
-                kept.pending, kept.error = None, str(exc)
-        return
-    _keep(slot, _Figure(key, value, as_of, time.perf_counter() - started))
+            if slot in _FIGURES:
+                continue
+            _keep_locked(slot, _Figure("", None, as_of, 0.0, key, ready=False, asked=time.time()))
+            _submit(functools.partial(_compute_later, slot, key, w.compute, as_of), first=True)
+        started += 1
+    return started
 
 
 def wait_for_figures(timeout_s: float = 120.0) -> bool:
@@ -195,8 +347,9 @@ def show_age(
     labels = lead.freshness(ctx, campaign, adjudications=adjudications)
     if labels is None and not served:
         return
-    as_of = min([s.as_of for s in served] or [labels.loaded_at if labels else time.time()])
-    refreshing = any(s.stale for s in served) or bool(labels and labels.refreshing)
+    shown = [s for s in served if s.ready]
+    as_of = min([s.as_of for s in shown] or [labels.loaded_at if labels else time.time()])
+    refreshing = any(s.stale for s in shown) or bool(labels and labels.refreshing)
     age = max(0, int(time.time() - as_of))
     when = time.strftime("%H:%M:%S", time.gmtime(as_of))
     said = f"Figures from the labels as of {when} UTC ({age} s ago)"
@@ -209,6 +362,13 @@ def show_age(
                 st.rerun()
     else:
         st.caption(said + ".")
+    computing = {s.slot for s in served if not s.ready and s.error is None}
+    if computing:
+        st.caption(
+            f"{len(computing)} figure{'s are' if len(computing) > 1 else ' is'} being computed "
+            "for the first time since the server started; the page shows "
+            f"{'them' if len(computing) > 1 else 'it'} as soon as each is ready."
+        )
     failed = ([labels.error] if labels and labels.error else []) + errors(ctx, campaign)
     if failed:
         st.caption(f"The last refresh failed ({plain(failed[0][:200])}); the next load retries.")
@@ -217,3 +377,34 @@ def show_age(
 def end_exact_run() -> None:
     """Called at the end of a page: later runs may serve figures computed before again."""
     st.session_state.pop(EXACT_KEY, None)
+
+
+def show_waiting(served: Served[Any], what: str) -> None:
+    """In place of a figure not computed yet (`served.ready` False): what is computing and
+    since when, or what its last try failed with."""
+    if served.error is not None:
+        st.warning(
+            f"Computing {what} failed ({plain(served.error[:200])}); a later load tries again."
+        )
+        return
+    age = max(0, int(time.time() - served.asked))
+    st.info(
+        f"{WAITING_PREFIX} {what}… started {age} s ago. It appears here when it is ready.",
+        icon=":material/hourglass_top:",
+    )
+
+
+def keep_updated(ctx: AppContext, served: Sequence[Served[Any]]) -> None:
+    """While a figure of the page is computing for the first time: check every `POLL_S`
+    (a fragment the browser reruns) and rerun the page once one is ready or failed. Costs
+    nothing once every figure is shown: a page run without one does not register it."""
+    waiting = tuple(sorted({s.slot for s in served if not s.ready and s.error is None}))
+    if waiting:
+        fragment(_poll, run_every=POLL_S)(ctx, waiting)
+
+
+def _poll(ctx: AppContext, slots: tuple[tuple[str, ...], ...]) -> None:
+    with _LOCK:
+        kept = [_FIGURES.get(slot) for slot in slots]
+    if any(f is None or f.ready or f.error is not None for f in kept):
+        st.rerun(scope="app")
