@@ -90,6 +90,7 @@ class Freshness:
 
 _WARM: dict[tuple[str, int, bool], Warm] = {}
 _WARM_LOCK = threading.Lock()
+_FIRST_LOADS: dict[tuple[str, int, bool], threading.Lock] = {}
 # Campaign label sets kept per process (each holds one table, two while it refreshes).
 MAX_WARM = 4
 # A campaign whose labels load faster than this is waited for (its pages stay exact); a
@@ -163,20 +164,38 @@ def label_table(
         # A large one is not waited for at all: its page shows the labels already loaded.
         warm.loading.join(FRESH_WAIT_S)
     if warm is None:
-        started = time.perf_counter()
-        table, state = _load(ctx.engine, ctx.user, campaign.id or 0)
-        fresh = Warm(
-            version=version,
-            table=table,
-            state=state,
-            loaded_at=time.time(),
-            load_s=time.perf_counter() - started,
-        )
+        # One first load per campaign: a page arriving while another (or the server's
+        # warming) loads it waits for that load instead of reading everything twice.
         with _WARM_LOCK:
-            warm = _WARM.setdefault(slot, fresh)
-            while len(_WARM) > MAX_WARM:
-                _WARM.pop(next(k for k in _WARM if k != slot))
+            gate = _FIRST_LOADS.setdefault(slot, threading.Lock())
+        with gate:
+            with _WARM_LOCK:
+                loaded = slot in _WARM
+            if loaded:
+                return label_table(ctx, campaign, adjudications=adjudications)
+            return _first_load(ctx, campaign, slot, version)
     with _WARM_LOCK:
+        table, served = warm.table, warm.version
+    return table, json.dumps([ctx.settings.database_url, *served])
+
+
+def _first_load(
+    ctx: AppContext, campaign: Campaign, slot: tuple[str, int, bool], version: tuple[Any, ...]
+) -> tuple[LabelTable, str]:
+    started = time.perf_counter()
+    table, state = _load(ctx.engine, ctx.user, campaign.id or 0)
+    fresh = Warm(
+        version=version,
+        table=table,
+        state=state,
+        loaded_at=time.time(),
+        load_s=time.perf_counter() - started,
+    )
+    with _WARM_LOCK:
+        warm = _WARM.setdefault(slot, fresh)
+        while len(_WARM) > MAX_WARM:
+            _WARM.pop(next(k for k in _WARM if k != slot))
+        _FIRST_LOADS.pop(slot, None)  # whoever waits on it holds it; later loads find _WARM
         table, served = warm.table, warm.version
     return table, json.dumps([ctx.settings.database_url, *served])
 

@@ -26,7 +26,8 @@ import functools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -67,8 +68,8 @@ class _Figure:
 class Served(Generic[T]):
     """A figure as served: its value, the age of the labels behind it, and whether newer
     labels exist (then a newer figure is being computed). Not `ready` while its first
-    computation runs: `value` is then None, `asked` says since when (epoch seconds), and
-    `error` what the last try failed with, if it did."""
+    computation runs (`computing`) or after it failed: `value` is then None, `asked` says
+    since when it is computing (epoch seconds), and `error` what the last try failed with."""
 
     value: T
     as_of: float
@@ -76,6 +77,7 @@ class Served(Generic[T]):
     ready: bool = True
     asked: float = 0.0
     error: str | None = None
+    computing: bool = False
     slot: tuple[str, ...] = ()
 
 
@@ -91,7 +93,12 @@ class Wanted:
 
 _FIGURES: OrderedDict[tuple[str, ...], _Figure] = OrderedDict()
 _LOCK = threading.Lock()
-_JOBS: list[tuple[bool, Callable[[], None]]] = []  # (first computation?, job), in order
+# (priority, job) in the order asked: a page waits for it, a first computation, a recomputation.
+WAITED, FIRST, AGAIN = 2, 1, 0
+_JOBS: list[tuple[int, Callable[[], None], tuple[str, ...]]] = []  # and the figure's slot
+_PAGES = [0, 0.0]  # lead pages being rendered, and since when (monotonic seconds)
+# The longest a first computation is held back while lead pages are being rendered.
+PAGE_FIRST_S = 2.0
 _WORKER: list[threading.Thread] = []
 _IDLE = threading.Condition()
 _BUSY = [0]  # jobs queued or running
@@ -103,20 +110,48 @@ WAITING_PREFIX = "Computing"
 
 
 def _next_job() -> Callable[[], None]:
-    # First computations go first and are taken at once; a recomputation of a figure already
-    # shown waits until the worker has rested (see _work).
+    # A page waiting for its figure first; then first computations, except while a lead page
+    # is being rendered (for at most PAGE_FIRST_S: the page gets the interpreter); then, once
+    # the worker has rested (see _work), a recomputation of a figure already shown.
     with _IDLE:
         while True:
-            for i, (first, _) in enumerate(_JOBS):
-                if first:
-                    return _JOBS.pop(i)[1]
-            rest = _REST_UNTIL[0] - time.monotonic()
-            if _JOBS and rest <= 0:
-                return _JOBS.pop(0)[1]
-            _IDLE.wait(rest if _JOBS else None)
+            now = time.monotonic()
+            held = _PAGES[1] + PAGE_FIRST_S - now if _PAGES[0] else 0.0
+            best = max(_JOBS, key=lambda j: j[0], default=None)  # the first of the highest
+            if best is not None and (best[0] == WAITED or (best[0] == FIRST and held <= 0)):
+                _JOBS.remove(best)
+                return best[1]
+            rest = max(_REST_UNTIL[0] - now, held)
+            if best is not None and rest <= 0:
+                _JOBS.remove(best)
+                return best[1]
+            _IDLE.wait(rest if best is not None else None)
 
 
 _REST_UNTIL = [0.0]
+
+
+def _promote(slot: tuple[str, ...]) -> None:
+    with _IDLE:
+        for i, (priority, job, queued) in enumerate(_JOBS):
+            if queued == slot and priority == FIRST:
+                _JOBS[i] = (WAITED, job, queued)
+
+
+@contextmanager
+def rendering() -> Iterator[None]:
+    """Around a lead page's run: the worker starts no new figure meanwhile (bounded by
+    `PAGE_FIRST_S`), unless the page itself waits for it."""
+    with _IDLE:
+        if _PAGES[0] == 0:
+            _PAGES[1] = time.monotonic()
+        _PAGES[0] += 1
+    try:
+        yield
+    finally:
+        with _IDLE:
+            _PAGES[0] -= 1
+            _IDLE.notify_all()
 
 
 def _work() -> None:
@@ -137,17 +172,19 @@ def _work() -> None:
                 _IDLE.notify_all()
 
 
-def _submit(job: Callable[[], None], *, first: bool = False) -> int:
+def _submit(job: Callable[[], None], slot: tuple[str, ...], *, priority: int = AGAIN) -> int:
     """Queue `job` for the worker; how many jobs were queued or running before it."""
     # One worker: background figures take turns, so a page being served competes with one
     # computation at a time for the interpreter, not with all of them.
     with _IDLE:
-        ahead = _BUSY[0]
+        # What runs before it: the job running, if any, and those of its priority or above.
+        queued = [j for j in _JOBS if j[0] >= priority]
+        ahead = _BUSY[0] - len(_JOBS) + len(queued)
         _BUSY[0] += 1
         if not _WORKER or not _WORKER[0].is_alive():
             _WORKER[:] = [threading.Thread(target=_work, name="annotate-figures", daemon=True)]
             _WORKER[0].start()
-        _JOBS.append((first, job))
+        _JOBS.append((priority, job, slot))
         _IDLE.notify_all()
     return ahead
 
@@ -167,7 +204,14 @@ def _served(slot: tuple[str, ...], kept: _Figure, *, stale: bool = False) -> Ser
     if kept.ready:
         return Served(kept.value, kept.as_of, stale=stale, slot=slot)
     return Served(
-        None, kept.as_of, stale=False, ready=False, asked=kept.asked, error=kept.error, slot=slot
+        None,
+        kept.as_of,
+        stale=False,
+        ready=False,
+        asked=kept.asked,
+        error=kept.error,
+        computing=kept.pending is not None,
+        slot=slot,
     )
 
 
@@ -223,17 +267,19 @@ def _serve(
             if kept.ready and not exact and kept.compute_s >= FRESH_WAIT_S:
                 if kept.pending is None:
                     kept.pending = key
-                    _submit(lambda: _compute_later(slot, key, compute, as_of))
+                    _submit(lambda: _compute_later(slot, key, compute, as_of), slot)
                 return _served(slot, kept, stale=True)
             if not kept.ready and not (exact or block):
+                _promote(slot)  # a lead waits for it now: before figures nobody asked for yet
                 if kept.pending is None and time.monotonic() - kept.failed_at >= RETRY_S:
-                    kept.pending, kept.error = key, None
-                    _submit(lambda: _compute_later(slot, key, compute, as_of), first=True)
+                    kept.pending, kept.asked = key, time.time()  # the error shows meanwhile
+                    _submit(lambda: _compute_later(slot, key, compute, as_of), slot, priority=FIRST)
                 return _served(slot, kept)
         ahead = 0
         if kept is None and not (exact or block):
             _keep_locked(slot, _Figure("", None, as_of, 0.0, key, ready=False, asked=time.time()))
-            ahead = _submit(lambda: _compute_later(slot, key, compute, as_of, done), first=True)
+            job = functools.partial(_compute_later, slot, key, compute, as_of, done)
+            ahead = _submit(job, slot, priority=WAITED)
     if kept is None and not (exact or block):
         # Nothing else computing: wait as long as a small figure takes, so that a small
         # campaign's page is complete at once. Else the page shows where it will be.
@@ -242,7 +288,7 @@ def _serve(
         with _LOCK:
             now = _FIGURES.get(slot)
             if now is None:  # pushed out by other figures meanwhile: the next run asks again
-                return Served(None, as_of, stale=False, ready=False, asked=time.time())  # type: ignore[arg-type]
+                return Served(None, as_of, False, False, time.time(), computing=True)  # type: ignore[arg-type]
             return _served(slot, now)
     started = time.perf_counter()
     value = compute()
@@ -316,7 +362,8 @@ def warm(ctx: AppContext, campaign: Campaign, key: str, wanted: Sequence[Wanted]
             if slot in _FIGURES:
                 continue
             _keep_locked(slot, _Figure("", None, as_of, 0.0, key, ready=False, asked=time.time()))
-            _submit(functools.partial(_compute_later, slot, key, w.compute, as_of), first=True)
+            job = functools.partial(_compute_later, slot, key, w.compute, as_of)
+            _submit(job, slot, priority=FIRST)
         started += 1
     return started
 
@@ -362,7 +409,7 @@ def show_age(
                 st.rerun()
     else:
         st.caption(said + ".")
-    computing = {s.slot for s in served if not s.ready and s.error is None}
+    computing = {s.slot for s in served if s.computing}
     if computing:
         st.caption(
             f"{len(computing)} figure{'s are' if len(computing) > 1 else ' is'} being computed "
@@ -381,15 +428,14 @@ def end_exact_run() -> None:
 
 def show_waiting(served: Served[Any], what: str) -> None:
     """In place of a figure not computed yet (`served.ready` False): what is computing and
-    since when, or what its last try failed with."""
-    if served.error is not None:
-        st.warning(
-            f"Computing {what} failed ({plain(served.error[:200])}); a later load tries again."
-        )
+    since when, and what its last try failed with, if it did."""
+    failed = "" if served.error is None else f"The last try failed: {plain(served.error[:200])}. "
+    if not served.computing:
+        st.warning(f"Computing {what} failed. {failed}A later load tries again.")
         return
     age = max(0, int(time.time() - served.asked))
     st.info(
-        f"{WAITING_PREFIX} {what}… started {age} s ago. It appears here when it is ready.",
+        f"{WAITING_PREFIX} {what}… started {age} s ago. {failed}It appears here when it is ready.",
         icon=":material/hourglass_top:",
     )
 
@@ -398,7 +444,7 @@ def keep_updated(ctx: AppContext, served: Sequence[Served[Any]]) -> None:
     """While a figure of the page is computing for the first time: check every `POLL_S`
     (a fragment the browser reruns) and rerun the page once one is ready or failed. Costs
     nothing once every figure is shown: a page run without one does not register it."""
-    waiting = tuple(sorted({s.slot for s in served if not s.ready and s.error is None}))
+    waiting = tuple(sorted({s.slot for s in served if s.computing}))
     if waiting:
         fragment(_poll, run_every=POLL_S)(ctx, waiting)
 
@@ -406,5 +452,5 @@ def keep_updated(ctx: AppContext, served: Sequence[Served[Any]]) -> None:
 def _poll(ctx: AppContext, slots: tuple[tuple[str, ...], ...]) -> None:
     with _LOCK:
         kept = [_FIGURES.get(slot) for slot in slots]
-    if any(f is None or f.ready or f.error is not None for f in kept):
+    if any(f is None or f.ready or f.pending is None for f in kept):
         st.rerun(scope="app")

@@ -141,6 +141,11 @@ def lead_figures(ctx: AppContext, table: LabelTable) -> list[Wanted]:
 
 def render(ctx: AppContext) -> None:
     """The dashboard of one campaign."""
+    with warm_figures.rendering():  # the figure worker lets this run go first
+        _render(ctx)
+
+
+def _render(ctx: AppContext) -> None:
     st.title("Dashboard")
     campaign = lead.pick_campaign(ctx, key="dash-campaign")
     if campaign is None:

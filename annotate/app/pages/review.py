@@ -55,6 +55,11 @@ MODEL_COLUMNS = ("model_label", "posterior")
 
 def render(ctx: AppContext) -> None:
     """The review queue of one campaign."""
+    with warm_figures.rendering():  # the figure worker lets this run go first
+        _render(ctx)
+
+
+def _render(ctx: AppContext) -> None:
     st.title("Review queue")
     flash = st.session_state.pop(FLASH_KEY, None)
     if flash:
