@@ -58,7 +58,7 @@ from tests.stclient import Run, StreamlitClient, sign_in  # noqa: E402
 ERROR = 1  # Alert.Format.ERROR: what st.error shows
 FULL_RUN = ForwardMsg.FINISHED_SUCCESSFULLY
 # What `warm_figures.show_waiting` shows in place of a figure still computing.
-WAITING = re.compile(r"^Computing .*started \d+ s ago")
+WAITING = re.compile(r"^(Computing|Loading) .*started \d+ s ago")
 SECRET = "bench-lead-pages-signing-key-" + "p" * 30
 PASSWORD = "correct horse"
 TICKS = os.sysconf("SC_CLK_TCK")

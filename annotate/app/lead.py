@@ -91,6 +91,11 @@ class Freshness:
 _WARM: dict[tuple[str, int, bool], Warm] = {}
 _WARM_LOCK = threading.Lock()
 _FIRST_LOADS: dict[tuple[str, int, bool], threading.Lock] = {}
+# A campaign with this many labels or more is loaded the first time in the background when a
+# page can show something else meanwhile (`label_table_or_loading`).
+SMALL_LABELS = 20_000
+_LOADING: dict[tuple[str, int, bool], tuple[threading.Thread, float]] = {}
+_FAILED: set[tuple[str, int, bool]] = set()
 # Campaign label sets kept per process (each holds one table, two while it refreshes).
 MAX_WARM = 4
 # A campaign whose labels load faster than this is waited for (its pages stay exact); a
@@ -198,6 +203,65 @@ def _first_load(
         _FIRST_LOADS.pop(slot, None)  # whoever waits on it holds it; later loads find _WARM
         table, served = warm.table, warm.version
     return table, json.dumps([ctx.settings.database_url, *served])
+
+
+def label_table_or_loading(
+    ctx: AppContext, campaign: Campaign, *, adjudications: bool = True
+) -> tuple[LabelTable, str] | None:
+    """`label_table`, or None while a large campaign's first load runs in the background
+    (started here: `SMALL_LABELS` labels or more); `loading_since` says since when."""
+    slot = (ctx.settings.database_url, campaign.id or 0, adjudications)
+    with _WARM_LOCK:
+        loaded = slot in _WARM
+        loading = _LOADING.get(slot)
+        failed = slot in _FAILED
+        _FAILED.discard(slot)
+    if loaded or failed:  # after a failed background load, the page loads (and reports) it
+        return label_table(ctx, campaign, adjudications=adjudications)
+    if loading is None:
+        with ctx.session() as s:
+            version = review.labels_version(
+                session=s, actor=ctx.user, campaign=campaign, adjudications=adjudications
+            )
+        if int(version[1]) < SMALL_LABELS:
+            return label_table(ctx, campaign, adjudications=adjudications)
+
+        def load() -> None:
+            try:
+                label_table(ctx, campaign, adjudications=adjudications)
+            except Exception:
+                with _WARM_LOCK:
+                    _FAILED.add(slot)
+                raise
+            finally:
+                with _WARM_LOCK:
+                    _LOADING.pop(slot, None)
+
+        with _WARM_LOCK:
+            if slot not in _LOADING and slot not in _WARM:
+                thread = threading.Thread(
+                    target=load, name=f"annotate-first-load-{campaign.id}", daemon=True
+                )
+                _LOADING[slot] = (thread, time.time())
+                thread.start()
+    with _WARM_LOCK:
+        if slot in _LOADING:
+            return None
+    return label_table(ctx, campaign, adjudications=adjudications)
+
+
+def labels_loading(ctx: AppContext, campaign: Campaign, *, adjudications: bool = True) -> bool:
+    """Whether a background first load of `campaign`'s labels is running."""
+    with _WARM_LOCK:
+        return (ctx.settings.database_url, campaign.id or 0, adjudications) in _LOADING
+
+
+def loading_since(ctx: AppContext, campaign: Campaign, *, adjudications: bool = True) -> float:
+    """When the background first load of `campaign`'s labels started (epoch seconds; now
+    when none is running)."""
+    with _WARM_LOCK:
+        found = _LOADING.get((ctx.settings.database_url, campaign.id or 0, adjudications))
+    return found[1] if found is not None else time.time()
 
 
 def freshness(

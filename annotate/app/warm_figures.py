@@ -273,7 +273,8 @@ def _serve(
                 _promote(slot)  # a lead waits for it now: before figures nobody asked for yet
                 if kept.pending is None and time.monotonic() - kept.failed_at >= RETRY_S:
                     kept.pending, kept.asked = key, time.time()  # the error shows meanwhile
-                    _submit(lambda: _compute_later(slot, key, compute, as_of), slot, priority=FIRST)
+                    job = functools.partial(_compute_later, slot, key, compute, as_of)
+                    _submit(job, slot, priority=WAITED)
                 return _served(slot, kept)
         ahead = 0
         if kept is None and not (exact or block):
@@ -440,17 +441,41 @@ def show_waiting(served: Served[Any], what: str) -> None:
     )
 
 
-def keep_updated(ctx: AppContext, served: Sequence[Served[Any]]) -> None:
-    """While a figure of the page is computing for the first time: check every `POLL_S`
-    (a fragment the browser reruns) and rerun the page once one is ready or failed. Costs
-    nothing once every figure is shown: a page run without one does not register it."""
+def keep_updated(
+    ctx: AppContext,
+    served: Sequence[Served[Any]],
+    *,
+    labels: tuple[Campaign, bool] | None = None,
+) -> None:
+    """While a figure of the page is computing for the first time (or, with `labels`, while
+    that campaign's labels load for the first time, `adjudications` or not): check every
+    `POLL_S` (a fragment the browser reruns) and rerun the page once one is ready or failed.
+    Costs nothing once every figure is shown: a page run without one does not register it."""
     waiting = tuple(sorted({s.slot for s in served if s.computing}))
-    if waiting:
-        fragment(_poll, run_every=POLL_S)(ctx, waiting)
+    if waiting or labels is not None:
+        fragment(_poll, run_every=POLL_S)(ctx, waiting, labels)
 
 
-def _poll(ctx: AppContext, slots: tuple[tuple[str, ...], ...]) -> None:
+def _poll(
+    ctx: AppContext,
+    slots: tuple[tuple[str, ...], ...],
+    labels: tuple[Campaign, bool] | None,
+) -> None:
     with _LOCK:
         kept = [_FIGURES.get(slot) for slot in slots]
     if any(f is None or f.ready or f.pending is None for f in kept):
         st.rerun(scope="app")
+    if labels is not None and not lead.labels_loading(ctx, labels[0], adjudications=labels[1]):
+        st.rerun(scope="app")
+
+
+def show_loading(ctx: AppContext, campaign: Campaign, *, adjudications: bool) -> None:
+    """In place of a page whose campaign's labels load for the first time: since when, and
+    a check that reruns the page once they are loaded."""
+    age = max(0, int(time.time() - lead.loading_since(ctx, campaign, adjudications=adjudications)))
+    st.info(
+        f"Loading the labels of {plain(campaign.name)}… started {age} s ago. The figures "
+        "follow when they are loaded.",
+        icon=":material/hourglass_top:",
+    )
+    keep_updated(ctx, [], labels=(campaign, adjudications))

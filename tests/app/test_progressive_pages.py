@@ -174,3 +174,30 @@ def test_warming_is_off_with_zero_campaigns(app_db: AppDB, seeded: Seeded) -> No
     settings = get_settings(database_url=app_db.url, warm_campaigns=0)
     assert warm_start.start(settings, app_db.engine) is None
     assert warm_start.warm_campaigns(settings, app_db.engine) == 0
+
+
+def test_a_large_campaigns_first_load_shows_the_page_while_its_labels_load(
+    app_db: AppDB, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lead, "SMALL_LABELS", 0)  # as for 100,000 items
+    go = threading.Event()
+    real = lead._load
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        go.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lead, "_load", slow)
+    at = open_page(app_db, "dashboard")
+    text = shown(at)
+    assert f"Loading the labels of `{CAMPAIGN}`" in text and "started" in text
+    assert "Where to look first" not in text
+    go.set()
+    ctx = AppContext(get_settings(database_url=app_db.url), app_db.engine, seeded.lead)
+    for thread in [t for t in threading.enumerate() if t.name.startswith("annotate-first-load")]:
+        thread.join(30)
+    assert not lead.labels_loading(ctx, seeded.campaign)  # a poll would rerun the page now
+    at.run()
+    assert not at.exception
+    text = shown(at)
+    assert "Loading the labels" not in text and "Where to look first" in text

@@ -72,9 +72,7 @@ def _items(ctx: AppContext, table: LabelTable, key: str) -> warm_figures.Served[
     )
 
 
-def _computed(
-    ctx: AppContext, table: LabelTable, key: str
-) -> warm_figures.Served[pd.DataFrame]:
+def _computed(ctx: AppContext, table: LabelTable, key: str) -> warm_figures.Served[pd.DataFrame]:
     """The figure once its first computation is done (in the background when it is large)."""
     _items(ctx, table, key)
     assert warm_figures.wait_for_figures(30)

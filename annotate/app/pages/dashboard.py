@@ -5,7 +5,10 @@ figures come first with a plain-words reading; the heavier views (confusion betw
 annotators, the annotator table, alpha over time) are fragments, so changing one of their
 controls reruns that part alone. Every figure is kept warm (`warm_figures`): while annotators
 submit, a large campaign's page is served the figures already computed, with their age, and
-newer ones are computed in the background.
+newer ones are computed in the background. On a large campaign's first load a figure not
+computed yet shows as a placeholder and the page reruns itself once it is ready; the point
+figures (no intervals) are asked for first, so the headline comes before the intervals.
+`lead_figures` names what the page shows first, for `annotate serve` to warm at start.
 """
 
 from __future__ import annotations
@@ -150,7 +153,11 @@ def _render(ctx: AppContext) -> None:
     campaign = lead.pick_campaign(ctx, key="dash-campaign")
     if campaign is None:
         return
-    table, key = lead.label_table(ctx, campaign)
+    got = lead.label_table_or_loading(ctx, campaign)
+    if got is None:  # a large campaign's first load: the page shows at once, then reruns
+        warm_figures.show_loading(ctx, campaign, adjudications=True)
+        return
+    table, key = got
     age = st.empty()  # filled last: the age of the oldest figure shown
     served: list[Served[Any]] = []
     try:

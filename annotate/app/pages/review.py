@@ -67,7 +67,11 @@ def _render(ctx: AppContext) -> None:
     campaign = lead.pick_campaign(ctx, key="rev-campaign")
     if campaign is None:
         return
-    table, key = lead.label_table(ctx, campaign, adjudications=False)
+    got = lead.label_table_or_loading(ctx, campaign, adjudications=False)
+    if got is None:  # a large campaign's first load: the page shows at once, then reruns
+        warm_figures.show_loading(ctx, campaign, adjudications=False)
+        return
+    table, key = got
     age = st.empty()  # filled once the figures are known: their age
     with st.expander("Filters", expanded=False):
         filters = lead.filter_bar(ctx, table, key="rev")
