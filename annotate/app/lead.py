@@ -47,9 +47,9 @@ def pick_campaign(ctx: AppContext, *, key: str) -> Campaign | None:
         return None
     names = [c.name for c in campaigns]
     wanted = st.query_params.get(CAMPAIGN_PARAM)
-    current = wanted if wanted in names else names[0]
+    current = str(wanted) if wanted in names else names[0]
     if len(names) > 1:
-        current = st.selectbox("Campaign", names, index=names.index(current), key=key)
+        current = str(st.selectbox("Campaign", names, index=names.index(current), key=key))
     if st.query_params.get(CAMPAIGN_PARAM) != current:
         st.query_params[CAMPAIGN_PARAM] = current
     return campaigns[names.index(current)]

@@ -495,9 +495,10 @@ def annotator_view(
     )
     left, right = st.columns(2)
     long_kappa = (
-        kappa.rename_axis(index="annotator", columns="other")
-        .stack(future_stack=True)
-        .rename("kappa")
+        pd.Series(
+            kappa.rename_axis(index="annotator", columns="other").stack(future_stack=True),
+            name="kappa",
+        )
         .reset_index()
         .dropna()
     )
@@ -511,12 +512,10 @@ def annotator_view(
             ),
             height=320,
         )
-    long_shares = (
-        shares.rename_axis(index="annotator", columns="value")
-        .stack(future_stack=True)
-        .rename("share")
-        .reset_index()
-    )
+    long_shares = pd.Series(
+        shares.rename_axis(index="annotator", columns="value").stack(future_stack=True),
+        name="share",
+    ).reset_index()
     charts.show(
         right,
         shares,
