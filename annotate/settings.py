@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         description="Largest file (MB) an admin may upload in the app; also Streamlit's "
         "server.maxUploadSize.",
     )
+    warm_campaigns: int = Field(
+        default=2,
+        ge=0,
+        le=4,
+        description="When `annotate serve` starts, the lead pages' figures of this many "
+        "campaigns (those labeled most recently) are computed before any lead asks; 0: none.",
+    )
 
     @field_validator("public_url")
     @classmethod

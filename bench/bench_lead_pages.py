@@ -1,21 +1,26 @@
 """Lead pages over HTTP while annotators work: Dashboard and Review queue load times.
 
 Usage: python bench/bench_lead_pages.py [--items N] [--seconds S] [--every S] [--code DIR]
+       [--db PATH] [--arrive-after S]
 Setup (not timed): `bench_release.setup`, a campaign of N items (default 100,000) with three
-human labels each, on SQLite, and a lead with a password. Then, for each page (Dashboard, then
-Review queue), a fresh `annotate serve` on a free loopback port: the lead signs in over HTTP
-(`POST /signin`) and drives the page over Streamlit's websocket with its protobuf messages
+human labels each, on SQLite, and a lead with a password; with `--db PATH` built there once and
+reused by later runs. Then, for each page (Dashboard, then Review queue), a fresh
+`annotate serve` on a free loopback port, on its own copy of that database: the lead signs in
+over HTTP (`POST /signin`), waits `--arrive-after` s (default 0; the server may warm figures
+meanwhile) and drives the page over Streamlit's websocket with its protobuf messages
 (tests/stclient.py, no browser). A page load is one full run of the page, timed from sending
-the rerun to the script-finished message. Timed: the first load on the fresh server, then a
-load every `--every` s (default 1.5) for S s (default 30) while a writer thread in this process
-saves a label every 200 ms through `storage.save_annotation` (an annotator submitting). Prints
-the first load, the page's own cost (`--quiet` loads before the writer starts), and p50 / p95
-/ max of the later loads, with the server's CPU (user + system
-from /proc/PID/stat) during each load and over the whole phase (background refreshes included),
-the bytes the page sent, and the load average. `--code DIR` serves another checkout's
-`annotate` (e.g. `--code /work/main --code .` for the code before the change, then this
-one, on the same database); this bench, the setup and the writer always run this checkout's
-code.
+the rerun to the script-finished message. Timed: the first load on the fresh server (first
+render: a figure still computing may show as a placeholder), then until the page is complete
+(no placeholder left: the bench reruns the fragment the page asks the browser to rerun, at its
+interval, as a browser does), then a load every `--every` s (default 1.5) for S s (default 30)
+while a writer thread in this process saves a label every 200 ms through
+`storage.save_annotation` (an annotator submitting). Prints the first render, the complete
+page, the page's own cost (`--quiet` loads before the writer starts), and p50 / p95 / max of
+the later loads, with the server's CPU (user + system from /proc/PID/stat) during each load
+and over the whole phase (background refreshes included), the bytes the page sent, and the
+load average. `--code DIR` serves another checkout's `annotate` (e.g. `--code /work/main
+--code .` for the code before the change, then this one); this bench, the setup and the
+writer always run this checkout's code.
 Targets (issue 15): dashboard first load < 2 s, later loads < 300 ms; review first < 1 s.
 """
 
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_release import setup  # noqa: E402
-from sqlmodel import select  # noqa: E402
+from sqlmodel import col, select  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 from annotate import storage  # noqa: E402
 from annotate.accounts.auth import system_actor  # noqa: E402
@@ -48,6 +56,9 @@ from tests.browser.conftest import free_port  # noqa: E402
 from tests.stclient import Run, StreamlitClient, sign_in  # noqa: E402
 
 ERROR = 1  # Alert.Format.ERROR: what st.error shows
+FULL_RUN = ForwardMsg.FINISHED_SUCCESSFULLY
+# What `warm_figures.show_waiting` shows in place of a figure still computing.
+WAITING = re.compile(r"^(Computing|Loading) .*started \d+ s ago")
 SECRET = "bench-lead-pages-signing-key-" + "p" * 30
 PASSWORD = "correct horse"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -86,6 +97,8 @@ class Phase:
 
     page: str
     first: Load | None = None
+    complete: Load | None = None  # from the first request until no figure is computing
+    polls: int = 0  # the page's own reruns until then (the browser's fragment reruns)
     quiet: list[Load] = field(default_factory=list)
     later: list[Load] = field(default_factory=list)
     phase_cpu: float = 0.0  # the server's CPU over the later loads' whole span
@@ -176,15 +189,58 @@ class Writer:
 
 def load(client: StreamlitClient, server: Server, page: str) -> Load:
     """One full run of `page`; AssertionError when it did not show the page."""
+    return run_page(client, server, page, ready=True)[0]
+
+
+def run_page(
+    client: StreamlitClient, server: Server, page: str, *, ready: bool
+) -> tuple[Load, Run]:
+    """One full run of `page` and its messages (`ready` False: placeholders may stand in for
+    what the page shows once its figures are computed)."""
     cpu = server.cpu()
     run: Run = client.rerun(page=page)
     used = server.cpu() - cpu
+    check(run, page, ready=ready)
+    return Load(run.seconds, used, sum(m.ByteSize() for m in run.messages)), run
+
+
+def check(run: Run, page: str, *, ready: bool) -> None:
+    """AssertionError when `run` shows an error, or (`ready`) lacks what the page shows."""
     texts = " ".join(run.texts())
     problems = [e.text[:300] for e in run.exceptions] + [
         e.text[:300] for e in run.elements if e.kind == "alert" and e.proto.format == ERROR
     ]
-    assert not problems and EXPECTED[page] in texts, f"{page} did not load: {problems or texts}"
-    return Load(run.seconds, used, sum(m.ByteSize() for m in run.messages))
+    shown = EXPECTED[page] in texts or not ready
+    assert not problems and shown, f"{page} did not load: {problems or texts}"
+
+
+def computing(client: StreamlitClient) -> list[str]:
+    """The placeholders on the page: figures still computing (`warm_figures.show_waiting`)."""
+    return [e.text for e in client.page.values() if WAITING.match(e.text)]
+
+
+def until_complete(
+    client: StreamlitClient, server: Server, page: str, first: Run, started: float, cpu: float
+) -> tuple[Load, int]:
+    """As the browser does while placeholders are shown: rerun the fragment the page asked
+    to be rerun (`auto_rerun`) at its interval, until a run shows no placeholder. The load
+    spans from the first request; its CPU is the server's over that span (background
+    computations included)."""
+    polls, sent = 0, sum(m.ByteSize() for m in first.messages)
+    asked = {m.auto_rerun.fragment_id: m.auto_rerun.interval for m in first.of_type("auto_rerun")}
+    while computing(client):
+        assert asked, f"{page} shows {computing(client)[:1]} but asks for no rerun"
+        fragment_id, interval = next(reversed(asked.items()))
+        time.sleep(interval)
+        run = client.rerun(fragment_id=fragment_id)
+        polls += 1
+        sent += sum(m.ByteSize() for m in run.messages)
+        check(run, page, ready=False)
+        if run.status == FULL_RUN:  # the page reran: the fragments it registered now
+            asked = {
+                m.auto_rerun.fragment_id: m.auto_rerun.interval for m in run.of_type("auto_rerun")
+            }
+    return Load(time.perf_counter() - started, server.cpu() - cpu, sent), polls
 
 
 def measure(page: str, args: argparse.Namespace, url: str, people: dict[str, int]) -> Phase:
@@ -193,8 +249,14 @@ def measure(page: str, args: argparse.Namespace, url: str, people: dict[str, int
     server = Server(args.code, url, args.workdir)
     try:
         cookie = sign_in(server.url, "lena", PASSWORD)
+        if args.arrive_after:  # the lead comes later: the server warms at start meanwhile
+            time.sleep(args.arrive_after)
         with StreamlitClient(server.url, cookie=cookie, timeout=600) as client:
-            phase.first = load(client, server, page)
+            started, cpu = time.perf_counter(), server.cpu()
+            phase.first, run = run_page(client, server, page, ready=False)
+            phase.complete, phase.polls = until_complete(client, server, page, run, started, cpu)
+            shown = " ".join(e.text for e in client.page.values())
+            assert EXPECTED[page] in shown, f"{page} complete without {EXPECTED[page]!r}"
             for _ in range(args.quiet):  # nothing written meanwhile: the page's own cost
                 started = time.perf_counter()
                 phase.quiet.append(load(client, server, page))
@@ -237,6 +299,12 @@ def report(phase: Phase) -> None:
         f"{first.sent / 1e6:.2f} MB sent"
         + (f" (target < {target:g} s: {'met' if first.seconds < target else 'MISSED'})")
     )
+    assert phase.complete is not None
+    print(
+        f"{phase.page} complete (no figure computing): {phase.complete.seconds:.2f} s wall, "
+        f"{phase.complete.cpu:.2f} s server CPU (background included), "
+        f"{phase.polls} reruns of the page's own"
+    )
     if phase.quiet:
         print(
             f"{phase.page} loads with nothing written: {len(phase.quiet)} loads; wall p50 "
@@ -277,39 +345,69 @@ def main() -> None:
     )
     parser.add_argument("--pages", default="dashboard,review")
     parser.add_argument(
+        "--arrive-after",
+        type=float,
+        default=0.0,
+        help="Seconds between the server answering and the lead's first load (the server may "
+        "compute figures meanwhile).",
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        help="Keep the built database here and reuse it on later runs (built if missing).",
+    )
+    parser.add_argument(
         "--quiet", type=int, default=5, help="Loads before the writer starts (nothing written)."
     )
     args = parser.parse_args()
     codes = [c.resolve() for c in args.code or [ROOT]]
     with tempfile.TemporaryDirectory(prefix="bench-lead-pages-") as tmp:
         args.workdir = Path(tmp)
-        url = f"sqlite:///{tmp}/pages.db"
+        built = args.db or Path(tmp) / "built.db"
         started = time.perf_counter()
-        name = setup(url, args.items)
-        engine = db.make_engine(url)
-        actor = system_actor()
-        with db.session_scope(engine) as s:
-            campaign = s.exec(select(Campaign).where(Campaign.name == name)).one()
-            people = {
-                "lena": storage.add_user(
-                    session=s, actor=actor, name="lena", role="lead", password=PASSWORD
-                ).id
-                or 0,
-                "wanda": storage.add_user(session=s, actor=actor, name="wanda").id or 0,
-            }
-            args.item_ids = list(
-                s.exec(select(Item.id).where(Item.campaign_id == campaign.id)).all()
-            )
-        engine.dispose()
+        people, args.item_ids = prepare(built, args.items)
         print(
-            f"setup: {args.items:,} items x 3 labels in {time.perf_counter() - started:.0f} s; "
-            f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs"
+            f"setup: {args.items:,} items x 3 labels in {time.perf_counter() - started:.0f} s "
+            f"({built}); load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs"
         )
         for code in codes:
             args.code = code
             print(f"code served: {code}")
             for page in args.pages.split(","):
-                report(measure(page, args, url, people))
+                # Each server gets its own copy: no run profits from a snapshot or labels
+                # another one left behind.
+                copy = Path(tmp) / "pages.db"
+                shutil.copyfile(built, copy)
+                report(measure(page, args, f"sqlite:///{copy}", people))
+
+
+def prepare(path: Path, n_items: int) -> tuple[dict[str, int], list[int]]:
+    """The campaign's database at `path`, built unless it is there already (from an earlier
+    run with the same `--db`); the lead's and the writer's user ids, and the item ids."""
+    url = f"sqlite:///{path}"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        setup(f"sqlite:///{partial}", n_items)
+        engine = db.make_engine(f"sqlite:///{partial}")
+        actor = system_actor()
+        with db.session_scope(engine) as s:
+            storage.add_user(session=s, actor=actor, name="lena", role="lead", password=PASSWORD)
+            storage.add_user(session=s, actor=actor, name="wanda")
+        engine.dispose()
+        partial.rename(path)
+    engine = db.make_engine(url)
+    with db.session_scope(engine) as s:
+        campaign = s.exec(select(Campaign)).one()
+        people = {
+            u.name: u.id or 0
+            for u in s.exec(select(User).where(col(User.name).in_(["lena", "wanda"])))
+        }
+        items = list(s.exec(select(Item.id).where(Item.campaign_id == campaign.id)).all())
+    engine.dispose()
+    if len(items) != n_items:
+        raise SystemExit(f"{path} holds {len(items):,} items, not --items {n_items:,}")
+    return people, [int(i) for i in items if i is not None]
 
 
 if __name__ == "__main__":

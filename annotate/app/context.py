@@ -190,6 +190,11 @@ def _fragment_run() -> bool:
     return run is None or bool(getattr(run, "fragment_ids_this_run", True))
 
 
+def fragment_run() -> bool:
+    """Whether this script run reruns fragments only (not the whole page)."""
+    return _fragment_run()
+
+
 def still_signed_in(ctx: AppContext) -> bool:
     """Whether the cookie still signs in `ctx.user`, as the same user with the same role
     (StorageUnavailable when the database cannot say)."""
@@ -197,8 +202,9 @@ def still_signed_in(ctx: AppContext) -> bool:
     return user is not None and user.id == ctx.user.id and user.role == ctx.user.role
 
 
-def fragment(func: Callable[P, None]) -> Callable[P, None]:
-    """`st.fragment`, checking the session on every fragment run like a full run does.
+def fragment(func: Callable[P, None], *, run_every: float | None = None) -> Callable[P, None]:
+    """`st.fragment`, checking the session on every fragment run like a full run does
+    (`run_every`: seconds between the browser's reruns of it, as `st.fragment` takes).
 
     A fragment rerun runs only the fragment, never main(), so without this a tab left open
     after sign-out, a password change, deactivation or demotion could still save a label or
@@ -223,4 +229,4 @@ def fragment(func: Callable[P, None]) -> Callable[P, None]:
             st.rerun(scope="app")
         func(*args, **kwargs)
 
-    return st.fragment(checked)
+    return st.fragment(checked, run_every=run_every)

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from annotate.app import warm_figures
-from annotate.app.context import AppContext, fragment, show_error
+from annotate.app.context import AppContext, fragment, fragment_run, show_error
 from annotate.app.warm_figures import Served
 from annotate.errors import AnnotateError
 from annotate.labeling.qualify import reset_qualification
@@ -45,17 +45,20 @@ def control_credit(
 
 
 def credit_columns(
-    ctx: AppContext, campaign: Campaign, key: str, drift: Drift, served: list[Served[Any]]
+    ctx: AppContext, campaign: Campaign, key: str, drift: Served[Drift], served: list[Served[Any]]
 ) -> pd.DataFrame:
     """Per annotator: control answers, banded credit, its interval, trend and drift, for the
-    annotator table (empty when the campaign has no control items). `drift` is
+    annotator table (empty when the campaign has no control items, or while `drift` or the
+    credit are computing for the first time: the Controls section says so). `drift` is
     `review.leave_one_out_drift` of the labels shown (the dashboard keeps it warm)."""
     with ctx.session() as s:
         marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
-    if not marked:
+    if not marked or not drift.ready:
         return pd.DataFrame(index=pd.Index([], name="annotator"))
-    got = control_credit(ctx, campaign, key, drift)
+    got = control_credit(ctx, campaign, key, drift.value)
     served.append(got)
+    if not got.ready:
+        return pd.DataFrame(index=pd.Index([], name="annotator"))
     report = got.value
     return pd.DataFrame(
         {
@@ -87,20 +90,33 @@ def controls_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 @fragment
 def controls_view(
-    ctx: AppContext, campaign: Campaign, key: str, drift: Drift, served: list[Served[Any]]
+    ctx: AppContext,
+    campaign: Campaign,
+    key: str,
+    drift: Served[Drift],
+    served: list[Served[Any]],
 ) -> None:
     """Control credit per annotator with its interval, trend and drift flag (`drift`:
     `review.leave_one_out_drift` of the labels of version `key`)."""
     st.subheader("Controls")
+    if not drift.ready:
+        warm_figures.show_waiting(drift, "each annotator's drift")
+        return
+    start = len(served)
     try:
         with ctx.session() as s:
             marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
-        got = control_credit(ctx, campaign, key, drift)
+        got = control_credit(ctx, campaign, key, drift.value)
         served.append(got)
-        report = got.value
     except AnnotateError as exc:
         show_error(exc)
         return
+    if not got.ready:
+        warm_figures.show_waiting(got, "the control credit")
+        if fragment_run():
+            warm_figures.keep_updated(ctx, served[start:])
+        return
+    report = got.value
     qual = (
         f"{campaign.qualification_items} qualification items at mean credit "
         f"{campaign.qualification_threshold:.2f}"

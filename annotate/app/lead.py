@@ -47,9 +47,9 @@ def pick_campaign(ctx: AppContext, *, key: str) -> Campaign | None:
         return None
     names = [c.name for c in campaigns]
     wanted = st.query_params.get(CAMPAIGN_PARAM)
-    current = wanted if wanted in names else names[0]
+    current = str(wanted) if wanted in names else names[0]
     if len(names) > 1:
-        current = st.selectbox("Campaign", names, index=names.index(current), key=key)
+        current = str(st.selectbox("Campaign", names, index=names.index(current), key=key))
     if st.query_params.get(CAMPAIGN_PARAM) != current:
         st.query_params[CAMPAIGN_PARAM] = current
     return campaigns[names.index(current)]
@@ -90,6 +90,12 @@ class Freshness:
 
 _WARM: dict[tuple[str, int, bool], Warm] = {}
 _WARM_LOCK = threading.Lock()
+_FIRST_LOADS: dict[tuple[str, int, bool], threading.Lock] = {}
+# A campaign with this many labels or more is loaded the first time in the background when a
+# page can show something else meanwhile (`label_table_or_loading`).
+SMALL_LABELS = 20_000
+_LOADING: dict[tuple[str, int, bool], tuple[threading.Thread, float]] = {}
+_FAILED: set[tuple[str, int, bool]] = set()
 # Campaign label sets kept per process (each holds one table, two while it refreshes).
 MAX_WARM = 4
 # A campaign whose labels load faster than this is waited for (its pages stay exact); a
@@ -163,22 +169,99 @@ def label_table(
         # A large one is not waited for at all: its page shows the labels already loaded.
         warm.loading.join(FRESH_WAIT_S)
     if warm is None:
-        started = time.perf_counter()
-        table, state = _load(ctx.engine, ctx.user, campaign.id or 0)
-        fresh = Warm(
-            version=version,
-            table=table,
-            state=state,
-            loaded_at=time.time(),
-            load_s=time.perf_counter() - started,
-        )
+        # One first load per campaign: a page arriving while another (or the server's
+        # warming) loads it waits for that load instead of reading everything twice.
         with _WARM_LOCK:
-            warm = _WARM.setdefault(slot, fresh)
-            while len(_WARM) > MAX_WARM:
-                _WARM.pop(next(k for k in _WARM if k != slot))
+            gate = _FIRST_LOADS.setdefault(slot, threading.Lock())
+        with gate:
+            with _WARM_LOCK:
+                loaded = slot in _WARM
+            if loaded:
+                return label_table(ctx, campaign, adjudications=adjudications)
+            return _first_load(ctx, campaign, slot, version)
     with _WARM_LOCK:
         table, served = warm.table, warm.version
     return table, json.dumps([ctx.settings.database_url, *served])
+
+
+def _first_load(
+    ctx: AppContext, campaign: Campaign, slot: tuple[str, int, bool], version: tuple[Any, ...]
+) -> tuple[LabelTable, str]:
+    started = time.perf_counter()
+    table, state = _load(ctx.engine, ctx.user, campaign.id or 0)
+    fresh = Warm(
+        version=version,
+        table=table,
+        state=state,
+        loaded_at=time.time(),
+        load_s=time.perf_counter() - started,
+    )
+    with _WARM_LOCK:
+        warm = _WARM.setdefault(slot, fresh)
+        while len(_WARM) > MAX_WARM:
+            _WARM.pop(next(k for k in _WARM if k != slot))
+        _FIRST_LOADS.pop(slot, None)  # whoever waits on it holds it; later loads find _WARM
+        table, served = warm.table, warm.version
+    return table, json.dumps([ctx.settings.database_url, *served])
+
+
+def label_table_or_loading(
+    ctx: AppContext, campaign: Campaign, *, adjudications: bool = True
+) -> tuple[LabelTable, str] | None:
+    """`label_table`, or None while a large campaign's first load runs in the background
+    (started here: `SMALL_LABELS` labels or more); `loading_since` says since when."""
+    slot = (ctx.settings.database_url, campaign.id or 0, adjudications)
+    with _WARM_LOCK:
+        loaded = slot in _WARM
+        loading = _LOADING.get(slot)
+        failed = slot in _FAILED
+        _FAILED.discard(slot)
+    if loaded or failed:  # after a failed background load, the page loads (and reports) it
+        return label_table(ctx, campaign, adjudications=adjudications)
+    if loading is None:
+        with ctx.session() as s:
+            version = review.labels_version(
+                session=s, actor=ctx.user, campaign=campaign, adjudications=adjudications
+            )
+        if int(version[1]) < SMALL_LABELS:
+            return label_table(ctx, campaign, adjudications=adjudications)
+
+        def load() -> None:
+            try:
+                label_table(ctx, campaign, adjudications=adjudications)
+            except Exception:
+                with _WARM_LOCK:
+                    _FAILED.add(slot)
+                raise
+            finally:
+                with _WARM_LOCK:
+                    _LOADING.pop(slot, None)
+
+        with _WARM_LOCK:
+            if slot not in _LOADING and slot not in _WARM:
+                thread = threading.Thread(
+                    target=load, name=f"annotate-first-load-{campaign.id}", daemon=True
+                )
+                _LOADING[slot] = (thread, time.time())
+                thread.start()
+    with _WARM_LOCK:
+        if slot in _LOADING:
+            return None
+    return label_table(ctx, campaign, adjudications=adjudications)
+
+
+def labels_loading(ctx: AppContext, campaign: Campaign, *, adjudications: bool = True) -> bool:
+    """Whether a background first load of `campaign`'s labels is running."""
+    with _WARM_LOCK:
+        return (ctx.settings.database_url, campaign.id or 0, adjudications) in _LOADING
+
+
+def loading_since(ctx: AppContext, campaign: Campaign, *, adjudications: bool = True) -> float:
+    """When the background first load of `campaign`'s labels started (epoch seconds; now
+    when none is running)."""
+    with _WARM_LOCK:
+        found = _LOADING.get((ctx.settings.database_url, campaign.id or 0, adjudications))
+    return found[1] if found is not None else time.time()
 
 
 def freshness(
@@ -190,6 +273,13 @@ def freshness(
         if warm is None:
             return None
         return Freshness(warm.loaded_at, warm.loading is not None, warm.error)
+
+
+def label_count(ctx: AppContext, campaign: Campaign, *, adjudications: bool = True) -> int | None:
+    """How many labels the table served for `campaign` holds (None before its first load)."""
+    with _WARM_LOCK:
+        warm = _WARM.get((ctx.settings.database_url, campaign.id or 0, adjudications))
+        return None if warm is None else len(warm.table.annotations)
 
 
 def wait_for_labels(
@@ -256,55 +346,6 @@ def filter_bar(ctx: AppContext, table: LabelTable, *, key: str) -> ReportFilters
         models=tuple(models),
         groups=tuple(groups),
         intents=tuple(intents),
-    )
-
-
-# -- queue -----------------------------------------------------------------------------------
-
-
-def queue(
-    ctx: AppContext,
-    campaign: Campaign,
-    *,
-    filters: ReportFilters | None = None,
-    min_labels: int | None = None,
-    flagged_only: bool = False,
-    include_adjudicated: bool = True,
-) -> pd.DataFrame:
-    """The review queue, from the cached labels and the adjudications as they are now."""
-    table, key = label_table(ctx, campaign, adjudications=False)
-    with ctx.session() as s:
-        current = review.current_adjudications(session=s, actor=ctx.user, campaign=campaign)
-    chosen = filters or ReportFilters()
-    return review.queue_from_table(
-        table,
-        actor=ctx.user,
-        filters=chosen,
-        min_labels=min_labels,
-        flagged_only=flagged_only,
-        include_adjudicated=include_adjudicated,
-        current=current,
-        items=_disagreement(key, filters_key(chosen), table, ctx.user),
-        suggestions=suggestions(ctx, campaign),
-    )
-
-
-def suggestions(ctx: AppContext, campaign: Campaign) -> pd.DataFrame:
-    """The annotator model's right action per item (empty below three labels per item)."""
-    table, key = label_table(ctx, campaign, adjudications=False)
-    return _suggestions(key, table, ctx.user)
-
-
-@st.cache_data(max_entries=8, show_spinner="Fitting the annotator model…")
-def _suggestions(key: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
-    return review.model_suggestions(_table, actor=_actor)
-
-
-@st.cache_data(max_entries=8, show_spinner="Ordering the queue…")
-def _disagreement(key: str, filters: str, _table: LabelTable, _actor: User) -> pd.DataFrame:
-    # Keyed by the annotations' version and the filters; adjudications are applied after.
-    return review.item_disagreement(
-        _table, actor=_actor, filters=ReportFilters.model_validate_json(filters)
     )
 
 

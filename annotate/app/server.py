@@ -404,6 +404,9 @@ def build_app(settings: Settings) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+        from annotate.app import warm_start  # the pages it warms import Streamlit's runtime
+
+        warm_start.start(settings, auth.engine)
         yield {"auth": auth}
         auth.dispose()
 

@@ -11,23 +11,30 @@ Without this, every new label made the next page recompute every figure while th
 
 A figure whose last computation took under `FRESH_WAIT_S` is computed in the page instead, so
 a small campaign's pages stay exact; so is any figure while the lead asked for the newest
-(`exact`). Only a process's first request of a figure waits for a large one.
+(`exact`). A figure never computed yet is computed in the page too when its campaign has
+fewer than `SMALL_LABELS` labels; else it is handed to the worker, ahead of any
+recomputation, and the page waits for it only as long as a small figure takes (`FRESH_WAIT_S`,
+and only when nothing else is computing). One not ready by then is `Served` not `ready`: the
+page shows a placeholder in its place (`show_waiting`) and `keep_updated` reruns the page once
+it is computed. `warm` starts the
+first computations before any page asks (`annotate serve` warms its active campaigns).
 """
 
 from __future__ import annotations
 
-import queue
+import functools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import streamlit as st
 
 from annotate.app import lead
-from annotate.app.context import AppContext
+from annotate.app.context import AppContext, fragment
 from annotate.app.render import plain
 from annotate.storage.models import Campaign
 
@@ -36,6 +43,9 @@ T = TypeVar("T")
 MAX_FIGURES = 96
 # A figure that took less than this is recomputed in the page: its page stays exact.
 FRESH_WAIT_S = 0.3
+# Below this many labels every figure is computed in the page the first time too (its first
+# computation may take longer than it will later: modules to load, caches to fill).
+SMALL_LABELS = 20_000
 EXACT_KEY = "annotate.figures.exact"
 # The share of the time the background worker computes while figures keep changing.
 BACKGROUND_SHARE = 0.5
@@ -49,55 +59,160 @@ class _Figure:
     compute_s: float
     pending: str | None = None  # the version being computed in the background
     error: str | None = None
+    ready: bool = True  # False until its first computation finished
+    asked: float = 0.0  # when its first computation was asked for (epoch seconds)
+    failed_at: float = 0.0  # when its first computation last failed (monotonic seconds)
 
 
 @dataclass(frozen=True)
 class Served(Generic[T]):
     """A figure as served: its value, the age of the labels behind it, and whether newer
-    labels exist (then a newer figure is being computed)."""
+    labels exist (then a newer figure is being computed). Not `ready` while its first
+    computation runs (`computing`) or after it failed: `value` is then None, `asked` says
+    since when it is computing (epoch seconds), and `error` what the last try failed with."""
 
     value: T
     as_of: float
     stale: bool
+    ready: bool = True
+    asked: float = 0.0
+    error: str | None = None
+    computing: bool = False
+    slot: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A figure a page shows, as `figure` takes it: for warming it before the page asks."""
+
+    name: str
+    args: tuple[Any, ...]
+    compute: Callable[[], Any]
+    adjudications: bool = True
 
 
 _FIGURES: OrderedDict[tuple[str, ...], _Figure] = OrderedDict()
 _LOCK = threading.Lock()
-_JOBS: queue.Queue[Callable[[], None]] = queue.Queue()
+# (priority, job) in the order asked: a page waits for it, a first computation, a recomputation.
+WAITED, FIRST, AGAIN = 2, 1, 0
+_JOBS: list[tuple[int, Callable[[], None], tuple[str, ...]]] = []  # and the figure's slot
+_PAGES = [0, 0.0]  # lead pages being rendered, and since when (monotonic seconds)
+# The longest a first computation is held back while lead pages are being rendered.
+PAGE_FIRST_S = 2.0
 _WORKER: list[threading.Thread] = []
 _IDLE = threading.Condition()
 _BUSY = [0]  # jobs queued or running
+# Seconds between a page's checks that a figure it shows as computing is ready.
+POLL_S = 1.0
+# A first computation that failed is tried again by a page load this long after.
+RETRY_S = 10.0
+WAITING_PREFIX = "Computing"
+
+
+def _next_job() -> Callable[[], None]:
+    # A page waiting for its figure first; then first computations, except while a lead page
+    # is being rendered (for at most PAGE_FIRST_S: the page gets the interpreter); then, once
+    # the worker has rested (see _work), a recomputation of a figure already shown.
+    with _IDLE:
+        while True:
+            now = time.monotonic()
+            held = _PAGES[1] + PAGE_FIRST_S - now if _PAGES[0] else 0.0
+            best = max(_JOBS, key=lambda j: j[0], default=None)  # the first of the highest
+            if best is not None and (best[0] == WAITED or (best[0] == FIRST and held <= 0)):
+                _JOBS.remove(best)
+                return best[1]
+            rest = max(_REST_UNTIL[0] - now, held)
+            if best is not None and rest <= 0:
+                _JOBS.remove(best)
+                return best[1]
+            _IDLE.wait(rest if best is not None else None)
+
+
+_REST_UNTIL = [0.0]
+
+
+def _promote(slot: tuple[str, ...]) -> None:
+    with _IDLE:
+        for i, (priority, job, queued) in enumerate(_JOBS):
+            if queued == slot and priority == FIRST:
+                _JOBS[i] = (WAITED, job, queued)
+
+
+@contextmanager
+def rendering() -> Iterator[None]:
+    """Around a lead page's run: the worker starts no new figure meanwhile (bounded by
+    `PAGE_FIRST_S`), unless the page itself waits for it."""
+    with _IDLE:
+        if _PAGES[0] == 0:
+            _PAGES[1] = time.monotonic()
+        _PAGES[0] += 1
+    try:
+        yield
+    finally:
+        with _IDLE:
+            _PAGES[0] -= 1
+            _IDLE.notify_all()
 
 
 def _work() -> None:
     while True:
-        job = _JOBS.get()
+        job = _next_job()
         started = time.perf_counter()
         try:
             job()
         finally:
+            worked = time.perf_counter() - started
             with _IDLE:
                 _BUSY[0] -= 1
+                # Rest as long again: the pages being served get the interpreter at least
+                # half of the time while annotators keep the figures changing.
+                _REST_UNTIL[0] = time.monotonic() + worked * (1 - BACKGROUND_SHARE) / max(
+                    BACKGROUND_SHARE, 1e-9
+                )
                 _IDLE.notify_all()
-        # Rest as long again: the pages being served get the interpreter at least half of
-        # the time while annotators keep the figures changing.
-        time.sleep((time.perf_counter() - started) * (1 - BACKGROUND_SHARE) / BACKGROUND_SHARE)
 
 
-def _submit(job: Callable[[], None]) -> None:
+def _submit(job: Callable[[], None], slot: tuple[str, ...], *, priority: int = AGAIN) -> int:
+    """Queue `job` for the worker; how many jobs were queued or running before it."""
     # One worker: background figures take turns, so a page being served competes with one
     # computation at a time for the interpreter, not with all of them.
     with _IDLE:
+        # What runs before it: the job running, if any, and those of its priority or above.
+        queued = [j for j in _JOBS if j[0] >= priority]
+        ahead = _BUSY[0] - len(_JOBS) + len(queued)
         _BUSY[0] += 1
         if not _WORKER or not _WORKER[0].is_alive():
             _WORKER[:] = [threading.Thread(target=_work, name="annotate-figures", daemon=True)]
             _WORKER[0].start()
-    _JOBS.put(job)
+        _JOBS.append((priority, job, slot))
+        _IDLE.notify_all()
+    return ahead
 
 
 def _labels_as_of(ctx: AppContext, campaign: Campaign, adjudications: bool) -> float:
     state = lead.freshness(ctx, campaign, adjudications=adjudications)
     return state.loaded_at if state is not None else time.time()
+
+
+def _slot(
+    ctx: AppContext, campaign: Campaign, name: str, args: Sequence[Any], adjudications: bool
+) -> tuple[str, ...]:
+    return (ctx.settings.database_url, str(campaign.id), str(adjudications), name, repr(args))
+
+
+def _served(slot: tuple[str, ...], kept: _Figure, *, stale: bool = False) -> Served[Any]:
+    if kept.ready:
+        return Served(kept.value, kept.as_of, stale=stale, slot=slot)
+    return Served(
+        None,
+        kept.as_of,
+        stale=False,
+        ready=False,
+        asked=kept.asked,
+        error=kept.error,
+        computing=kept.pending is not None,
+        slot=slot,
+    )
 
 
 def figure(
@@ -110,63 +225,148 @@ def figure(
     *,
     adjudications: bool = True,
     spinner: str | None = None,
+    block: bool = False,
 ) -> Served[T]:
     """Figure `name` with `args` for the labels of version `key` (from `lead.label_table`).
 
     `compute` computes it from the labels served under `key`. Served at once when kept for
     `key`; else the one kept for older labels while the new one computes in the background
-    (see the module docstring); else computed here, under `spinner`.
+    (see the module docstring); else computed here (under `spinner`) when it is small, when
+    the lead asked for the newest, or with `block` (a page that cannot go on without it);
+    else not `ready` while the worker computes it.
     """
-    slot = (ctx.settings.database_url, str(campaign.id), str(adjudications), name, repr(args))
-    as_of = _labels_as_of(ctx, campaign, adjudications)
     exact = bool(st.session_state.get(EXACT_KEY))
+    if spinner and (exact or block):
+        with st.spinner(spinner):
+            return _serve(ctx, campaign, name, args, key, compute, adjudications, exact, block)
+    return _serve(ctx, campaign, name, args, key, compute, adjudications, exact, block)
+
+
+def _serve(
+    ctx: AppContext,
+    campaign: Campaign,
+    name: str,
+    args: Sequence[Any],
+    key: str,
+    compute: Callable[[], T],
+    adjudications: bool,
+    exact: bool,
+    block: bool,
+) -> Served[T]:
+    slot = _slot(ctx, campaign, name, args, adjudications)
+    as_of = _labels_as_of(ctx, campaign, adjudications)
+    labels = lead.label_count(ctx, campaign, adjudications=adjudications)
+    block = block or labels is None or labels < SMALL_LABELS
+    done = threading.Event()
     with _LOCK:
         kept = _FIGURES.get(slot)
         if kept is not None:
             _FIGURES.move_to_end(slot)
-            if kept.version == key:
-                return Served(kept.value, kept.as_of, stale=False)
-            if not exact and kept.compute_s >= FRESH_WAIT_S:
+            if kept.ready and kept.version == key:
+                return _served(slot, kept)
+            if kept.ready and not exact and kept.compute_s >= FRESH_WAIT_S:
                 if kept.pending is None:
                     kept.pending = key
-                    _submit(lambda: _compute_later(slot, key, compute, as_of))
-                return Served(kept.value, kept.as_of, stale=True)
+                    _submit(lambda: _compute_later(slot, key, compute, as_of), slot)
+                return _served(slot, kept, stale=True)
+            if not kept.ready and not (exact or block):
+                _promote(slot)  # a lead waits for it now: before figures nobody asked for yet
+                if kept.pending is None and time.monotonic() - kept.failed_at >= RETRY_S:
+                    kept.pending, kept.asked = key, time.time()  # the error shows meanwhile
+                    job = functools.partial(_compute_later, slot, key, compute, as_of)
+                    _submit(job, slot, priority=WAITED)
+                return _served(slot, kept)
+        ahead = 0
+        if kept is None and not (exact or block):
+            _keep_locked(slot, _Figure("", None, as_of, 0.0, key, ready=False, asked=time.time()))
+            job = functools.partial(_compute_later, slot, key, compute, as_of, done)
+            ahead = _submit(job, slot, priority=WAITED)
+    if kept is None and not (exact or block):
+        # Nothing else computing: wait as long as a small figure takes, so that a small
+        # campaign's page is complete at once. Else the page shows where it will be.
+        if ahead == 0:
+            done.wait(FRESH_WAIT_S)
+        with _LOCK:
+            now = _FIGURES.get(slot)
+            if now is None:  # pushed out by other figures meanwhile: the next run asks again
+                return Served(None, as_of, False, False, time.time(), computing=True)  # type: ignore[arg-type]
+            return _served(slot, now)
     started = time.perf_counter()
-    if spinner:
-        with st.spinner(spinner):
-            value = compute()
-    else:
-        value = compute()
+    value = compute()
     _keep(slot, _Figure(key, value, as_of, time.perf_counter() - started))
-    return Served(value, as_of, stale=False)
+    return Served(value, as_of, stale=False, slot=slot)
 
 
 def _keep(slot: tuple[str, ...], made: _Figure) -> None:
     with _LOCK:
-        kept = _FIGURES.get(slot)
-        if kept is not None and kept.as_of > made.as_of:
-            return  # a newer figure was kept meanwhile
-        if kept is not None and kept.pending not in (None, made.version):
-            made.pending = kept.pending  # a newer one is still computing
-        _FIGURES[slot] = made
-        _FIGURES.move_to_end(slot)
-        while len(_FIGURES) > MAX_FIGURES:
-            _FIGURES.popitem(last=False)
+        _keep_locked(slot, made)
+
+
+def _keep_locked(slot: tuple[str, ...], made: _Figure) -> None:
+    kept = _FIGURES.get(slot)
+    if kept is not None and kept.ready and kept.as_of > made.as_of:
+        return  # a newer figure was kept meanwhile
+    if kept is not None and kept.pending not in (None, made.version):
+        made.pending = kept.pending  # a newer one is still computing
+    _FIGURES[slot] = made
+    _FIGURES.move_to_end(slot)
+    while len(_FIGURES) > MAX_FIGURES:
+        _FIGURES.popitem(last=False)
 
 
 def _compute_later(
-    slot: tuple[str, ...], key: str, compute: Callable[[], Any], as_of: float
+    slot: tuple[str, ...],
+    key: str,
+    compute: Callable[[], Any],
+    as_of: float,
+    done: threading.Event | None = None,
 ) -> None:
     started = time.perf_counter()
     try:
-        value = compute()
-    except Exception as exc:  # kept for the page to show; the next page load tries again
+        try:
+            value = compute()
+        except Exception as exc:  # kept for the page to show; the next page load tries again
+            with _LOCK:
+                kept = _FIGURES.get(slot)
+                if kept is not None:
+                    kept.pending, kept.error = None, str(exc)
+                    kept.failed_at = time.monotonic()
+            return
+        _keep(slot, _Figure(key, value, as_of, time.perf_counter() - started))
+    finally:
+        if done is not None:
+            done.set()
+
+
+def kept(
+    ctx: AppContext,
+    campaign: Campaign,
+    name: str,
+    args: Sequence[Any],
+    *,
+    adjudications: bool = True,
+) -> bool:
+    """Whether figure `name` with `args` has been computed (for any labels) and is kept."""
+    with _LOCK:
+        found = _FIGURES.get(_slot(ctx, campaign, name, args, adjudications))
+        return found is not None and found.ready
+
+
+def warm(ctx: AppContext, campaign: Campaign, key: str, wanted: Sequence[Wanted]) -> int:
+    """Start computing `wanted` for the labels of version `key` in the background, where no
+    figure is kept yet (no Streamlit run needed); how many were started."""
+    started = 0
+    for w in wanted:
+        slot = _slot(ctx, campaign, w.name, w.args, w.adjudications)
+        as_of = _labels_as_of(ctx, campaign, w.adjudications)
         with _LOCK:
-            kept = _FIGURES.get(slot)
-            if kept is not None:
-                kept.pending, kept.error = None, str(exc)
-        return
-    _keep(slot, _Figure(key, value, as_of, time.perf_counter() - started))
+            if slot in _FIGURES:
+                continue
+            _keep_locked(slot, _Figure("", None, as_of, 0.0, key, ready=False, asked=time.time()))
+            job = functools.partial(_compute_later, slot, key, w.compute, as_of)
+            _submit(job, slot, priority=FIRST)
+        started += 1
+    return started
 
 
 def wait_for_figures(timeout_s: float = 120.0) -> bool:
@@ -195,8 +395,9 @@ def show_age(
     labels = lead.freshness(ctx, campaign, adjudications=adjudications)
     if labels is None and not served:
         return
-    as_of = min([s.as_of for s in served] or [labels.loaded_at if labels else time.time()])
-    refreshing = any(s.stale for s in served) or bool(labels and labels.refreshing)
+    shown = [s for s in served if s.ready]
+    as_of = min([s.as_of for s in shown] or [labels.loaded_at if labels else time.time()])
+    refreshing = any(s.stale for s in shown) or bool(labels and labels.refreshing)
     age = max(0, int(time.time() - as_of))
     when = time.strftime("%H:%M:%S", time.gmtime(as_of))
     said = f"Figures from the labels as of {when} UTC ({age} s ago)"
@@ -209,6 +410,13 @@ def show_age(
                 st.rerun()
     else:
         st.caption(said + ".")
+    computing = {s.slot for s in served if s.computing}
+    if computing:
+        st.caption(
+            f"{len(computing)} figure{'s are' if len(computing) > 1 else ' is'} being computed "
+            "for the first time since the server started; the page shows "
+            f"{'them' if len(computing) > 1 else 'it'} as soon as each is ready."
+        )
     failed = ([labels.error] if labels and labels.error else []) + errors(ctx, campaign)
     if failed:
         st.caption(f"The last refresh failed ({plain(failed[0][:200])}); the next load retries.")
@@ -217,3 +425,57 @@ def show_age(
 def end_exact_run() -> None:
     """Called at the end of a page: later runs may serve figures computed before again."""
     st.session_state.pop(EXACT_KEY, None)
+
+
+def show_waiting(served: Served[Any], what: str) -> None:
+    """In place of a figure not computed yet (`served.ready` False): what is computing and
+    since when, and what its last try failed with, if it did."""
+    failed = "" if served.error is None else f"The last try failed: {plain(served.error[:200])}. "
+    if not served.computing:
+        st.warning(f"Computing {what} failed. {failed}A later load tries again.")
+        return
+    age = max(0, int(time.time() - served.asked))
+    st.info(
+        f"{WAITING_PREFIX} {what}… started {age} s ago. {failed}It appears here when it is ready.",
+        icon=":material/hourglass_top:",
+    )
+
+
+def keep_updated(
+    ctx: AppContext,
+    served: Sequence[Served[Any]],
+    *,
+    labels: tuple[Campaign, bool] | None = None,
+) -> None:
+    """While a figure of the page is computing for the first time (or, with `labels`, while
+    that campaign's labels load for the first time, `adjudications` or not): check every
+    `POLL_S` (a fragment the browser reruns) and rerun the page once one is ready or failed.
+    Costs nothing once every figure is shown: a page run without one does not register it."""
+    waiting = tuple(sorted({s.slot for s in served if s.computing}))
+    if waiting or labels is not None:
+        fragment(_poll, run_every=POLL_S)(ctx, waiting, labels)
+
+
+def _poll(
+    ctx: AppContext,
+    slots: tuple[tuple[str, ...], ...],
+    labels: tuple[Campaign, bool] | None,
+) -> None:
+    with _LOCK:
+        kept = [_FIGURES.get(slot) for slot in slots]
+    if any(f is None or f.ready or f.pending is None for f in kept):
+        st.rerun(scope="app")
+    if labels is not None and not lead.labels_loading(ctx, labels[0], adjudications=labels[1]):
+        st.rerun(scope="app")
+
+
+def show_loading(ctx: AppContext, campaign: Campaign, *, adjudications: bool) -> None:
+    """In place of a page whose campaign's labels load for the first time: since when, and
+    a check that reruns the page once they are loaded."""
+    age = max(0, int(time.time() - lead.loading_since(ctx, campaign, adjudications=adjudications)))
+    st.info(
+        f"Loading the labels of {plain(campaign.name)}… started {age} s ago. The figures "
+        "follow when they are loaded.",
+        icon=":material/hourglass_top:",
+    )
+    keep_updated(ctx, [], labels=(campaign, adjudications))

@@ -27,6 +27,7 @@ from annotate import labeling, review, storage
 from annotate.app import lead, said, widgets
 from annotate.app import render as view
 from annotate.app.context import AppContext, show_error
+from annotate.app.pages import review as review_page
 from annotate.errors import AnnotateError
 from annotate.review import controls
 from annotate.review.adjudication import CAUSE, ItemDetail
@@ -245,7 +246,13 @@ def _model_opinion(
 ) -> None:
     """The annotator model's right action and posterior beside the majority's, with a button
     that takes it (only where items carry three or more labels: otherwise there is no model)."""
-    suggestions = lead.suggestions(ctx, campaign)
+    table, key = lead.label_table(ctx, campaign, adjudications=False)
+    served = review_page.suggestions(ctx, table, key)
+    if not served.ready:
+        if served.error is None:
+            st.caption("Annotator model: being computed; it shows on a later load.")
+        return
+    suggestions = served.value
     if detail.item_id not in suggestions.index:
         return
     row = suggestions.loc[detail.item_id]
@@ -425,7 +432,7 @@ def _scroll_to_problem(button_key: str | None) -> None:
 
 def _go_next(ctx: AppContext, campaign: Campaign, *, current: str | None, done: int | None) -> None:
     """Open the most disagreed item that is not adjudicated yet (other than `current`)."""
-    frame = lead.queue(ctx, campaign, include_adjudicated=False)
+    frame = review_page.whole_queue(ctx, campaign, include_adjudicated=False)
     if done is not None:
         frame = frame[frame["item_id"] != done]
     if current is not None:

@@ -5,7 +5,10 @@ figures come first with a plain-words reading; the heavier views (confusion betw
 annotators, the annotator table, alpha over time) are fragments, so changing one of their
 controls reruns that part alone. Every figure is kept warm (`warm_figures`): while annotators
 submit, a large campaign's page is served the figures already computed, with their age, and
-newer ones are computed in the background.
+newer ones are computed in the background. On a large campaign's first load a figure not
+computed yet shows as a placeholder and the page reruns itself once it is ready; the point
+figures (no intervals) are asked for first, so the headline comes before the intervals.
+`lead_figures` names what the page shows first, for `annotate serve` to warm at start.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from annotate import review
 from annotate.app import attention, charts, lead, warm_figures
 from annotate.app.attention import ANNOTATOR_PARAM, FIELD_PARAM
 from annotate.app.charts import VERDICT_COLORS, heatmap
-from annotate.app.context import AppContext, fragment
+from annotate.app.context import AppContext, fragment, fragment_run
 from annotate.app.controls_view import Drift, controls_view, credit_columns
 from annotate.app.render import plain
-from annotate.app.warm_figures import Served
+from annotate.app.warm_figures import Served, Wanted
 from annotate.review.controls import leave_one_out_drift
 from annotate.review.figures import CampaignReport, ReportFilters
 from annotate.table import LabelTable
@@ -35,6 +38,12 @@ RESAMPLES = (0, 200, 1000)
 
 
 # -- figures (kept warm per process: `warm_figures`) ---------------------------------------
+#
+# Each figure is named with its arguments, and its computation built here, so that the page
+# and `lead_figures` (warmed when the server starts) ask for the same figure.
+
+RESAMPLES_DEFAULT = 200
+TIME_DEFAULT = ("day", 100)
 
 
 def _fig(
@@ -45,19 +54,35 @@ def _fig(
     args: tuple[Any, ...],
     key: str,
     compute: Callable[[], T],
-    spinner: str | None = None,
-) -> T:
-    got = warm_figures.figure(ctx, table.campaign, name, args, key, compute, spinner=spinner)
+) -> Served[T]:
+    got = warm_figures.figure(ctx, table.campaign, name, args, key, compute)
     served.append(got)
-    return got.value
+    return got
 
 
-def _annotators(
-    ctx: AppContext, table: LabelTable, served: list[Served[Any]], key: str, fkey: str, field: str
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _report(ctx: AppContext, table: LabelTable, fkey: str, n: int) -> Callable[[], CampaignReport]:
+    filters = ReportFilters.model_validate_json(fkey)
+    return lambda: review.agreement_report(table, actor=ctx.user, filters=filters, n_resamples=n)
+
+
+def _items(ctx: AppContext, table: LabelTable, fkey: str) -> Callable[[], pd.DataFrame]:
+    filters = ReportFilters.model_validate_json(fkey)
+    return lambda: review.item_disagreement(table, actor=ctx.user, filters=filters)
+
+
+def _drift(ctx: AppContext, table: LabelTable) -> Callable[[], Drift]:
+    return lambda: leave_one_out_drift(table, actor=ctx.user)
+
+
+Annotators = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+
+
+def _annotator_tables(
+    ctx: AppContext, table: LabelTable, fkey: str, field: str
+) -> Callable[[], Annotators]:
     parsed = ReportFilters.model_validate_json(fkey)
 
-    def compute() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    def compute() -> Annotators:
         people = review.annotator_table(table, actor=ctx.user, field=field, filters=parsed)
         models = review.competence(table, actor=ctx.user, field=field)
         if not models.empty:
@@ -68,7 +93,50 @@ def _annotators(
             review.label_distribution(table, actor=ctx.user, field=field, filters=parsed),
         )
 
+    return compute
+
+
+def _confusion(
+    ctx: AppContext, table: LabelTable, fkey: str, field: str, pair: tuple[str, str] | None
+) -> Callable[[], pd.DataFrame]:
+    filters = ReportFilters.model_validate_json(fkey)
+    return lambda: review.confusion(table, actor=ctx.user, field=field, pair=pair, filters=filters)
+
+
+def _over_time(
+    ctx: AppContext, table: LabelTable, fkey: str, per: str, size: int
+) -> Callable[[], pd.DataFrame]:
+    filters = ReportFilters.model_validate_json(fkey)
+    return lambda: review.alpha_over_time(
+        table,
+        actor=ctx.user,
+        by=per,  # type: ignore[arg-type]
+        batch_size=size,
+        filters=filters,
+    )
+
+
+def _annotators(
+    ctx: AppContext, table: LabelTable, served: list[Served[Any]], key: str, fkey: str, field: str
+) -> Served[Annotators]:
+    compute = _annotator_tables(ctx, table, fkey, field)
     return _fig(ctx, table, served, "annotators", (fkey, field), key, compute)
+
+
+def lead_figures(ctx: AppContext, table: LabelTable) -> list[Wanted]:
+    """The figures the dashboard shows first (no filter, the default controls), cheapest
+    first: what `annotate serve` computes before a lead opens the page."""
+    fkey = lead.filters_key(ReportFilters())
+    field = table.schema.right_action_field
+    return [
+        Wanted("report", (fkey, 0), _report(ctx, table, fkey, 0)),
+        Wanted("items", (fkey,), _items(ctx, table, fkey)),
+        Wanted("annotators", (fkey, field), _annotator_tables(ctx, table, fkey, field)),
+        Wanted("confusion", (fkey, field, None), _confusion(ctx, table, fkey, field, None)),
+        Wanted("drift", (), _drift(ctx, table)),
+        Wanted("over_time", (fkey, *TIME_DEFAULT), _over_time(ctx, table, fkey, *TIME_DEFAULT)),
+        Wanted("report", (fkey, RESAMPLES_DEFAULT), _report(ctx, table, fkey, RESAMPLES_DEFAULT)),
+    ]
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -76,11 +144,20 @@ def _annotators(
 
 def render(ctx: AppContext) -> None:
     """The dashboard of one campaign."""
+    with warm_figures.rendering():  # the figure worker lets this run go first
+        _render(ctx)
+
+
+def _render(ctx: AppContext) -> None:
     st.title("Dashboard")
     campaign = lead.pick_campaign(ctx, key="dash-campaign")
     if campaign is None:
         return
-    table, key = lead.label_table(ctx, campaign)
+    got = lead.label_table_or_loading(ctx, campaign)
+    if got is None:  # a large campaign's first load: the page shows at once, then reruns
+        warm_figures.show_loading(ctx, campaign, adjudications=True)
+        return
+    table, key = got
     age = st.empty()  # filled last: the age of the oldest figure shown
     served: list[Served[Any]] = []
     try:
@@ -89,6 +166,7 @@ def render(ctx: AppContext) -> None:
         warm_figures.end_exact_run()
     with age.container():
         warm_figures.show_age(ctx, campaign, served, adjudications=True)
+    warm_figures.keep_updated(ctx, served)
 
 
 def _sections(ctx: AppContext, table: LabelTable, key: str, served: list[Served[Any]]) -> None:
@@ -97,47 +175,39 @@ def _sections(ctx: AppContext, table: LabelTable, key: str, served: list[Served[
         resamples = st.segmented_control(
             "Bootstrap resamples for the intervals",
             RESAMPLES,
-            default=200,
+            default=RESAMPLES_DEFAULT,
             key="dash-resamples",
             help="More resamples: steadier intervals, slower page. 0: no intervals.",
         )
     fkey = lead.filters_key(filters)
     n = int(resamples or 0)
-    report = _fig(
-        ctx,
-        table,
-        served,
-        "report",
-        (fkey, n),
-        key,
-        lambda: review.agreement_report(table, actor=ctx.user, filters=filters, n_resamples=n),
-        spinner="Computing agreement…",
-    )
-    if report.n_items == 0:
+    # Until the intervals are computed, the point figures (far cheaper, asked for first so
+    # that the worker computes them first) are shown.
+    full: Served[CampaignReport] | None
+    if n and warm_figures.kept(ctx, table.campaign, "report", (fkey, n)):
+        full = _fig(ctx, table, served, "report", (fkey, n), key, _report(ctx, table, fkey, n))
+        shown = full
+    else:
+        shown = _fig(ctx, table, served, "report", (fkey, 0), key, _report(ctx, table, fkey, 0))
+        full = None
+        if n:
+            full = _fig(ctx, table, served, "report", (fkey, n), key, _report(ctx, table, fkey, n))
+            shown = full if full.ready else shown
+    report = shown.value if shown.ready else None
+    if report is not None and report.n_items == 0:
         st.info("No items match." if filters.active else "This campaign has no items yet.")
         return
-    items = _fig(
-        ctx,
-        table,
-        served,
-        "items",
-        (fkey,),
-        key,
-        lambda: review.item_disagreement(table, actor=ctx.user, filters=filters),
-    )
+    items = _fig(ctx, table, served, "items", (fkey,), key, _items(ctx, table, fkey))
     # Leave-one-out alpha per annotator: for the annotator table and the controls section.
-    drift = _fig(
-        ctx,
-        table,
-        served,
-        "drift",
-        (),
-        key,
-        lambda: leave_one_out_drift(table, actor=ctx.user),
-    )
-    _headline(ctx, report, items, table, served, key, fkey)
-    _alphas(report)
-    _judges(report)
+    drift = _fig(ctx, table, served, "drift", (), key, _drift(ctx, table))
+    if report is None:
+        warm_figures.show_waiting(shown, "the agreement figures")
+    else:
+        _headline(ctx, report, items, table, served, key, fkey)
+        _alphas(report)
+        if full is not None and not full.ready:
+            warm_figures.show_waiting(full, f"the intervals ({n} resamples)")
+        _judges(report)
     confusion_view(ctx, table, served, key, fkey, filters)
     annotator_view(ctx, table, served, key, fkey, drift)
     time_view(ctx, table, served, key, fkey)
@@ -147,13 +217,12 @@ def _sections(ctx: AppContext, table: LabelTable, key: str, served: list[Served[
 def _headline(
     ctx: AppContext,
     report: CampaignReport,
-    items: pd.DataFrame,
+    items: Served[pd.DataFrame],
     table: LabelTable,
     served: list[Served[Any]],
     key: str,
     fkey: str,
 ) -> None:
-    adjudicated = int(items["adjudicated"].sum()) if not items.empty else 0
     cols = st.columns(5)
     cols[0].metric("Items", f"{report.n_items:,}")
     cols[1].metric(
@@ -162,12 +231,22 @@ def _headline(
         help="Items labeled by at least the campaign's overlap k of human annotators.",
     )
     cols[2].metric("Human annotators", report.n_annotators)
-    cols[3].metric("Adjudicated", f"{adjudicated:,}")
+    if items.ready:
+        frame = items.value
+        adjudicated = int(frame["adjudicated"].sum()) if not frame.empty else 0
+        cols[3].metric("Adjudicated", f"{adjudicated:,}")
+    else:
+        cols[3].metric("Adjudicated", "…", help="Being computed.")
     cols[4].metric("Judges (reported apart)", len(report.machine_annotators))
     st.markdown("**Where to look first**")
-    people = _annotators(ctx, table, served, key, fkey, table.schema.right_action_field)[0]
-    for line, target in attention.lines(report, items, people):
-        attention.show(ctx, report.campaign, line, target)
+    people = _annotators(ctx, table, served, key, fkey, table.schema.right_action_field)
+    if not items.ready:
+        warm_figures.show_waiting(items, "the items' disagreement")
+    elif not people.ready:
+        warm_figures.show_waiting(people, "the annotator tables")
+    else:
+        for line, target in attention.lines(report, items.value, people.value[0]):
+            attention.show(ctx, report.campaign, line, target)
     coverage = pd.DataFrame(
         {"labels": [str(k) for k in report.coverage], "items": list(report.coverage.values())}
     )
@@ -292,8 +371,12 @@ def confusion_view(
     )
     if field is None:
         return
-    people = _annotators(ctx, table, served, key, fkey, field)[0]
-    names = [str(n) for n in people.index]
+    start = len(served)
+    tables = _annotators(ctx, table, served, key, fkey, field)
+    if not tables.ready:
+        _waiting(ctx, served[start:], tables, "the annotator tables")
+        return
+    names = [str(n) for n in tables.value[0].index]
     # Options are pairs of positions in `names`, never "a vs b" strings: a name may hold
     # " vs " itself, and only the labels shown are built from the names.
     options: list[tuple[int, int] | None] = [None] + [
@@ -308,15 +391,19 @@ def confusion_view(
         key="dash-conf-pair",
     )
     pair = None if chosen is None else (names[chosen[0]], names[chosen[1]])
-    frame = _fig(
+    got = _fig(
         ctx,
         table,
         served,
         "confusion",
         (fkey, field, pair),
         key,
-        lambda: review.confusion(table, actor=ctx.user, field=field, pair=pair, filters=filters),
+        _confusion(ctx, table, fkey, field, pair),
     )
+    if not got.ready:
+        _waiting(ctx, served[start:], got, "the confusion table")
+        return
+    frame = got.value
     if frame["count"].sum() == 0:
         st.info("No item has two labels of this field yet.")
         return
@@ -344,7 +431,7 @@ def annotator_view(
     served: list[Served[Any]],
     key: str,
     fkey: str,
-    drift: Drift,
+    drift: Served[Drift],
 ) -> None:
     """Per annotator: volume, pace, label mix, agreement with the rest and with gold."""
     st.subheader("Annotators")
@@ -356,7 +443,12 @@ def annotator_view(
     )
     if field is None:
         return
-    people, kappa, shares = _annotators(ctx, table, served, key, fkey, field)
+    start = len(served)
+    tables = _annotators(ctx, table, served, key, fkey, field)
+    if not tables.ready:
+        _waiting(ctx, served[start:], tables, "the annotator tables")
+        return
+    people, kappa, shares = tables.value
     if people.empty:
         st.info("No human labels of this field yet.")
         return
@@ -403,9 +495,10 @@ def annotator_view(
     )
     left, right = st.columns(2)
     long_kappa = (
-        kappa.rename_axis(index="annotator", columns="other")
-        .stack(future_stack=True)
-        .rename("kappa")
+        pd.Series(
+            kappa.rename_axis(index="annotator", columns="other").stack(future_stack=True),
+            name="kappa",
+        )
         .reset_index()
         .dropna()
     )
@@ -419,12 +512,10 @@ def annotator_view(
             ),
             height=320,
         )
-    long_shares = (
-        shares.rename_axis(index="annotator", columns="value")
-        .stack(future_stack=True)
-        .rename("share")
-        .reset_index()
-    )
+    long_shares = pd.Series(
+        shares.rename_axis(index="annotator", columns="value").stack(future_stack=True),
+        name="share",
+    ).reset_index()
     charts.show(
         right,
         shares,
@@ -448,21 +539,20 @@ def time_view(
         "Items per batch", min_value=2, value=100, step=50, key="dash-time-batch"
     )
     per, size = by or "day", int(batch)
-    kept = _fig(
+    start = len(served)
+    got = _fig(
         ctx,
         table,
         served,
         "over_time",
         (fkey, per, size),
         key,
-        lambda: review.alpha_over_time(
-            table,
-            actor=ctx.user,
-            by=per,  # type: ignore[arg-type]
-            batch_size=size,
-            filters=ReportFilters.model_validate_json(fkey),
-        ),
+        _over_time(ctx, table, fkey, per, size),
     )
+    if not got.ready:
+        _waiting(ctx, served[start:], got, "alpha over time")
+        return
+    kept = got.value
     frame = kept.dropna(subset=["alpha"])
     if frame.empty:
         st.info("Not enough labeled items per period yet.")
@@ -472,3 +562,11 @@ def time_view(
 
 def _per(value: str) -> str:
     return {"day": "Day", "batch": "Batch of items"}[value]
+
+
+def _waiting(ctx: AppContext, mine: list[Served[Any]], got: Served[Any], what: str) -> None:
+    """A fragment's figure is not computed yet: say so; on a run of the fragment alone (a
+    control changed) it checks for the figure itself, as the page does on a full run."""
+    warm_figures.show_waiting(got, what)
+    if fragment_run():
+        warm_figures.keep_updated(ctx, mine)

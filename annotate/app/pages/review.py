@@ -12,8 +12,6 @@ next", opens the item on the Adjudicate page.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
@@ -21,7 +19,7 @@ from annotate import review
 from annotate.app import lead, warm_figures
 from annotate.app.context import AppContext
 from annotate.app.render import plain
-from annotate.app.warm_figures import Served
+from annotate.app.warm_figures import Served, Wanted
 from annotate.review.figures import ReportFilters
 from annotate.storage.models import Campaign
 from annotate.table import LabelTable
@@ -57,6 +55,11 @@ MODEL_COLUMNS = ("model_label", "posterior")
 
 def render(ctx: AppContext) -> None:
     """The review queue of one campaign."""
+    with warm_figures.rendering():  # the figure worker lets this run go first
+        _render(ctx)
+
+
+def _render(ctx: AppContext) -> None:
     st.title("Review queue")
     flash = st.session_state.pop(FLASH_KEY, None)
     if flash:
@@ -64,7 +67,11 @@ def render(ctx: AppContext) -> None:
     campaign = lead.pick_campaign(ctx, key="rev-campaign")
     if campaign is None:
         return
-    table, key = lead.label_table(ctx, campaign, adjudications=False)
+    got = lead.label_table_or_loading(ctx, campaign, adjudications=False)
+    if got is None:  # a large campaign's first load: the page shows at once, then reruns
+        warm_figures.show_loading(ctx, campaign, adjudications=False)
+        return
+    table, key = got
     age = st.empty()  # filled once the figures are known: their age
     with st.expander("Filters", expanded=False):
         filters = lead.filter_bar(ctx, table, key="rev")
@@ -84,19 +91,26 @@ def render(ctx: AppContext) -> None:
             help="Dawid-Skene, fitted when items carry three or more labels.",
         )
     try:
-        frame, served = _queue(
-            ctx,
-            table,
-            key,
-            filters=filters,
-            min_labels=int(min_labels),
-            flagged_only=flagged_only,
-            include_adjudicated=show_done,
-        )
+        served = [order(ctx, table, key, filters), suggestions(ctx, table, key)]
     finally:
         warm_figures.end_exact_run()
     with age.container():
         warm_figures.show_age(ctx, campaign, served, adjudications=False)
+    warm_figures.keep_updated(ctx, served)
+    if not served[0].ready:
+        warm_figures.show_waiting(served[0], "the queue's order (each item's disagreement)")
+        return
+    frame = _queue(
+        ctx,
+        table,
+        served,
+        filters=filters,
+        min_labels=int(min_labels),
+        flagged_only=flagged_only,
+        include_adjudicated=show_done,
+    )
+    if not served[1].ready:
+        warm_figures.show_waiting(served[1], "the annotator model's suggestions")
     if differs_only:
         frame = frame[frame["model_differs"]].reset_index(drop=True)
     if frame.empty:
@@ -116,43 +130,96 @@ def render(ctx: AppContext) -> None:
     _bulk(ctx, campaign, unanimous)
 
 
-def _queue(
-    ctx: AppContext,
-    table: LabelTable,
-    key: str,
-    *,
-    filters: ReportFilters,
-    min_labels: int,
-    flagged_only: bool,
-    include_adjudicated: bool,
-) -> tuple[pd.DataFrame, list[Served[Any]]]:
-    """The queue from the labels served (its disagreement and the annotator model's
-    suggestions kept warm: `warm_figures`) and the adjudications as they are now."""
-    campaign = table.campaign
-    fkey = lead.filters_key(filters)
-    items = warm_figures.figure(
+def order(
+    ctx: AppContext, table: LabelTable, key: str, filters: ReportFilters, *, block: bool = False
+) -> Served[pd.DataFrame]:
+    """Each item's disagreement under `filters`, which orders the queue (kept warm:
+    `warm_figures`; `block`: computed here if it never was, for a page that needs it now)."""
+    return warm_figures.figure(
         ctx,
-        campaign,
+        table.campaign,
         "queue_items",
-        (fkey,),
+        (lead.filters_key(filters),),
         key,
         lambda: review.item_disagreement(table, actor=ctx.user, filters=filters),
         adjudications=False,
         spinner="Ordering the queue…",
+        block=block,
     )
-    suggestions = warm_figures.figure(
+
+
+def suggestions(
+    ctx: AppContext, table: LabelTable, key: str, *, block: bool = False
+) -> Served[pd.DataFrame]:
+    """The annotator model's right action per item (empty below three labels per item),
+    kept warm like `order`."""
+    return warm_figures.figure(
         ctx,
-        campaign,
+        table.campaign,
         "suggestions",
         (),
         key,
         lambda: review.model_suggestions(table, actor=ctx.user),
         adjudications=False,
         spinner="Fitting the annotator model…",
+        block=block,
     )
+
+
+def lead_figures(ctx: AppContext, table: LabelTable) -> list[Wanted]:
+    """The figures the queue shows first (no filter): what `annotate serve` computes before
+    a lead opens the page."""
+    filters = ReportFilters()
+    return [
+        Wanted(
+            "queue_items",
+            (lead.filters_key(filters),),
+            lambda: review.item_disagreement(table, actor=ctx.user, filters=filters),
+            adjudications=False,
+        ),
+        Wanted(
+            "suggestions",
+            (),
+            lambda: review.model_suggestions(table, actor=ctx.user),
+            adjudications=False,
+        ),
+    ]
+
+
+def whole_queue(
+    ctx: AppContext, campaign: Campaign, *, include_adjudicated: bool = True
+) -> pd.DataFrame:
+    """The queue with no filter, now: its order computed here if it never was (the Adjudicate
+    page's "next" needs it), the annotator model's suggestions where they are computed."""
+    table, key = lead.label_table(ctx, campaign, adjudications=False)
+    served = [order(ctx, table, key, ReportFilters(), block=True), suggestions(ctx, table, key)]
+    return _queue(
+        ctx,
+        table,
+        served,
+        filters=ReportFilters(),
+        min_labels=None,
+        flagged_only=False,
+        include_adjudicated=include_adjudicated,
+    )
+
+
+def _queue(
+    ctx: AppContext,
+    table: LabelTable,
+    served: list[Served[pd.DataFrame]],
+    *,
+    filters: ReportFilters,
+    min_labels: int | None,
+    flagged_only: bool,
+    include_adjudicated: bool,
+) -> pd.DataFrame:
+    """The queue from the labels served (its order and the annotator model's suggestions,
+    `served`, kept warm) and the adjudications as they are now."""
+    items, model = served
     with ctx.session() as s:
-        current = review.current_adjudications(session=s, actor=ctx.user, campaign=campaign)
-    frame = review.queue_from_table(
+        current = review.current_adjudications(session=s, actor=ctx.user, campaign=table.campaign)
+    return review.queue_from_table(
         table,
         actor=ctx.user,
         filters=filters,
@@ -161,9 +228,8 @@ def _queue(
         include_adjudicated=include_adjudicated,
         current=current,
         items=items.value,
-        suggestions=suggestions.value,
+        suggestions=model.value if model.ready else None,
     )
-    return frame, [items, suggestions]
 
 
 def _next_and_pick(

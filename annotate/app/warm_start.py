@@ -1,0 +1,80 @@
+"""Lead figures computed when the server starts, before any lead opens a page.
+
+At 100,000 items a campaign's first Dashboard needs about ten seconds of figures; a process
+that only starts them when the first lead arrives makes that lead wait for them. So when
+`annotate serve` starts, one thread loads the labels of the `Settings.warm_campaigns`
+campaigns labeled most recently (at most 4: each holds its labels in memory, twice over for
+the two label sets the pages read) and hands the figures the Dashboard and the Review queue
+show first to the figure worker (`warm_figures.warm`), cheapest first. Campaigns nobody
+labels stay cold until a lead opens them. Figures a lead asks for meanwhile are not
+computed twice: the page finds them computing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from annotate.accounts.auth import system_actor
+from annotate.app import lead, warm_figures
+from annotate.app.context import AppContext
+from annotate.app.pages import dashboard, review
+from annotate.settings import Settings
+from annotate.storage import db
+from annotate.storage.models import Annotation, Campaign
+
+LOG = logging.getLogger("annotate.warm")
+
+
+def active_campaigns(*, session: Session, limit: int) -> list[Campaign]:
+    """The `limit` campaigns whose labels were written most recently (none without labels)."""
+    if limit <= 0:
+        return []
+    last = func.max(col(Annotation.updated_at))
+    rows = session.exec(
+        select(Annotation.campaign_id, last)
+        .group_by(col(Annotation.campaign_id))
+        .order_by(last.desc())
+        .limit(limit)
+    ).all()
+    found = [session.get(Campaign, campaign_id) for campaign_id, _ in rows]
+    return [c for c in found if c is not None]
+
+
+def warm_campaigns(settings: Settings, engine: Engine) -> int:
+    """Load the labels of the active campaigns and start their lead figures (blocking while
+    the labels load; the figures compute in the background); how many figures were started."""
+    ctx = AppContext(settings=settings, engine=engine, user=system_actor())
+    with db.session_scope(engine) as s:
+        campaigns = active_campaigns(session=s, limit=settings.warm_campaigns)
+        for campaign in campaigns:
+            s.expunge(campaign)
+    started = 0
+    for campaign in campaigns:
+        table, key = lead.label_table(ctx, campaign)
+        started += warm_figures.warm(ctx, campaign, key, dashboard.lead_figures(ctx, table))
+        table, key = lead.label_table(ctx, campaign, adjudications=False)
+        started += warm_figures.warm(ctx, campaign, key, review.lead_figures(ctx, table))
+    return started
+
+
+def start(settings: Settings, engine: Engine) -> threading.Thread | None:
+    """`warm_campaigns` in a background thread (None when `warm_campaigns` is 0)."""
+    if settings.warm_campaigns <= 0:
+        return None
+
+    def run() -> None:
+        try:
+            started = warm_campaigns(settings, engine)
+        except Exception:  # a page load later loads and reports the same failure itself
+            LOG.exception("warming the lead figures failed")
+            return
+        LOG.info("warming %d lead figures in the background", started)
+
+    thread = threading.Thread(target=run, name="annotate-warm-start", daemon=True)
+    thread.start()
+    return thread
