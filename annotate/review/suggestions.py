@@ -14,6 +14,7 @@ import pandas as pd
 
 from annotate.accounts.auth import require_role
 from annotate.errors import ValidationProblem
+from annotate.review.figures import one_blas_thread
 from annotate.schema import LabelField
 from annotate.stats.agreement import encode_labels
 from annotate.stats.crowd import dawid_skene
@@ -44,6 +45,7 @@ def _fit(table: LabelTable, field: str) -> tuple[list[str], list[int], Annotator
     return annotators, units, annotator_models(matrix, spec.values, annotators)
 
 
+@one_blas_thread
 def model_suggestions(table: LabelTable, *, actor: User, field: str | None = None) -> pd.DataFrame:
     """Per item (index `item_id`): Dawid-Skene's label of `field`, its posterior, the strict
     majority (None where there is none) and whether the two differ; leads only.
@@ -75,6 +77,7 @@ def model_suggestions(table: LabelTable, *, actor: User, field: str | None = Non
     return frame[labelled]
 
 
+@one_blas_thread
 def competence(table: LabelTable, *, actor: User, field: str | None = None) -> pd.DataFrame:
     """Per annotator (index `annotator`): Dawid-Skene's P(label is right) and MACE's
     P(knows the answer) on `field` (default the right action); leads only. Empty when no
