@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from annotate import stats as ag
 from annotate.accounts.auth import require_role
 from annotate.errors import ValidationProblem
+from annotate.review.blas import one_blas_thread
 from annotate.review.figures import (
     PERSONAL_FIELDS,
     ReportFilters,
@@ -25,7 +26,6 @@ from annotate.review.figures import (
     _metric,
     _select_items,
     item_fields,
-    one_blas_thread,
 )
 from annotate.schema import LabelField, LabelSchema
 from annotate.stats import report as rep

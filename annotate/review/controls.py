@@ -30,7 +30,8 @@ from annotate import stats as ag
 from annotate.accounts.auth import require_role
 from annotate.errors import NotFound, ValidationProblem
 from annotate.labeling.qualify import _qualification, control_answers
-from annotate.review.figures import _metric, one_blas_thread
+from annotate.review.blas import one_blas_thread
+from annotate.review.figures import _metric
 from annotate.storage.models import (
     Adjudication,
     Annotation,

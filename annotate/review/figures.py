@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,23 +26,6 @@ from annotate.table import LabelTable
 # Fields that describe the annotator's own state rather than the item: they get an agreement
 # figure like any other, but never decide whether an item is unanimous or what its gold is.
 PERSONAL_FIELDS = frozenset({"confidence"})
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def one_blas_thread(compute: Callable[P, R]) -> Callable[P, R]:
-    """Run `compute` with one BLAS thread: a figure's products are small (100,000 x 5 by
-    5 x 5), and a second thread spins rather than helps on a busy machine (seven times the
-    CPU for the same figures, which do not depend on the thread count)."""
-
-    @functools.wraps(compute)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        with threadpool_limits(limits=1, user_api="blas"):
-            return compute(*args, **kwargs)
-
-    return run
-
 
 # Krippendorff's (2004) reading: >= .800 reliable, >= .667 tentative conclusions only.
 RELIABLE, TENTATIVE = 0.8, 0.667

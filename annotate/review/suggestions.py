@@ -14,7 +14,7 @@ import pandas as pd
 
 from annotate.accounts.auth import require_role
 from annotate.errors import ValidationProblem
-from annotate.review.figures import one_blas_thread
+from annotate.review.blas import one_blas_thread
 from annotate.schema import LabelField
 from annotate.stats.agreement import encode_labels
 from annotate.stats.crowd import dawid_skene
