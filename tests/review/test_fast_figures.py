@@ -294,3 +294,20 @@ def test_alpha_over_time_equals_the_matrices(
     assert len(got) == len(rows)
     for mine, theirs in zip(got.itertuples(index=False), rows, strict=True):
         assert all(same(a, b) for a, b in zip(tuple(mine), theirs, strict=True)), (mine, theirs)
+
+
+@pytest.mark.parametrize("kind", TABLES)
+def test_table_matrix_places_every_label(schema: LabelSchema, kind: dict[str, Any]) -> None:
+    table = random_table(schema, 5, **kind)
+    humans = table.humans()
+    for field in ("right_action", schema.failure_field):
+        annotators, units, matrix = table.matrix(field)
+        names, expected = plain_matrix(humans, field, units)
+        assert annotators == names
+        assert np.array_equal(matrix, expected)
+    # Chosen units: some repeated (the last place holds the label), some never labeled.
+    chosen = [9, 2, 2, 10_000, 5, 9, 1]
+    annotators, units, matrix = table.matrix("intent", item_ids=chosen)
+    names, expected = plain_matrix(humans, "intent", chosen)
+    assert annotators == names and units == chosen
+    assert np.array_equal(matrix, expected)
