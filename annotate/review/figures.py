@@ -96,9 +96,17 @@ def _consensus(
         _, _, matrix = table.matrix(field_name, item_ids=list(item_ids))
         codes, _ = ag.encode_labels(matrix, spec.values)
         top = _consensus_codes(codes, len(spec.values))
-    values: list[Any] = [spec.values[c] if c >= 0 else None for c in top]
+    values = _named(spec.values, top)
     gold = _gold(table, field_name, item_ids)
     return [g if g is not None else v for g, v in zip(gold, values, strict=True)]
+
+
+def _named(domain: Sequence[Any], codes: np.ndarray) -> list[Any]:
+    """The value of each code, None for -1 (`spec.values` builds a new list per call: once)."""
+    named = np.empty(len(domain) + 1, dtype=object)  # the last slot, None, is code -1's
+    for code, value in enumerate(domain):
+        named[code] = value
+    return list(named[codes])
 
 
 def _gold(table: LabelTable, field_name: str, item_ids: Sequence[int]) -> list[Any]:
@@ -348,9 +356,7 @@ def _judges(table: LabelTable, scope: Sequence[int]) -> dict[str, JudgeAgreement
             continue
         _, _, human = table.matrix(spec.name, item_ids=units)
         codes, _ = ag.encode_labels(human, spec.values)
-        majority[spec.name] = [
-            spec.values[c] if c >= 0 else None for c in _consensus_codes(codes, len(spec.values))
-        ]
+        majority[spec.name] = _named(spec.values, _consensus_codes(codes, len(spec.values)))
     for judge in sorted(machines["annotator"].unique().tolist()):
         mine = machines[machines["annotator"] == judge]
         fields: dict[str, JudgeFieldAgreement] = {}
