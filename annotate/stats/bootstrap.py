@@ -76,8 +76,11 @@ def _resamplable(
         return _Resamplable(n_values, None, counts, None, None, flat)
     marginals = np.bincount(pair_codes[pair_codes >= 0], minlength=n_values).astype(np.float64)
     dist = _distance(metric, n_values, values, marginals)
-    observed = _unit_pair_sums(pair_codes, n_values, dist) * weights
-    return _Resamplable(n_values, observed, counts, sparse, dist, None)
+    if counts is not None:  # `_unit_pair_sums`'s dense sums, from the counts made above
+        sums = ((counts @ dist) * counts).sum(axis=1) - counts @ np.diag(dist)
+    else:
+        sums = _unit_pair_sums(pair_codes, n_values, dist, dense=False)
+    return _Resamplable(n_values, sums * weights, counts, sparse, dist, None)
 
 
 def _sparse_counts(codes: IntArray, n_values: int) -> list[tuple[IntArray, FloatArray]]:
