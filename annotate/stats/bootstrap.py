@@ -205,10 +205,10 @@ def _grouped_multiplicities(
     """
     n_units = group.shape[0]
     draws = rng.integers(0, n_units, size=(rows, n_units))
-    keys = group[draws]
-    keys += (np.arange(rows, dtype=np.int64) * n_groups)[:, None]
-    counts = np.bincount(keys.ravel(), minlength=rows * n_groups)
-    return counts.reshape(rows, n_groups).astype(np.float64)
+    counts = np.empty((rows, n_groups), dtype=np.float64)
+    for row in range(rows):
+        counts[row] = np.bincount(group[draws[row]], minlength=n_groups)
+    return counts
 
 
 def _percentile_ci(alphas: FloatArray, confidence: float) -> tuple[float, float] | None:
