@@ -69,7 +69,11 @@ class ReportFilters(BaseModel):
 
 def _consensus_codes(codes: np.ndarray, n_values: int) -> np.ndarray:
     """Per unit, the code of the unique most frequent label, or -1 (none, or a tie)."""
-    counts = ag.value_counts_from_codes(codes, n_values)
+    return _consensus_of_counts(ag.value_counts_from_codes(codes, n_values))
+
+
+def _consensus_of_counts(counts: np.ndarray) -> np.ndarray:
+    """`_consensus_codes` from the units x values counts of the labels."""
     if counts.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     top = counts.max(axis=1)
@@ -86,29 +90,38 @@ def _consensus(
     """
     spec = table.schema.field(field_name)
     if grid is not None:
-        matrix = grid.matrix(field_name)
+        counts, _ = grid.counts(field_name, spec.values)
+        top = _consensus_of_counts(counts)
     else:
         _, _, matrix = table.matrix(field_name, item_ids=list(item_ids))
-    codes, _ = ag.encode_labels(matrix, spec.values)
-    top = _consensus_codes(codes, len(spec.values))
-    values: list[Any] = [spec.values[c] if c >= 0 else None for c in top]
+        codes, _ = ag.encode_labels(matrix, spec.values)
+        top = _consensus_codes(codes, len(spec.values))
+    values = _named(spec.values, top)
     gold = _gold(table, field_name, item_ids)
     return [g if g is not None else v for g, v in zip(gold, values, strict=True)]
+
+
+def _named(domain: Sequence[Any], codes: np.ndarray) -> list[Any]:
+    """The value of each code, None for -1 (`spec.values` builds a new list per call: once)."""
+    named = np.empty(len(domain) + 1, dtype=object)  # the last slot, None, is code -1's
+    for code, value in enumerate(domain):
+        named[code] = value
+    return list(named[codes])
 
 
 def _gold(table: LabelTable, field_name: str, item_ids: Sequence[int]) -> list[Any]:
     adj = table.adjudications
     if adj.empty:
         return [None] * len(item_ids)
-    by_item = dict(zip(adj["item_id"], adj["labels"], strict=True))
     spec = table.schema.field(field_name)
-    out: list[Any] = []
-    for item_id in item_ids:
-        value = (by_item.get(item_id) or {}).get(field_name)
+    # The few adjudicated items' values first, then one look-up per item.
+    by_item: dict[Any, Any] = {}
+    for item_id, labels in zip(adj["item_id"], adj["labels"], strict=True):
+        value = (labels or {}).get(field_name)
         if spec.kind == "multi" and value is not None:
             value = frozenset(value)
-        out.append(value)
-    return out
+        by_item[item_id] = value
+    return [by_item.get(item_id) for item_id in item_ids]
 
 
 def _select_items(table: LabelTable, filters: ReportFilters | None) -> list[int]:
@@ -148,6 +161,21 @@ class _Grid:
         self.annotators = [str(n) for n in names]
         self.rows, self.cols = rows, cols[keep]
         self.shape = (len(self.annotators), len(units))
+
+    def counts(
+        self, field_name: str, labels: Sequence[Any] | None = None
+    ) -> tuple[np.ndarray, list[Any]]:
+        """(units x values label counts, the value domain) of one field: what
+        `value_counts_from_codes(*encode_labels(self.matrix(field_name), labels))` gives, from
+        the labels' column without placing them in a matrix first."""
+        values = self.frame[field_name].to_numpy(dtype=object)
+        codes, domain = ag.encode_labels(values[None, :], labels)
+        given = codes[0] >= 0
+        n_values = len(domain)
+        flat = np.bincount(
+            self.cols[given] * n_values + codes[0][given], minlength=self.shape[1] * n_values
+        )
+        return flat.reshape(self.shape[1], n_values), domain
 
     def matrix(self, field_name: str) -> np.ndarray:
         """Annotators x units object array of one field; None where missing."""
@@ -328,9 +356,7 @@ def _judges(table: LabelTable, scope: Sequence[int]) -> dict[str, JudgeAgreement
             continue
         _, _, human = table.matrix(spec.name, item_ids=units)
         codes, _ = ag.encode_labels(human, spec.values)
-        majority[spec.name] = [
-            spec.values[c] if c >= 0 else None for c in _consensus_codes(codes, len(spec.values))
-        ]
+        majority[spec.name] = _named(spec.values, _consensus_codes(codes, len(spec.values)))
     for judge in sorted(machines["annotator"].unique().tolist()):
         mine = machines[machines["annotator"] == judge]
         fields: dict[str, JudgeFieldAgreement] = {}

@@ -14,9 +14,9 @@ import pandas as pd
 
 from annotate.accounts.auth import require_role
 from annotate.errors import ValidationProblem
+from annotate.review.blas import one_blas_thread
 from annotate.schema import LabelField
-from annotate.stats.agreement import encode_labels
-from annotate.stats.crowd import dawid_skene
+from annotate.stats.crowd import coded_labels, dawid_skene
 from annotate.stats.suggested import (
     MIN_LABELS,
     AnnotatorModels,
@@ -44,6 +44,7 @@ def _fit(table: LabelTable, field: str) -> tuple[list[str], list[int], Annotator
     return annotators, units, annotator_models(matrix, spec.values, annotators)
 
 
+@one_blas_thread
 def model_suggestions(table: LabelTable, *, actor: User, field: str | None = None) -> pd.DataFrame:
     """Per item (index `item_id`): Dawid-Skene's label of `field`, its posterior, the strict
     majority (None where there is none) and whether the two differ; leads only.
@@ -56,12 +57,13 @@ def model_suggestions(table: LabelTable, *, actor: User, field: str | None = Non
     spec = _spec(table, name)
     _annotators, units, matrix = table.matrix(name)
     frame = pd.DataFrame(columns=SUGGESTION_COLUMNS, index=pd.Index([], name="item_id"))
-    codes, domain = encode_labels(matrix, spec.values)
+    coded = coded_labels(matrix, spec.values)  # once for the majority and the model
+    codes, domain = coded.codes, coded.domain
     per_unit = (codes >= 0).sum(axis=0)
     labelled = per_unit > 0
     if not units or len(domain) < 2 or np.median(per_unit[labelled]) < MIN_LABELS:
         return frame
-    fit = dawid_skene(matrix, domain)
+    fit = dawid_skene(coded)
     majority = strict_majority(codes, len(domain))
     frame = pd.DataFrame(
         {
@@ -75,6 +77,7 @@ def model_suggestions(table: LabelTable, *, actor: User, field: str | None = Non
     return frame[labelled]
 
 
+@one_blas_thread
 def competence(table: LabelTable, *, actor: User, field: str | None = None) -> pd.DataFrame:
     """Per annotator (index `annotator`): Dawid-Skene's P(label is right) and MACE's
     P(knows the answer) on `field` (default the right action); leads only. Empty when no

@@ -37,6 +37,9 @@ _BLOCK_CELLS = 1 << 22
 # Bootstrap sums of multiples of 2**-_EXACT_BITS (at the finest) are exact: see _exact_sums.
 _EXACT_BITS = 10
 
+# The seed of the projection that groups units with equal rows (any fixed seed will do).
+_PROFILE_SEED = 20_261_206
+
 
 @dataclass(frozen=True)
 class _Resamplable:
@@ -73,8 +76,11 @@ def _resamplable(
         return _Resamplable(n_values, None, counts, None, None, flat)
     marginals = np.bincount(pair_codes[pair_codes >= 0], minlength=n_values).astype(np.float64)
     dist = _distance(metric, n_values, values, marginals)
-    observed = _unit_pair_sums(pair_codes, n_values, dist) * weights
-    return _Resamplable(n_values, observed, counts, sparse, dist, None)
+    if counts is not None:  # `_unit_pair_sums`'s dense sums, from the counts made above
+        sums = ((counts @ dist) * counts).sum(axis=1) - counts @ np.diag(dist)
+    else:
+        sums = _unit_pair_sums(pair_codes, n_values, dist, dense=False)
+    return _Resamplable(n_values, sums * weights, counts, sparse, dist, None)
 
 
 def _sparse_counts(codes: IntArray, n_values: int) -> list[tuple[IntArray, FloatArray]]:
@@ -161,6 +167,50 @@ def _multiplicities(rng: np.random.Generator, n_units: int, rows: int) -> FloatA
     return counts
 
 
+def _all_stacked(items: Sequence[_Resamplable], at: dict[tuple[int, str], slice]) -> bool:
+    """Whether every figure a resample needs of every item is an exact weighted sum."""
+    for i, item in enumerate(items):
+        needed = ("coincidences",) if item.coincidences is not None else ("counts", "observed")
+        if any((i, name) not in at for name in needed):
+            return False
+    return True
+
+
+def _by_profile(columns: Sequence[FloatArray]) -> tuple[IntArray, FloatArray] | None:
+    """(each unit's profile, profiles x columns): units whose rows are equal in every block
+    of `columns` share a profile. None when a check finds two different rows grouped."""
+    n_units = columns[0].shape[0]
+    # A fixed random projection names each row; equal rows always get equal names, and the
+    # check below catches any two different rows that would share one.
+    directions = np.random.default_rng(_PROFILE_SEED)
+    names = np.zeros(n_units)
+    for part in columns:
+        names += part @ directions.standard_normal(part.shape[1])
+    _, first, group = np.unique(names, return_index=True, return_inverse=True)
+    group = group.ravel()
+    for part in columns:
+        if not np.array_equal(part[first][group], part):
+            return None
+    return group.astype(np.int64), np.hstack([part[first] for part in columns])
+
+
+def _grouped_multiplicities(
+    rng: np.random.Generator, group: IntArray, n_groups: int, rows: int
+) -> FloatArray:
+    """(rows x profiles): how often each profile is drawn in each resample of the units.
+
+    The very draws of `_multiplicities` (the same generator calls), summed per profile: a
+    resample's weighted sum over units equals its sum over profiles, and with the sums exact
+    (see _exact_sums) the figures are the same as summing over units.
+    """
+    n_units = group.shape[0]
+    draws = rng.integers(0, n_units, size=(rows, n_units))
+    counts = np.empty((rows, n_groups), dtype=np.float64)
+    for row in range(rows):
+        counts[row] = np.bincount(group[draws[row]], minlength=n_groups)
+    return counts
+
+
 def _percentile_ci(alphas: FloatArray, confidence: float) -> tuple[float, float] | None:
     defined = alphas[np.isfinite(alphas)]
     if defined.size == 0:
@@ -200,18 +250,34 @@ def _bootstrap_cis(
                 at[i, name] = slice(width, width + part.shape[1])
                 width += part.shape[1]
                 columns.append(part)
-    stacked = np.hstack(columns) if columns else None
+    stacked = _by_profile(columns) if columns and _all_stacked(items, at) else None
     # One BLAS thread: these products are small, and on a busy machine extra threads spin
     # rather than help (3 s became 8 s on two loaded cores).
     with threadpool_limits(limits=1, user_api="blas"):
+        if stacked is not None:
+            group, table = stacked
+            for start in range(0, n_resamples, block):
+                rows = min(block, n_resamples - start)
+                products = _grouped_multiplicities(rng, group, table.shape[0], rows) @ table
+                for row, item in enumerate(items):
+                    got = {name: products[:, where] for (i, name), where in at.items() if i == row}
+                    alphas[row, start : start + rows] = _resampled_alphas(
+                        item,
+                        products,  # only its row count is read: every sum is in `got`
+                        got.get("counts"),
+                        observed=got["observed"][:, 0] if "observed" in got else None,
+                        coincidences=got.get("coincidences"),
+                    )
+            return [_percentile_ci(row, confidence) for row in alphas]
+        whole = np.hstack(columns) if columns else None
         for start in range(0, n_resamples, block):
             weights = _multiplicities(rng, n_units, min(block, n_resamples - start))
-            products = weights @ stacked if stacked is not None else None
+            summed = weights @ whole if whole is not None else None
             for row, item in enumerate(items):
                 got = {
-                    name: products[:, where]
+                    name: summed[:, where]
                     for (i, name), where in at.items()
-                    if i == row and products is not None
+                    if i == row and summed is not None
                 }
                 observed = got.get("observed")
                 alphas[row, start : start + weights.shape[0]] = _resampled_alphas(

@@ -57,8 +57,36 @@ class _Long:
     n_values: int
 
 
-def _long(data: LabelMatrix, labels: Sequence[Hashable] | None) -> tuple[_Long, list[Hashable]]:
+class CodedLabels:
+    """A label matrix encoded once, for fitting both annotator models on it (`coded_labels`):
+    encoding 100,000 units' labels, and finding their distinct columns, is then done once."""
+
+    def __init__(self, codes: IntArray, domain: list[Hashable]) -> None:
+        self.codes = codes
+        self.domain = domain
+        self._long: _Long | None = None
+
+    def long(self) -> _Long:
+        """The labels in long format over their distinct columns (computed once)."""
+        if self._long is None:
+            self._long = _long_from_codes(self.codes, self.domain)
+        return self._long
+
+
+def coded_labels(data: LabelMatrix, labels: Sequence[Hashable] | None = None) -> CodedLabels:
+    """`data` encoded over `labels` (as `encode_labels`), to pass to `dawid_skene` and `mace`."""
     codes, domain = encode_labels(data, labels)
+    return CodedLabels(codes, domain)
+
+
+def _long(
+    data: LabelMatrix | CodedLabels, labels: Sequence[Hashable] | None
+) -> tuple[_Long, list[Hashable]]:
+    coded = data if isinstance(data, CodedLabels) else coded_labels(data, labels)
+    return coded.long(), coded.domain
+
+
+def _long_from_codes(codes: IntArray, domain: list[Hashable]) -> _Long:
     if len(domain) < 2:
         raise AgreementInputError(
             f"An annotator model needs at least two labels, got {len(domain)}: {domain!r}"
@@ -66,19 +94,16 @@ def _long(data: LabelMatrix, labels: Sequence[Hashable] | None) -> tuple[_Long, 
     patterns, inverse, counts = _distinct_columns(codes, len(domain))
     multiplicity = counts.astype(np.float64)
     annotator, unit = np.nonzero(patterns >= 0)
-    return (
-        _Long(
-            unit=unit.astype(np.int64),
-            annotator=annotator.astype(np.int64),
-            code=patterns[annotator, unit].astype(np.int64),
-            weight=multiplicity[unit],
-            multiplicity=multiplicity,
-            inverse=inverse,
-            n_units=patterns.shape[1],
-            n_annotators=codes.shape[0],
-            n_values=len(domain),
-        ),
-        domain,
+    return _Long(
+        unit=unit.astype(np.int64),
+        annotator=annotator.astype(np.int64),
+        code=patterns[annotator, unit].astype(np.int64),
+        weight=multiplicity[unit],
+        multiplicity=multiplicity,
+        inverse=inverse,
+        n_units=patterns.shape[1],
+        n_annotators=codes.shape[0],
+        n_values=len(domain),
     )
 
 
@@ -196,7 +221,7 @@ def _ds_e_step(table: _Long, priors: FloatArray, confusion: FloatArray) -> tuple
 
 
 def dawid_skene(
-    data: LabelMatrix,
+    data: LabelMatrix | CodedLabels,
     labels: Sequence[Hashable] | None = None,
     *,
     max_iter: int = 100,
@@ -205,7 +230,8 @@ def dawid_skene(
 ) -> DawidSkeneFit:
     """Fit Dawid-Skene by EM from the soft majority vote; deterministic.
 
-    ``labels`` is the value domain (pass the schema's, so an unused value keeps its place).
+    ``labels`` is the value domain (pass the schema's, so an unused value keeps its place);
+    ``data`` may also be ``coded_labels(data, labels)``, then ``labels`` is not read.
     ``smoothing`` is a pseudo-count added to every confusion cell (0 gives the plain maximum
     likelihood, with cells floored at 1e-10). Stops when the marginal log likelihood per label
     rises by less than ``tol`` or after ``max_iter`` EM rounds (``converged`` says which).
@@ -349,7 +375,7 @@ def _mace_m_step(
 
 
 def mace(
-    data: LabelMatrix,
+    data: LabelMatrix | CodedLabels,
     labels: Sequence[Hashable] | None = None,
     *,
     method: Literal["em", "vb"] = "em",
@@ -367,7 +393,8 @@ def mace(
     the expected counts; "vb" uses Beta(``theta_prior``) on knowing vs spamming and a
     symmetric Dirichlet(``strategy_prior``) on each spamming distribution. Each start stops
     when the log likelihood per label rises by less than ``tol`` or after ``max_iter`` rounds.
-    Same data and seed, same fit. Raises AgreementInputError for bad arguments.
+    Same data and seed, same fit. ``data`` may be ``coded_labels(data, labels)`` (then
+    ``labels`` is not read). Raises AgreementInputError for bad arguments.
     """
     _check_fit_args(max_iter, tol)
     if restarts < 1:

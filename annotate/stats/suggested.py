@@ -17,8 +17,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from annotate.errors import AgreementInputError
-from annotate.stats.agreement import encode_labels
-from annotate.stats.crowd import DawidSkeneFit, MaceFit, dawid_skene, mace
+from annotate.stats.crowd import DawidSkeneFit, MaceFit, coded_labels, dawid_skene, mace
 from annotate.stats.distances import LabelMatrix
 
 # Items need this many labels (median over labelled items) before a model is fitted.
@@ -104,7 +103,8 @@ def annotator_models(
     in the domain. ``differing`` lists the items where Dawid-Skene's label is not the strict
     majority (including items without one), most confident first.
     """
-    codes, domain = encode_labels(data, labels)
+    coded = coded_labels(data, labels)  # once for the majority and both models
+    codes, domain = coded.codes, coded.domain
     if len(annotators) != codes.shape[0]:
         raise AgreementInputError(
             f"Got {len(annotators)} annotator names for {codes.shape[0]} rows of labels"
@@ -115,8 +115,8 @@ def annotator_models(
         return None
     names = [str(a) for a in annotators]
     majority = strict_majority(codes, len(domain))
-    ds = dawid_skene(data, domain)
-    ma = mace(data, domain, seed=seed, restarts=MACE_RESTARTS)
+    ds = dawid_skene(coded)
+    ma = mace(coded, seed=seed, restarts=MACE_RESTARTS)
     predicted = ds.predicted
     confidence = ds.posterior.max(axis=1)
     differing = [

@@ -10,6 +10,7 @@ import pytest
 from conftest import XSTEST
 
 from annotate.errors import AgreementInputError
+from annotate.stats import crowd
 from annotate.stats.crowd import dawid_skene, mace, majority_posterior
 
 from .crowd_sim import (
@@ -200,3 +201,20 @@ def test_check_set_is_what_crowd_kit_saw() -> None:
     assert np.bincount(truth).tolist() == [148, 99, 53]
     assert codes[:, :2].tolist() == [[0, 1], [0, 1], [1, -1], [-1, 1], [0, 1]]
     assert CHECK_CONFUSIONS.shape == (5, 3, 3)
+
+
+def test_models_fitted_on_labels_coded_once_are_the_same_fits() -> None:
+    rng = np.random.default_rng(4)
+    values = ["a", "b", "c"]
+    matrix = np.array(
+        [[values[v] if v < 3 else None for v in row] for row in rng.integers(0, 4, (4, 300))],
+        dtype=object,
+    )
+    coded = crowd.coded_labels(matrix, values)
+    for fit, again in (
+        (crowd.dawid_skene(matrix, values), crowd.dawid_skene(coded)),
+        (crowd.mace(matrix, values, restarts=2), crowd.mace(coded, restarts=2)),
+    ):
+        assert np.array_equal(fit.posterior, again.posterior)
+        assert np.array_equal(fit.competence, again.competence)
+        assert fit.log_likelihood == again.log_likelihood and fit.labels == again.labels
