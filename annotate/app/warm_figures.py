@@ -9,9 +9,9 @@ from the labels now served, resting as long as it worked between figures (`BACKG
 so that pages are still served quickly; the page says how old its figures are (`show_age`).
 Without this, every new label made the next page recompute every figure while the lead waited.
 
-A figure whose last computation took under `FRESH_WAIT_S` is computed in the page instead, so
-a small campaign's pages stay exact; so is any figure while the lead asked for the newest
-(`exact`). A figure never computed yet is computed in the page too when its campaign has
+In a campaign of fewer than `SMALL_LABELS` labels, a figure whose last computation took under
+`FRESH_WAIT_S` is computed in the page instead, so a small campaign's pages stay exact; so is
+any figure while the lead asked for the newest (`exact`). A figure never computed yet is computed in the page too when its campaign has
 fewer than `SMALL_LABELS` labels; else it is handed to the worker, ahead of any
 recomputation, and the page waits for it only as long as a small figure takes (`FRESH_WAIT_S`,
 and only when nothing else is computing). One not ready by then is `Served` not `ready`: the
@@ -256,7 +256,8 @@ def _serve(
     slot = _slot(ctx, campaign, name, args, adjudications)
     as_of = _labels_as_of(ctx, campaign, adjudications)
     labels = lead.label_count(ctx, campaign, adjudications=adjudications)
-    block = block or labels is None or labels < SMALL_LABELS
+    small = labels is None or labels < SMALL_LABELS
+    block = block or small
     done = threading.Event()
     with _LOCK:
         kept = _FIGURES.get(slot)
@@ -264,7 +265,9 @@ def _serve(
             _FIGURES.move_to_end(slot)
             if kept.ready and kept.version == key:
                 return _served(slot, kept)
-            if kept.ready and not exact and kept.compute_s >= FRESH_WAIT_S:
+            # A large campaign's page recomputes nothing after a submit, however quick each
+            # figure: a page holds about ten, and together they would cost it seconds.
+            if kept.ready and not exact and (kept.compute_s >= FRESH_WAIT_S or not small):
                 if kept.pending is None:
                     kept.pending = key
                     _submit(lambda: _compute_later(slot, key, compute, as_of), slot)

@@ -169,3 +169,39 @@ def test_a_failed_background_computation_keeps_the_figure_and_says_so(
     assert again.value is first.value
     assert warm_figures.wait_for_figures(30)
     assert not _items(ctx, newer, newer_key).stale
+
+
+def test_a_large_campaign_recomputes_no_figure_in_the_page_however_quick(
+    ctx: AppContext,
+    engine: Engine,
+    seeded: Seeded,
+    schema: LabelSchema,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As for 100,000 items: each figure takes well under FRESH_WAIT_S, but a page holds about
+    # ten, so after a submit they are served as kept and recomputed in the background.
+    monkeypatch.setattr(warm_figures, "SMALL_LABELS", 0)
+    monkeypatch.setattr(warm_figures, "BACKGROUND_SHARE", 1.0)
+    table, key = lead.label_table(ctx, seeded.campaign)
+    first = _computed(ctx, table, key)
+    assert first.value is not None
+    _add_label(engine, seeded, schema, "dora", "i6")
+    assert lead.wait_for_labels(ctx, seeded.campaign, timeout_s=30)
+    newer, newer_key = lead.label_table(ctx, seeded.campaign)
+    assert newer_key != key
+    page_thread = threading.get_ident()
+    computed_in: list[int] = []
+    real = review.item_disagreement
+
+    def watched(*args: object, **kwargs: object) -> pd.DataFrame:
+        computed_in.append(threading.get_ident())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(review, "item_disagreement", watched)
+    served = _items(ctx, newer, newer_key)
+    assert served.stale and served.value is first.value
+    assert warm_figures.wait_for_figures(30)
+    assert computed_in and page_thread not in computed_in
+    done = _items(ctx, newer, newer_key)
+    assert not done.stale
+    assert int(done.value["n_labels"].sum()) == int(first.value["n_labels"].sum()) + 1
