@@ -19,7 +19,13 @@ from sqlmodel import Session
 from annotate import labeling, storage
 from annotate.app import labelform, qualification, submission
 from annotate.app import render as view
-from annotate.app.context import AppContext, fragment, show_error
+from annotate.app.context import (
+    AppContext,
+    check_session,
+    cookie_still_matches,
+    fragment,
+    show_error,
+)
 from annotate.app.submission import Feedback
 from annotate.errors import AnnotateError, StorageUnavailable
 from annotate.schema import LabelSchema
@@ -66,18 +72,33 @@ def _desk(ctx: AppContext, campaign: Campaign) -> Desk:
     return desks.setdefault((ctx.user.id or 0, campaign.id or 0), Desk())
 
 
-@fragment
+DEFERRED = "annotate.label.session_deferred"
+
+
+def _submit_checks_session(ctx: AppContext) -> bool:
+    """Whether this fragment run may leave the session check to its submit: it carries a
+    message of the form, and the cookie (checked without the database) is the one `ctx.user`
+    signed in with. The submit's transaction reads the user back first (role, active flag,
+    session generation) and saves nothing when they changed; a run whose submit did not
+    succeed makes the whole check afterwards. One transaction per label instead of two."""
+    deferred = labelform.INBOX in st.session_state and cookie_still_matches(ctx)
+    st.session_state[DEFERRED] = deferred
+    return deferred
+
+
+@fragment(deferred=_submit_checks_session)
 def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     """The item and its form; a submit reruns only this, which answers with the next item."""
     # A fixed slot for notices, so that the form below keeps its place (and stays mounted).
     slot = st.empty()
     desk = _desk(ctx, campaign)
     raw = st.session_state.pop(labelform.INBOX, None)
+    deferred = st.session_state.pop(DEFERRED, False)
     outcome = None
     before = desk.claim
     if raw is not None:
         # The sign-in was checked for this run already (context.fragment; main() on a full
-        # run), so the message is the signed-in annotator's.
+        # run), or is checked by the submit's own transaction (`_submit_checks_session`).
         claimed_at = desk.claim.assignment.claimed_at if desk.claim is not None else None
         shown = (desk.shown_for, desk.shown.name) if desk.shown and desk.shown_for else None
         outcome = submission.handle_message(
@@ -89,6 +110,10 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
             shown=shown,
             then=None if _exhausted_recently(campaign) else _next_claim(ctx, campaign),
         )
+        if deferred and outcome.after is None:
+            # The submit did not get through (refused, stale user, nothing to claim next):
+            # the check it stood in for, before anything is shown.
+            check_session(ctx)
         desk.seq += 1
         desk.feedback = outcome.feedback
         if outcome.toast:
