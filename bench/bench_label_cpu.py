@@ -111,7 +111,7 @@ def spy_on(pid: int, out: str) -> subprocess.Popen[bytes]:
     """py-spy sampling the thread of `pid` that holds the GIL, collapsed stacks into `out`."""
     spy = subprocess.Popen(
         [shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy", "record", "--pid", str(pid),
-         "--nonblocking", "-r", "200", "-f", "raw", "-o", out],
+         "--gil", "--nonblocking", "-r", "200", "-f", "raw", "-o", out],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -7,6 +7,7 @@ fragment, so the answer to a submit is the next item only, not the whole page.
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Callable
@@ -151,7 +152,10 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     with left:
         with st.container(key="item-header"):
             st.caption(header(shown))
-        view.show_item(shown, response_label="Response to label")
+        # One element for the whole conversation (not a chat block per turn): fewer messages
+        # per answer, and fewer for the browser to lay out before the next item shows.
+        st.html(ITEM_STYLE)
+        st.html(item_html(shown))
         more = {k: v for k, v in shown.details.items() if k not in visibility.ATTRIBUTES}
         if more:
             with st.expander("More about this item"):
@@ -180,6 +184,39 @@ def _view(
         raise
     desk.shown, desk.shown_for = shown, claim.assignment.id
     return shown
+
+
+# The stylesheet of rendered text (render.STYLE) and of the item's turns, as one style-only
+# element (it takes no space).
+ITEM_STYLE = (
+    view.STYLE
+    + """<style>
+.annotate-turn { border-radius: 0.5rem; padding: 0.6rem 0.9rem 0.2rem 0.9rem;
+  margin-bottom: 0.8rem; }
+.annotate-turn-user, .annotate-turn-system { background: rgba(128,128,128,0.08); }
+.annotate-turn-assistant { border: 1px solid rgba(128,128,128,0.3); }
+.annotate-who { font-size: 0.8rem; opacity: 0.7; margin-bottom: 0.3rem; }
+</style>"""
+)
+TURN_TITLES = {"user": "User", "assistant": "Assistant", "system": "System"}
+
+
+def item_html(shown: visibility.ItemView, response_label: str = "Response to label") -> str:
+    """The item as HTML: each turn of the conversation (or the prompt), then the response to
+    label, each in a box titled by its role; the text made safe by render.safe_html."""
+    turns: list[tuple[str, str, str]] = []
+    conversation: list[dict[str, Any]] = shown.conversation or []
+    for turn in conversation:
+        role = view.ROLES.get(str(turn.get("role")), "user")
+        turns.append((role, TURN_TITLES[role], str(turn.get("content", ""))))
+    if not conversation and shown.prompt is not None:
+        turns.append(("user", TURN_TITLES["user"], shown.prompt))
+    turns.append(("assistant", response_label, shown.response))
+    return "".join(
+        f'<div class="annotate-turn annotate-turn-{role}">'
+        f'<div class="annotate-who">{html.escape(title)}</div>{view.safe_html(text)}</div>'
+        for role, title, text in turns
+    )
 
 
 def header(shown: visibility.ItemView) -> str:
