@@ -6,15 +6,18 @@ browser form does: one `message` trigger of the label form per item, answered by
 rerun with the next item. Reported: the server process's CPU time (user + system, from /proc)
 per label, p50 of each submit's own CPU and the total, submit -> next item p50/p95 as the
 client sees it, and the ForwardMsgs per answer. `--code DIR` runs the server from another
-checkout (the baseline); `--profile FILE` samples the measured labels with py-spy (the thread
-holding the GIL; collapsed stacks in FILE).
+checkout (the baseline); `--against DIR` serves a second checkout beside it, each on its own
+copy of the database, and the two take turns labeling (ten rounds), so that both meet the same
+load on a busy machine; `--profile FILE` samples the measured labels of the first with py-spy
+(the thread holding the GIL; collapsed stacks in FILE).
 
-    python bench/bench_label_cpu.py [--items 100000] [--labels 100] [--code DIR]
+    python bench/bench_label_cpu.py [--items 100000] [--labels 100] [--code DIR] [--against DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -101,52 +104,25 @@ def label(app: StreamlitClient, pid: int, count: int) -> tuple[list[float], list
     return walls, cpus, sizes
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--annotators", type=int, default=20)
-    parser.add_argument("--labels", type=int, default=100)
-    parser.add_argument("--code", type=Path, default=ROOT, help="checkout the server runs")
-    parser.add_argument("--seeded", type=Path, help="a seeded SQLite file to copy (or create)")
-    parser.add_argument("--profile", help="write py-spy's collapsed stacks of the server here")
-    args = parser.parse_args()
+ROUNDS = 10  # `--against`: turns taken by the two servers, each labeling labels/ROUNDS items
 
-    with tempfile.TemporaryDirectory() as tmp:
-        db_file = Path(tmp) / "bench.db"
-        if args.seeded is not None and args.seeded.exists():
-            shutil.copy(args.seeded, db_file)
-        else:
-            seed_big(f"sqlite:///{db_file}", items=args.items, annotators=args.annotators,
-                     labels_each=1000)  # fmt: skip
-            if args.seeded is not None:
-                shutil.copy(db_file, args.seeded)
-        process, base, pid = serve(f"sqlite:///{db_file}", Path(tmp), args.code)
-        spy = None
-        try:
-            cookie = sign_in(base, "ann00", "bench password")
-            with StreamlitClient(base, cookie=cookie) as app:
-                app.rerun(page="label")
-                label(app, pid, WARM_UP)
-                if args.profile:  # the measured labels only, the thread holding the GIL
-                    spy = subprocess.Popen(
-                        [shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy", "record", "--pid",
-                         str(pid), "--gil", "--nonblocking", "-r", "200", "-f", "raw", "-o",
-                         args.profile],
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )  # fmt: skip
-                    time.sleep(1.0)
-                c0, t0 = proc_cpu(pid), time.perf_counter()
-                walls, cpus, sizes = label(app, pid, args.labels)
-                total_cpu, total_wall = proc_cpu(pid) - c0, time.perf_counter() - t0
-                if spy is not None:
-                    spy.send_signal(signal.SIGINT)  # py-spy writes its file and ends
-                    spy.wait(timeout=60)
-        finally:
-            process.terminate()
-            stop(process)
+
+def spy_on(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling the thread of `pid` that holds the GIL, collapsed stacks into `out`."""
+    spy = subprocess.Popen(
+        [shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy", "record", "--pid", str(pid),
+         "--gil", "--nonblocking", "-r", "200", "-f", "raw", "-o", out],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)
+    return spy
+
+
+def report(code: Path, items: int, walls: list[float], cpus: list[float], sizes: list[int],
+           total_cpu: float, total_wall: float) -> None:  # fmt: skip
     n = len(walls)
-    print(f"code {args.code}; {args.items:,} items; {n} labels by one annotator")
+    print(f"code {code}; {items:,} items; {n} labels by one annotator")
     print(
         f"server CPU per label: {total_cpu / n * 1000:.1f} ms over the run "
         f"({total_cpu:.2f} s / {n}), p50 of each submit {statistics.median(cpus) * 1000:.0f} ms "
@@ -157,6 +133,75 @@ def main() -> None:
         f"p95 {percentile(walls, 0.95) * 1000:.1f} ms; {n / total_wall:.1f} labels/s; "
         f"{statistics.median(sizes):.0f} messages per answer"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--annotators", type=int, default=20)
+    parser.add_argument("--labels", type=int, default=100)
+    parser.add_argument("--code", type=Path, default=ROOT, help="checkout the server runs")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a second checkout (the baseline), served at the same time on its own copy of the "
+        "database; the two take turns, so that both meet the same load on a busy machine",
+    )
+    parser.add_argument("--seeded", type=Path, help="a seeded SQLite file to copy (or create)")
+    parser.add_argument("--profile", help="write py-spy's collapsed stacks of the server here")
+    args = parser.parse_args()
+    codes = [args.code] + ([args.against] if args.against is not None else [])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        seeded = Path(tmp) / "seeded.db"
+        if args.seeded is not None and args.seeded.exists():
+            shutil.copy(args.seeded, seeded)
+        else:
+            seed_big(f"sqlite:///{seeded}", items=args.items, annotators=args.annotators,
+                     labels_each=1000)  # fmt: skip
+            if args.seeded is not None:
+                shutil.copy(seeded, args.seeded)
+        servers = []
+        spy = None
+        try:
+            for n, code in enumerate(codes):
+                workdir = Path(tmp) / f"server{n}"
+                workdir.mkdir()
+                shutil.copy(seeded, workdir / "bench.db")
+                servers.append(serve(f"sqlite:///{workdir / 'bench.db'}", workdir, code))
+            clients = contextlib.ExitStack()
+            apps = []
+            for _, base, pid in servers:
+                app = StreamlitClient(base, cookie=sign_in(base, "ann00", "bench password"))
+                apps.append(clients.enter_context(app))
+                app.rerun(page="label")
+                label(app, pid, WARM_UP)
+            if args.profile:  # the measured labels only, the first server's
+                spy = spy_on(servers[0][2], args.profile)
+            rounds = ROUNDS if len(codes) > 1 else 1
+            results = [([], [], [], 0.0, 0.0) for _ in codes]
+            for r in range(rounds):
+                count = args.labels // rounds + (r < args.labels % rounds)
+                # Alternate who goes first, so that neither always follows the other.
+                order = range(len(codes)) if r % 2 == 0 else reversed(range(len(codes)))
+                for n in order:
+                    pid = servers[n][2]
+                    c0, t0 = proc_cpu(pid), time.perf_counter()
+                    walls, cpus, sizes = label(apps[n], pid, count)
+                    w, c, z, cpu, wall = results[n]
+                    results[n] = (w + walls, c + cpus, z + sizes, cpu + proc_cpu(pid) - c0,
+                                  wall + time.perf_counter() - t0)  # fmt: skip
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file and ends
+                spy.wait(timeout=60)
+            clients.close()
+        finally:
+            for process, _, _ in servers:
+                process.terminate()
+            for process, _, _ in servers:
+                stop(process)
+    for code, (walls, cpus, sizes, total_cpu, total_wall) in zip(codes, results, strict=True):
+        report(code, args.items, walls, cpus, sizes, total_cpu, total_wall)
     print(f"load average: {' '.join(os.getloadavg().__repr__().strip('()').split(', '))}")
 
 

@@ -8,13 +8,17 @@ form are on screen. Also reports option key to the option showing as chosen, and
 process's CPU time (user + system, from /proc) per labeled item. Prints p50 and p95 over
 `--items-to-label` items (after 5 warm-up items).
 
+`--seeded FILE` copies a seeded database from FILE (made there on first use).
+
     python bench/bench_submit_latency.py [--items 100000] [--items-to-label 50] [--code DIR]
+        [--seeded FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -152,13 +156,19 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=20)
     parser.add_argument("--items-to-label", type=int, default=50)
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout the server runs")
+    parser.add_argument("--seeded", type=Path, help="a seeded SQLite file to copy (or create)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
-        seed_big(url, items=args.items, annotators=args.annotators, labels_each=1000)
+        if args.seeded is not None and args.seeded.exists():
+            shutil.copy(args.seeded, f"{tmp}/bench.db")
+        else:
+            seed_big(url, items=args.items, annotators=args.annotators, labels_each=1000)
+            if args.seeded is not None:
+                shutil.copy(f"{tmp}/bench.db", args.seeded)
         process, base = serve(url, Path(tmp), args.code)
         try:
             with sync_playwright() as pw:

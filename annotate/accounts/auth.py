@@ -13,12 +13,13 @@ Password hashes are argon2id with the parameters from Settings (`argon2_*`); at 
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import event
+from sqlalchemy import bindparam, event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
@@ -154,6 +155,14 @@ def require_role(
     return user
 
 
+@functools.cache
+def _stored_state() -> Any:
+    # Built once: every labeling write and page check reads the acting user back with it.
+    return select(User.role, User.active, User.is_machine, User.session_generation).where(
+        User.id == bindparam("user_id")
+    )
+
+
 def current_actor(user: User, *, session: Session | None = None) -> User:
     """`user` if the database still holds them as the object says; StaleSession otherwise.
 
@@ -163,11 +172,9 @@ def current_actor(user: User, *, session: Session | None = None) -> User:
         return user
     state = sa_inspect(user)
     own = session or state.session
-    query = select(User.role, User.active, User.is_machine, User.session_generation).where(
-        User.id == user.id
-    )
+    query, params = _stored_state(), {"user_id": user.id}
     if own is not None:
-        row = own.execute(query).first()
+        row = own.execute(query, params).first()
     else:
         engine: Engine | None = state.info.get(_ENGINE_INFO)
         if engine is None:
@@ -175,7 +182,7 @@ def current_actor(user: User, *, session: Session | None = None) -> User:
                 f"Cannot check who `{user.name}` is: the user was not loaded from a database"
             )
         with Session(engine) as fresh:
-            row = fresh.execute(query).first()
+            row = fresh.execute(query, params).first()
     if row is None:
         raise StaleSession(f"Account `{user.name}` no longer exists")
     if tuple(row) != (user.role, user.active, user.is_machine, user.session_generation):

@@ -129,6 +129,25 @@ def read_token(
     return user
 
 
+def token_matches(
+    *, key: str, token: str, max_age_s: float, user: User, now: float | None = None
+) -> bool:
+    """Whether `token` is valid (signature, age) and was issued to `user` as loaded: same id,
+    session generation and password. No database: whether `user` is still stored so is the
+    caller's to check (`accounts.auth.current_actor` compares the generation, which moves on
+    with every password change, deactivation and sign-out)."""
+    try:
+        claims = parse_token(key=key, token=token, max_age_s=max_age_s, now=now)
+    except AuthError:
+        return False
+    return (
+        user.id is not None
+        and claims.user_id == user.id
+        and claims.generation == user.session_generation
+        and claims.password_fingerprint == _password_fingerprint(user)
+    )
+
+
 def sign_out(*, session: Session, user: User) -> None:
     """End every session `user` has open: cookies and loaded copies from before stop working."""
     stored = session.get(User, user.id)

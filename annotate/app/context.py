@@ -145,15 +145,20 @@ def oidc_configured() -> bool:
         return False
 
 
+def _session_token() -> str | None:
+    cookie = st.context.cookies.get(sessions.COOKIE_NAME)
+    # Under AppTest st.context.cookies comes from a mocked runtime and yields mock objects.
+    token = cookie if isinstance(cookie, str) else st.session_state.get(SESSION_TOKEN_KEY)
+    return str(token) if token else None
+
+
 def current_user(settings: Settings, engine: Engine) -> tuple[User | None, str | None]:
     """The signed-in user, or None and why not (None, None: nobody tried to sign in).
 
     Sources, in order: the session cookie set by the sign-in page; a token in session state
     (tests); an OIDC identity from `st.login` when OIDC is configured.
     """
-    cookie = st.context.cookies.get(sessions.COOKIE_NAME)
-    # Under AppTest st.context.cookies comes from a mocked runtime and yields mock objects.
-    token = cookie if isinstance(cookie, str) else st.session_state.get(SESSION_TOKEN_KEY)
+    token = _session_token()
     try:
         with db.session_scope(engine) as s:
             if token:
@@ -202,7 +207,44 @@ def still_signed_in(ctx: AppContext) -> bool:
     return user is not None and user.id == ctx.user.id and user.role == ctx.user.role
 
 
-def fragment(func: Callable[P, None], *, run_every: float | None = None) -> Callable[P, None]:
+def cookie_still_matches(ctx: AppContext) -> bool:
+    """Whether the session cookie, checked without the database (signature, age), was issued
+    to `ctx.user` as loaded (same id, session generation and password). What the database
+    says of the user now is left to the caller's own read (`fragment`'s `deferred`)."""
+    token = _session_token()
+    if token is None:
+        return False
+    return sessions.token_matches(
+        key=signing_key(ctx.settings),
+        token=token,
+        max_age_s=ctx.settings.session_hours * 3600,
+        user=ctx.user,
+    )
+
+
+def check_session(ctx: AppContext) -> None:
+    """A fragment run's sign-in check: when the cookie no longer signs in `ctx.user` as the
+    same user with the same role, rerun the whole app (the sign-in gate or the new role's
+    pages) with a notice, so that nothing of this run is carried out."""
+    try:
+        changed = not still_signed_in(ctx)
+    except StorageUnavailable:
+        # The check cannot be made, and neither can any write of the fragment: it runs
+        # and meets the same outage (the label form then says it cannot save, and keeps
+        # the choices for the retry).
+        changed = False
+    if changed:
+        LOG.warning("fragment run refused for user %s: session changed", ctx.user.name)
+        st.session_state[SESSION_NOTICE_KEY] = SESSION_CHANGED
+        st.rerun(scope="app")
+
+
+def fragment(
+    func: Callable[P, None] | None = None,
+    *,
+    deferred: Callable[[AppContext], bool] | None = None,
+    run_every: float | None = None,
+) -> Any:
     """`st.fragment`, checking the session on every fragment run like a full run does
     (`run_every`: seconds between the browser's reruns of it, as `st.fragment` takes).
 
@@ -210,23 +252,21 @@ def fragment(func: Callable[P, None], *, run_every: float | None = None) -> Call
     after sign-out, a password change, deactivation or demotion could still save a label or
     read a lead's table. The wrapped function's first argument is the page's AppContext. A
     changed session reruns the whole app, which shows the sign-in gate or the new role's pages.
+
+    `deferred(ctx)`, when given, is asked first on each fragment run: True means this run's
+    first database work is a write transaction that reads the user back itself (as every
+    labeling write does, `accounts.auth.current_actor`), so the check is left to the
+    function, which must call `check_session` whenever that transaction did not succeed.
     """
+    if func is None:
+        return functools.partial(fragment, deferred=deferred, run_every=run_every)
 
     @functools.wraps(func)
     def checked(*args: P.args, **kwargs: P.kwargs) -> None:
         ctx = args[0]
         assert isinstance(ctx, AppContext), "a checked fragment takes the AppContext first"
-        try:
-            changed = _fragment_run() and not still_signed_in(ctx)
-        except StorageUnavailable:
-            # The check cannot be made, and neither can any write of the fragment: it runs
-            # and meets the same outage (the label form then says it cannot save, and keeps
-            # the choices for the retry).
-            changed = False
-        if changed:
-            LOG.warning("fragment run refused for user %s: session changed", ctx.user.name)
-            st.session_state[SESSION_NOTICE_KEY] = SESSION_CHANGED
-            st.rerun(scope="app")
+        if _fragment_run() and not (deferred is not None and deferred(ctx)):
+            check_session(ctx)
         func(*args, **kwargs)
 
     return st.fragment(checked, run_every=run_every)

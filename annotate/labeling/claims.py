@@ -17,9 +17,7 @@ from annotate.labeling.slots import (
     _lock_user,
     _require_labeler,
     order_key,
-    taken_slots,
 )
-from annotate.storage.controls import control_ids
 from annotate.storage.models import Assignment, Campaign, Item, User, utcnow
 
 
@@ -82,7 +80,9 @@ def claim_next(
 
     # Controls are served apart (qualification first, then at the campaign's rate) and are
     # never candidates below: they take no slot and need no lock.
-    controls = control_ids(session, campaign.id)
+    controls = {
+        int(i) for i in sql.run(session, sql.campaign_controls(), campaign_id=campaign.id).scalars()
+    }
     picked = pick_control(session, user, campaign, controls)
     if picked == CLOSED:
         return None
@@ -96,12 +96,20 @@ def claim_next(
         if item_id is None:
             return None
         tried.add(item_id)
-        if is_pg and taken_slots(session=session, item_id=item_id, now=now) >= campaign.overlap:
+        if is_pg and _slots_taken(session, item_id, now) >= campaign.overlap:
             # Filled by a transaction that committed between our snapshot and our lock.
             continue
         claim = _lease(session, campaign.id, item_id, user.id, now, expires)
         if claim is not None:
             return claim
+
+
+def _slots_taken(session: Session, item_id: int, now: datetime) -> int:
+    """The item's slots taken as committed now (read after its row lock; the counter holds the
+    human labels, as the rest of the claim reads them)."""
+    return int(
+        sql.run(session, sql.slots_taken(), item_id=item_id, now=now, user_id=0).scalar_one()
+    )
 
 
 def _lease(
@@ -247,13 +255,11 @@ def _window_state(
     """
     assert user.id is not None and campaign.id is not None
     state = dict.fromkeys(window, "open")
-    for i, n in sql.run(session, sql.labels_of(), ids=window):
-        if int(n) > 0:
+    found = sql.run(session, sql.window_state(), ids=window, user_id=user.id, now=now)
+    for i, n, mine, leased in found:
+        if int(n) > 0 or mine:
             state[int(i)] = "closed"
-    for i in _closed_for(session, campaign.id, user.id, window):
-        state[i] = "closed"
-    for i in sql.run(session, sql.leased_among(), ids=window, now=now).scalars():
-        if state[int(i)] == "open":
+        elif leased:
             state[int(i)] = "busy"
     return state
 

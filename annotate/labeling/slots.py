@@ -259,12 +259,26 @@ def _check_write_transaction(session: Session) -> None:
 
 
 def _lock_user(session: Session, user: User) -> None:
-    if session.connection().dialect.name == "postgresql":
-        # One claim or submit per annotator at a time, so two tabs cannot take two items.
-        session.exec(select(User.id).where(User.id == user.id).with_for_update())
+    if session.connection().dialect.name != "postgresql":
+        return
+    # A lock taken by this transaction is held to its end: a submit's next claim, in the same
+    # transaction, does not ask again. One taken inside a savepoint is not remembered (it
+    # goes if the savepoint is rolled back).
+    transaction = session.get_transaction()
+    held = session.info.get(_LOCKED)
+    if held is not None and held[0] is transaction and user.id in held[1]:
+        return
+    # One claim or submit per annotator at a time, so two tabs cannot take two items.
+    session.exec(select(User.id).where(User.id == user.id).with_for_update())
+    if not session.in_nested_transaction():
+        if held is None or held[0] is not transaction:
+            held = session.info[_LOCKED] = (transaction, set[int | None]())
+        held[1].add(user.id)
 
 
 _VERIFIED = "annotate.verified_labelers"
+_HELD = "annotate.held_rows"
+_LOCKED = "annotate.locked_users"
 
 
 def _require_labeler(session: Session, user: User, action: str) -> User:
@@ -296,9 +310,13 @@ def _own_assignment_in_full(
     ).first()
     if row is None:
         raise NotFound(f"No assignment {assignment_id}")
-    assignment, item, campaign = row
+    assignment, item, campaign, schema = row
     if assignment.user_id != user.id:
         raise PermissionDenied(f"Assignment {assignment_id} belongs to another annotator")
+    # The session's identity map holds objects weakly: kept here, the rows just read are what
+    # later `session.get`s of this transaction find without a query (the schema for the
+    # submit's checks, the item's name for its toast, the campaign for the next claim).
+    session.info.setdefault(_HELD, []).extend((item, campaign, schema))
     return assignment, item, campaign
 
 

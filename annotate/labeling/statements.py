@@ -11,11 +11,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, union, update
+from sqlalchemy import bindparam, exists, func, or_, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from annotate.storage.models import Annotation, Assignment, Campaign, Control, Item
+from annotate.storage.models import (
+    Annotation,
+    Assignment,
+    Campaign,
+    Control,
+    Item,
+    LabelSchemaRecord,
+)
 
 
 def run(session: Session, statement: Any, **params: Any) -> Any:
@@ -118,16 +125,6 @@ def mine_among() -> Any:
 
 
 @cache
-def leased_among() -> Any:
-    """Of the items `ids`, those under a live lease."""
-    return select(col(Assignment.item_id)).where(
-        col(Assignment.item_id).in_(bindparam("ids", expanding=True)),
-        col(Assignment.status) == "active",
-        col(Assignment.expires_at) > bindparam("now"),
-    )
-
-
-@cache
 def newest_item() -> Any:
     """The largest item id of a campaign."""
     return select(func.max(col(Item.id))).where(col(Item.campaign_id) == bindparam("campaign_id"))
@@ -168,12 +165,13 @@ def own_assignment(lock: bool) -> Any:
 
 @cache
 def assignment_in_full(lock: bool) -> Any:
-    """An assignment by id with its item and campaign (ORM entities, read as stored now); with
-    `lock` (PostgreSQL) the assignment's row is locked."""
+    """An assignment by id with its item, campaign and the campaign's schema record (ORM
+    entities, read as stored now); with `lock` (PostgreSQL) the assignment's row is locked."""
     query = (
-        select(Assignment, Item, Campaign)
+        select(Assignment, Item, Campaign, LabelSchemaRecord)
         .join(Item, col(Item.id) == col(Assignment.item_id))
         .join(Campaign, col(Campaign.id) == col(Assignment.campaign_id))
+        .join(LabelSchemaRecord, col(LabelSchemaRecord.id) == col(Campaign.schema_id))
         .where(col(Assignment.id) == bindparam("assignment_id"))
         .execution_options(populate_existing=True)
     )
@@ -188,21 +186,6 @@ def lease_with_item() -> Any:
         .join(Item, col(Item.id) == col(Assignment.item_id))
         .where(col(Assignment.id) == bindparam("assignment_id"))
         .execution_options(populate_existing=True)
-    )
-
-
-@cache
-def control_row() -> Any:
-    """The item's row in the control table, if it is a control now (storage.controls)."""
-    return select(col(Control.item_id)).where(col(Control.item_id) == bindparam("item_id"))
-
-
-@cache
-def own_annotation() -> Any:
-    """The user's annotation of an item (ORM entity)."""
-    return select(Annotation).where(
-        col(Annotation.item_id) == bindparam("item_id"),
-        col(Annotation.user_id) == bindparam("user_id"),
     )
 
 
@@ -224,3 +207,58 @@ def leased_by_others() -> Any:
             ),
         )
     )
+
+
+@cache
+def slot_state() -> Any:
+    """What a submit needs to know of an item beside the item itself, in one read: whether it
+    is a control now, the live leases held on it by others (as `leased_by_others`), and the
+    user's own annotation of it (id and origin; NULL when there is none)."""
+    own = (
+        col(Annotation.item_id) == bindparam("item_id"),
+        col(Annotation.user_id) == bindparam("user_id"),
+    )
+    return select(
+        exists().where(col(Control.item_id) == bindparam("item_id")).label("control"),
+        leased_by_others().scalar_subquery().label("others"),
+        select(col(Annotation.id)).where(*own).scalar_subquery().label("own_id"),
+        select(col(Annotation.origin)).where(*own).scalar_subquery().label("own_origin"),
+    )
+
+
+@cache
+def window_state() -> Any:
+    """For each item `ids`: its human labels, whether the user labeled, finished or skipped it
+    (as `mine_among`), and whether it is under a live lease."""
+    labeled = exists().where(
+        col(Annotation.item_id) == col(Item.id),
+        col(Annotation.user_id) == bindparam("user_id"),
+    )
+    finished = exists().where(
+        col(Assignment.item_id) == col(Item.id),
+        col(Assignment.user_id) == bindparam("user_id"),
+        col(Assignment.status).in_(("done", "skipped")),
+    )
+    leased = exists().where(
+        col(Assignment.item_id) == col(Item.id),
+        col(Assignment.status) == "active",
+        col(Assignment.expires_at) > bindparam("now"),
+    )
+    return select(col(Item.id), col(Item.human_labels), or_(labeled, finished), leased).where(
+        col(Item.id).in_(bindparam("ids", expanding=True))
+    )
+
+
+@cache
+def slots_taken() -> Any:
+    """An item's slots taken now: its human-label counter and the live leases on it of others
+    who have not labeled it (parameters item_id, now, user_id: 0 leaves nobody out)."""
+    return select(col(Item.human_labels) + leased_by_others().scalar_subquery()).where(
+        col(Item.id) == bindparam("item_id")
+    )
+
+
+@cache
+def campaign_controls() -> Any:
+    """The ids of a campaign's control items (storage.controls.control_ids, prebuilt)."""
+    return select(col(Control.item_id)).where(col(Control.campaign_id) == bindparam("campaign_id"))

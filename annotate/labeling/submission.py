@@ -152,24 +152,16 @@ def submit(
     # The clock is read once the locks are held, and the slots are counted whether or not our
     # lease still runs: a claim made the instant our lease lapsed may have taken our slot.
     now = now or utcnow()
-    # A control now (annotate.storage.controls.is_control, as one prebuilt read).
-    control = sql.run(session, sql.control_row(), item_id=item.id).first() is not None
-    existing = session.scalars(
-        sql.own_annotation(), {"item_id": item.id, "user_id": user.id}
-    ).first()
+    # In one read: a control now (annotate.storage.controls.is_control), the live leases of
+    # others (slots.taken_slots), and the user's own annotation.
+    control, leased, own_id, own_origin = sql.run(
+        session, sql.slot_state(), item_id=item.id, user_id=user.id, now=now
+    ).one()
+    existing = session.get(Annotation, own_id) if own_id is not None else None
     # The counter holds our own label too, unless it is a control answer (those take no slot).
-    own = existing is not None and existing.origin != CONTROL_ORIGIN
-    others = (
-        0
-        if control  # controls take no slot (annotate.storage.controls)
-        else int(labeled)
-        - own
-        + int(
-            sql.run(
-                session, sql.leased_by_others(), item_id=item.id, now=now, user_id=user.id
-            ).scalar_one()
-        )
-    )
+    own = own_id is not None and own_origin != CONTROL_ORIGIN
+    # Controls take no slot (annotate.storage.controls).
+    others = 0 if control else int(labeled) - own + int(leased)
     if others >= campaign.overlap:
         lapsed = assignment.status != "active" or assignment.expires_at <= now
         raise Conflict(

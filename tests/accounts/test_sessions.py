@@ -292,3 +292,24 @@ def test_oidc_identities_map_to_existing_users(
         else:
             with pytest.raises(AuthError, match="No annotate user for `nobody@example.org`"):
                 sessions.user_for_identity(session=s, identity=identity)
+
+
+def test_a_token_matches_only_the_user_it_was_issued_to_as_loaded(engine: Engine) -> None:
+    # What a label submit checks without the database before its own transaction reads the
+    # user back (app.context.cookie_still_matches).
+    with db.session_scope(engine) as s:
+        alice, bob = make_user(s, "alice"), make_user(s, "bob")
+    token = sessions.issue_token(key=KEY, user=alice, now=1000.0)
+
+    def matches(user: User, *, key: str = KEY, now: float = 1001.0, raw: str = token) -> bool:
+        return sessions.token_matches(key=key, token=raw, max_age_s=HOUR, user=user, now=now)
+
+    assert matches(alice)
+    assert not matches(bob)
+    assert not matches(alice, now=1000.0 + HOUR + 1)  # too old
+    assert not matches(alice, key="other" * 8)
+    assert not matches(alice, raw=token[:-2] + ("A" if token[-1] != "A" else "B") + token[-1])
+    signed_out = alice.model_copy(update={"session_generation": alice.session_generation + 1})
+    assert not matches(signed_out)
+    new_password = alice.model_copy(update={"password_hash": "another hash"})
+    assert not matches(new_password)

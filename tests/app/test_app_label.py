@@ -71,6 +71,25 @@ def test_the_page_leases_an_item_and_shows_it(app_db: AppDB) -> None:
     assert form["item"]["assignment"] == leases[0].id
 
 
+def test_the_item_is_one_element_with_each_turn_titled(app_db: AppDB) -> None:
+    # Fewer messages per answer (issue 15): the prompt and the response to label go in one
+    # element, each turn in a titled box, not in a chat block each.
+    at = page_app(app_db, "alice", "label").run()
+    assert not at.exception and not at.chat_message
+    bodies = [h.proto.body for h in at.html if h.proto.body.startswith('<div class="annotate-turn')]
+    assert len(bodies) == 1
+    assert re.findall(
+        r'annotate-turn annotate-turn-(\w+)"><div class="annotate-who">([^<]*)<', bodies[0]
+    ) == [
+        ("user", "User"),
+        ("assistant", "Response to label"),
+    ]
+    with Session(app_db.engine) as s:
+        item = s.get(Item, s.exec(select(Assignment)).one().item_id)
+        assert item is not None and item.prompt is not None
+    assert item.prompt.split()[0] in bodies[0] and item.response.split()[0] in bodies[0]
+
+
 def app_db_schema(app_db: AppDB) -> tuple[LabelField, ...]:
     with Session(app_db.engine) as s:
         return storage.campaign_schema(session=s, campaign=app_db.campaign).fields

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -196,6 +197,43 @@ def test_the_next_claim_runs_in_the_submit_transaction(
     assert outcome.advance and outcome.after is not None
     assert outcome.after.item.id != claim.item.id and len(stored(engine)) == 1
     assert lease_status(engine, outcome.after) == "active"
+
+
+def test_a_label_is_one_transaction_of_few_statements(
+    engine: Engine, schema: LabelSchema, leased: Any
+) -> None:
+    # The submit and the next claim share one transaction; the user, the item, its campaign
+    # and schema are read once (issue 15: 26 statements in two transactions before).
+    campaign, alice, claim = leased
+    seen: list[str] = []
+    begins: list[object] = []
+
+    def began(conn: Any) -> None:
+        begins.append(conn)
+
+    def note(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE", "PRAGMA")):
+            seen.append(statement)
+
+    def next_claim(s: Session) -> labeling.Claim | None:
+        return labeling.claim_next(session=s, user=alice, campaign=campaign)
+
+    event.listen(engine, "before_cursor_execute", note)
+    event.listen(engine, "begin", began)
+    try:
+        outcome = handle_message(
+            engine=engine, user=alice, schema=schema, raw=message(claim), then=next_claim
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+        event.remove(engine, "begin", began)
+    assert outcome.advance and outcome.after is not None
+    assert len(begins) == 1
+    # PostgreSQL adds its row locks (the user, the item's counter, the next item) and the
+    # recount of the next item's slots once it is locked.
+    limit = 16 if engine.dialect.name == "sqlite" else 20
+    assert len(seen) <= limit, "\n".join(seen)
+    assert not [q for q in seen if "FROM label_schema" in q or q.startswith("SELECT campaign.")]
 
 
 def test_a_failing_step_after_the_save_keeps_the_save(

@@ -23,6 +23,7 @@ USERS = {
     "out": "annotator",
     "pwd": "annotator",
     "gone": "annotator",
+    "prom": "annotator",
 }
 
 
@@ -79,6 +80,18 @@ def test_a_fragment_rerun_after_the_session_changed_saves_nothing(
         assert not app.elements(kind="bidi_component"), "the label form is still shown"
         assert not run.exceptions
     assert annotations_of(server.database_url, name) == 0
+
+
+def test_a_submit_after_a_role_change_saves_nothing(server: Server) -> None:
+    # A submit leaves the session check to its own transaction, which reads the user back:
+    # a new role (no new session generation) is caught there, and nothing is saved.
+    with open_app(server, "prom") as app:
+        change_user(server.database_url, "prom", role="lead")
+        run = submit_labels(app)
+        # The whole app reran for the new role (a lead labels too: the form is back).
+        assert SESSION_CHANGED in " ".join(run.texts())
+        assert not run.exceptions
+    assert annotations_of(server.database_url, "prom") == 0
 
 
 def test_a_demoted_lead_gets_no_more_dashboard_fragments(server: Server) -> None:

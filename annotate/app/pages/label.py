@@ -7,6 +7,7 @@ fragment, so the answer to a submit is the next item only, not the whole page.
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +20,13 @@ from sqlmodel import Session
 from annotate import labeling, storage
 from annotate.app import labelform, qualification, submission
 from annotate.app import render as view
-from annotate.app.context import AppContext, fragment, show_error
+from annotate.app.context import (
+    AppContext,
+    check_session,
+    cookie_still_matches,
+    fragment,
+    show_error,
+)
 from annotate.app.submission import Feedback
 from annotate.errors import AnnotateError, StorageUnavailable
 from annotate.schema import LabelSchema
@@ -66,18 +73,33 @@ def _desk(ctx: AppContext, campaign: Campaign) -> Desk:
     return desks.setdefault((ctx.user.id or 0, campaign.id or 0), Desk())
 
 
-@fragment
+DEFERRED = "annotate.label.session_deferred"
+
+
+def _submit_checks_session(ctx: AppContext) -> bool:
+    """Whether this fragment run may leave the session check to its submit: it carries a
+    message of the form, and the cookie (checked without the database) is the one `ctx.user`
+    signed in with. The submit's transaction reads the user back first (role, active flag,
+    session generation) and saves nothing when they changed; a run whose submit did not
+    succeed makes the whole check afterwards. One transaction per label instead of two."""
+    deferred = labelform.INBOX in st.session_state and cookie_still_matches(ctx)
+    st.session_state[DEFERRED] = deferred
+    return deferred
+
+
+@fragment(deferred=_submit_checks_session)
 def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     """The item and its form; a submit reruns only this, which answers with the next item."""
     # A fixed slot for notices, so that the form below keeps its place (and stays mounted).
     slot = st.empty()
     desk = _desk(ctx, campaign)
     raw = st.session_state.pop(labelform.INBOX, None)
+    deferred = st.session_state.pop(DEFERRED, False)
     outcome = None
     before = desk.claim
     if raw is not None:
         # The sign-in was checked for this run already (context.fragment; main() on a full
-        # run), so the message is the signed-in annotator's.
+        # run), or is checked by the submit's own transaction (`_submit_checks_session`).
         claimed_at = desk.claim.assignment.claimed_at if desk.claim is not None else None
         shown = (desk.shown_for, desk.shown.name) if desk.shown and desk.shown_for else None
         outcome = submission.handle_message(
@@ -89,6 +111,10 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
             shown=shown,
             then=None if _exhausted_recently(campaign) else _next_claim(ctx, campaign),
         )
+        if deferred and outcome.after is None:
+            # The submit did not get through (refused, stale user, nothing to claim next):
+            # the check it stood in for, before anything is shown.
+            check_session(ctx)
         desk.seq += 1
         desk.feedback = outcome.feedback
         if outcome.toast:
@@ -126,7 +152,10 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     with left:
         with st.container(key="item-header"):
             st.caption(header(shown))
-        view.show_item(shown, response_label="Response to label")
+        # One element for the whole conversation (not a chat block per turn): fewer messages
+        # per answer, and fewer for the browser to lay out before the next item shows.
+        st.html(ITEM_STYLE)
+        st.html(item_html(shown))
         more = {k: v for k, v in shown.details.items() if k not in visibility.ATTRIBUTES}
         if more:
             with st.expander("More about this item"):
@@ -155,6 +184,39 @@ def _view(
         raise
     desk.shown, desk.shown_for = shown, claim.assignment.id
     return shown
+
+
+# The stylesheet of rendered text (render.STYLE) and of the item's turns, as one style-only
+# element (it takes no space).
+ITEM_STYLE = (
+    view.STYLE
+    + """<style>
+.annotate-turn { border-radius: 0.5rem; padding: 0.6rem 0.9rem 0.2rem 0.9rem;
+  margin-bottom: 0.8rem; }
+.annotate-turn-user, .annotate-turn-system { background: rgba(128,128,128,0.08); }
+.annotate-turn-assistant { border: 1px solid rgba(128,128,128,0.3); }
+.annotate-who { font-size: 0.8rem; opacity: 0.7; margin-bottom: 0.3rem; }
+</style>"""
+)
+TURN_TITLES = {"user": "User", "assistant": "Assistant", "system": "System"}
+
+
+def item_html(shown: visibility.ItemView, response_label: str = "Response to label") -> str:
+    """The item as HTML: each turn of the conversation (or the prompt), then the response to
+    label, each in a box titled by its role; the text made safe by render.safe_html."""
+    turns: list[tuple[str, str, str]] = []
+    conversation: list[dict[str, Any]] = shown.conversation or []
+    for turn in conversation:
+        role = view.ROLES.get(str(turn.get("role")), "user")
+        turns.append((role, TURN_TITLES[role], str(turn.get("content", ""))))
+    if not conversation and shown.prompt is not None:
+        turns.append(("user", TURN_TITLES["user"], shown.prompt))
+    turns.append(("assistant", response_label, shown.response))
+    return "".join(
+        f'<div class="annotate-turn annotate-turn-{role}">'
+        f'<div class="annotate-who">{html.escape(title)}</div>{view.safe_html(text)}</div>'
+        for role, title, text in turns
+    )
 
 
 def header(shown: visibility.ItemView) -> str:
