@@ -13,11 +13,11 @@ In a campaign of fewer than `SMALL_LABELS` labels, a figure whose last computati
 `FRESH_WAIT_S` is computed in the page instead, so a small campaign's pages stay exact; so is
 any figure while the lead asked for the newest (`exact`). A figure never computed yet is
 computed in the page too when its campaign has fewer than `SMALL_LABELS` labels; else it is
-handed to the worker, ahead of any recomputation, and the page waits for it only as long as a small figure takes (`FRESH_WAIT_S`,
-and only when nothing else is computing). One not ready by then is `Served` not `ready`: the
-page shows a placeholder in its place (`show_waiting`) and `keep_updated` reruns the page once
-it is computed. `warm` starts the
-first computations before any page asks (`annotate serve` warms its active campaigns).
+handed to the worker, ahead of any recomputation, and the page waits for it only as long as a
+small figure takes (`FRESH_WAIT_S`, and only when nothing else is computing). One not ready by
+then is `Served` not `ready`: the page shows a placeholder in its place (`show_waiting`) and
+`keep_updated` reruns the page once it is computed. `warm` starts the first computations before
+any page asks (`annotate serve` warms its active campaigns).
 """
 
 from __future__ import annotations
