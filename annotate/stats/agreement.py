@@ -248,7 +248,8 @@ def alpha_from_counts(
     ``level`` is "nominal", "ordinal" (values in column order), "interval", "ratio" or a
     symmetric zero-diagonal distance matrix over the columns. ``value_domain`` gives the numeric
     value of each column for interval/ratio (default 0..V-1). Returns NaN when alpha is
-    undefined: fewer than two values, no unit with two labels, or no variation.
+    undefined: fewer than two values, no unit with two labels, or no variation. Whole-number
+    counts reach the package pooled (``pool_unanimous``): fewer rows, the same alpha.
     """
     level = as_metric(level)
     count_matrix = np.asarray(counts)
@@ -256,7 +257,7 @@ def alpha_from_counts(
         raise AgreementInputError(
             f"Counts must be 2-D (units x values), got shape {count_matrix.shape}"
         )
-    n_units, n_values = count_matrix.shape
+    n_values = count_matrix.shape[1]
     values = (
         np.arange(n_values, dtype=np.float64)
         if value_domain is None
