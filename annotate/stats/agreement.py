@@ -109,9 +109,12 @@ def value_counts_from_codes(codes: npt.ArrayLike, n_values: int) -> IntArray:
             f"Code {int(code_matrix.max())} is out of range for {n_values} values"
         )
     n_units = code_matrix.shape[1]
-    present = code_matrix >= 0
-    units = np.broadcast_to(np.arange(n_units), code_matrix.shape)[present]
-    flat = np.bincount(units * n_values + code_matrix[present], minlength=n_units * n_values)
+    # One bin per (unit, value), and one past the end that takes the missing labels: no
+    # gather of the present ones.
+    cells = np.where(
+        code_matrix >= 0, code_matrix + np.arange(n_units) * n_values, n_units * n_values
+    )
+    flat = np.bincount(cells.ravel(), minlength=n_units * n_values + 1)[:-1]
     return flat.reshape(n_units, n_values)
 
 
