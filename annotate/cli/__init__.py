@@ -6,6 +6,8 @@ Each command is a plain function in its module; this file registers them, in the
 
 from __future__ import annotations
 
+import gc
+
 from annotate.cli import campaigns, controls, figures, imports, releases, scores, setup, users
 from annotate.cli.common import app, campaign_app, controls_app, users_app
 
@@ -36,7 +38,14 @@ controls_app.command("reset")(controls.controls_reset)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    # Modules live as long as the process: the collector's full passes need not walk them.
+    gc.freeze()
+    try:
+        app()
+    finally:
+        # About to exit: spares the interpreter's last collections a walk over every object
+        # the command built (a fifth of the CPU time `annotate agreement` spent exiting).
+        gc.freeze()
 
 
 __all__ = ["app", "main"]

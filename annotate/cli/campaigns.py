@@ -10,7 +10,6 @@ import typer
 from annotate.accounts.auth import system_actor
 from annotate.cli.common import CampaignOpt, DbOpt, JsonOpt, _session, _table, handle_errors, out
 from annotate.errors import AnnotateError
-from annotate.review.controls import set_control_settings
 from annotate.schema import resolve_schema
 from annotate.storage.campaigns import (
     campaign_status,
@@ -19,7 +18,6 @@ from annotate.storage.campaigns import (
     list_campaigns,
 )
 from annotate.storage.releases import dumps
-from annotate.storage.visibility import metadata_keys, set_visible_metadata
 
 
 @handle_errors
@@ -125,6 +123,9 @@ def campaign_set(
             "Nothing to set: give --visible-metadata KEY[,KEY...] (or ''), --control-rate, "
             "--qualification-items, --qualification-threshold or --drift-margin"
         )
+    from annotate.review.controls import set_control_settings
+    from annotate.storage.visibility import metadata_keys, set_visible_metadata
+
     lines: list[str] = []
     with _session(dbu, immediate=True) as (_settings_, session):
         target = get_campaign(session=session, name=name)

@@ -12,10 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 import typer.core
-from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -148,6 +145,8 @@ def _progress(path: Path) -> Iterator[Callable[[int], None]]:
     if size < 5_000_000 or not sys.stderr.isatty():
         yield lambda _n: None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -164,6 +163,9 @@ def _table(rows: list[dict[str, Any]], *, empty: str, compact: bool = False) -> 
     if not rows:
         out.print(empty, markup=False)
         return
+    from rich import box
+    from rich.table import Table
+
     if compact:
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         for i, name in enumerate(rows[0]):

@@ -8,13 +8,6 @@ import typer
 
 from annotate.accounts.auth import system_actor
 from annotate.cli.common import CampaignOpt, DbOpt, JsonOpt, _session, _table, handle_errors, out
-from annotate.labeling.qualify import reset_qualification
-from annotate.review.controls import (
-    control_report,
-    list_controls,
-    mark_controls,
-    unmark_controls,
-)
 from annotate.storage.campaigns import get_campaign
 from annotate.storage.releases import dumps
 from annotate.storage.users import get_user
@@ -25,6 +18,8 @@ ItemsArg = Annotated[list[str], typer.Argument(help="External ids of the items."
 @handle_errors
 def controls_mark(campaign: CampaignOpt, items: ItemsArg, dbu: DbOpt = None) -> None:
     """Make adjudicated items controls (all or nothing)."""
+    from annotate.review.controls import mark_controls
+
     with _session(dbu, immediate=True) as (_s, session):
         target = get_campaign(session=session, name=campaign)
         added = mark_controls(
@@ -36,6 +31,8 @@ def controls_mark(campaign: CampaignOpt, items: ItemsArg, dbu: DbOpt = None) -> 
 @handle_errors
 def controls_unmark(campaign: CampaignOpt, items: ItemsArg, dbu: DbOpt = None) -> None:
     """Items stop being controls."""
+    from annotate.review.controls import unmark_controls
+
     with _session(dbu, immediate=True) as (_s, session):
         target = get_campaign(session=session, name=campaign)
         removed = unmark_controls(
@@ -47,6 +44,8 @@ def controls_unmark(campaign: CampaignOpt, items: ItemsArg, dbu: DbOpt = None) -
 @handle_errors
 def controls_list(campaign: CampaignOpt, as_json: JsonOpt = False, dbu: DbOpt = None) -> None:
     """The campaign's control items, who marked them, and their answers."""
+    from annotate.review.controls import list_controls
+
     with _session(dbu) as (_s, session):
         target = get_campaign(session=session, name=campaign)
         rows = [
@@ -67,6 +66,8 @@ def controls_list(campaign: CampaignOpt, as_json: JsonOpt = False, dbu: DbOpt = 
 @handle_errors
 def controls_report(campaign: CampaignOpt, as_json: JsonOpt = False, dbu: DbOpt = None) -> None:
     """Each annotator's credit on controls, its interval, trend and drift flag."""
+    from annotate.review.controls import control_report
+
     with _session(dbu) as (_s, session):
         target = get_campaign(session=session, name=campaign)
         report = control_report(session=session, actor=system_actor(), campaign=target)
@@ -98,6 +99,8 @@ def controls_reset(
     dbu: DbOpt = None,
 ) -> None:
     """Let an annotator take the campaign's qualification again."""
+    from annotate.labeling.qualify import reset_qualification
+
     with _session(dbu, immediate=True) as (_s, session):
         target = get_campaign(session=session, name=campaign)
         annotator = get_user(session=session, name=user)

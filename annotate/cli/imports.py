@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from annotate import intake
 from annotate.accounts.auth import system_actor
 from annotate.cli.common import (
     CampaignOpt,
@@ -20,12 +19,13 @@ from annotate.cli.common import (
     out,
 )
 from annotate.errors import AnnotateError
-from annotate.storage.annotations import LabelViolation, import_labels
 from annotate.storage.campaigns import (
     get_campaign,
 )
-from annotate.storage.items import import_items
 from annotate.storage.schemas import campaign_schema
+
+if TYPE_CHECKING:
+    from annotate.storage.annotations import LabelViolation
 
 
 @handle_errors
@@ -67,6 +67,9 @@ def import_cmd(
 
     Label-like columns are refused: import them with import-labels, or leave them out (--drop).
     """
+    from annotate import intake
+    from annotate.storage.items import import_items
+
     cmap = intake.ColumnMap.build(column, set_, mapping, drop=drop)
     with _progress(path) as tick:
         records = intake.parse_items(path, cmap, progress=tick)
@@ -134,6 +137,9 @@ def import_labels_cmd(
     Every consistency rule of the schema that an annotator's labels of an item break is
     counted in the summary and written to the violations file; --strict refuses the import.
     """
+    from annotate import intake
+    from annotate.storage.annotations import import_labels
+
     wide_map: dict[str, str] = {}
     for pair in wide or []:
         col_name, sep, who = pair.partition("=")

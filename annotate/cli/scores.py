@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from annotate import intake
 from annotate.cli.common import JsonOpt, _table, err, handle_errors, out
 from annotate.errors import AnnotateError
 from annotate.storage.releases import dumps
@@ -79,6 +78,7 @@ def score_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
 ) -> None:
     """Score models' actions against a gold release: banded score, error buckets, comparisons."""
+    from annotate import intake
     from annotate.scoring.plots import tradeoff_plot, write_plots
     from annotate.scoring.predictions import score_release
     from annotate.scoring.text import report_lines
@@ -175,6 +175,7 @@ def judge_check_cmd(
     Exit code 0 when trusted, 2 when not (tentative, not trusted or too few items), 1 on
     bad input.
     """
+    from annotate import intake
     from annotate.scoring.judges import judge_verdict
     from annotate.scoring.predictions import score_release
 

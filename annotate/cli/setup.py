@@ -6,10 +6,7 @@ from typing import Annotated
 
 import typer
 
-from annotate.accounts.keys import signing_key
 from annotate.cli.common import DbOpt, _engine, _settings, handle_errors, out
-from annotate.intake.demo import DEMO_USERS, load_demo
-from annotate.intake.demo_labels import SIMULATED_NAMES
 from annotate.settings import Settings
 from annotate.storage import db
 
@@ -42,6 +39,10 @@ def demo(
     pages, a release and a score work at once. Only demo users created now get a printed
     password; existing ones keep theirs.
     """
+    from annotate.accounts.keys import signing_key
+    from annotate.intake.demo import DEMO_USERS, load_demo
+    from annotate.intake.demo_labels import SIMULATED_NAMES
+
     settings = _settings(dbu)
     passwords = load_demo(settings, force=force)
     out.print("demo campaign ready; sign in as:", markup=False)
@@ -77,6 +78,8 @@ def serve(
     dbu: DbOpt = None,
 ) -> None:
     """Start the labeling app (http://127.0.0.1:8501 by default)."""
+    from annotate.accounts.keys import signing_key
+
     settings = _settings(dbu)
     engine = _engine(settings)
     try:

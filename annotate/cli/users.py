@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from annotate.accounts import throttle
 from annotate.accounts.auth import system_actor
 from annotate.cli.common import DbOpt, JsonOpt, _read_password, _session, _table, handle_errors, out
 from annotate.storage.releases import dumps
@@ -71,6 +70,8 @@ def users_unlock(
     dbu: DbOpt = None,
 ) -> None:
     """Forget a user name's failed sign-ins, so its owner may sign in without waiting."""
+    from annotate.accounts import throttle
+
     with _session(dbu, immediate=True) as (_s, session):
         get_user(session=session, name=name)
         had = throttle.unlock(session=session, actor=system_actor(), name=name)

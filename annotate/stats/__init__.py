@@ -13,6 +13,7 @@ from annotate.stats.agreement import (
     disagreement_scores,
     encode_labels,
     masi_alpha,
+    pool_unanimous,
     value_counts_from_codes,
 )
 from annotate.stats.bootstrap import (
@@ -50,5 +51,6 @@ __all__ = [
     "masi_alpha",
     "masi_distance",
     "masi_distance_matrix",
+    "pool_unanimous",
     "value_counts_from_codes",
 ]

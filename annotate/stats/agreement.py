@@ -109,9 +109,12 @@ def value_counts_from_codes(codes: npt.ArrayLike, n_values: int) -> IntArray:
             f"Code {int(code_matrix.max())} is out of range for {n_values} values"
         )
     n_units = code_matrix.shape[1]
-    present = code_matrix >= 0
-    units = np.broadcast_to(np.arange(n_units), code_matrix.shape)[present]
-    flat = np.bincount(units * n_values + code_matrix[present], minlength=n_units * n_values)
+    # One bin per (unit, value), and one past the end that takes the missing labels: no
+    # gather of the present ones.
+    cells = np.where(
+        code_matrix >= 0, code_matrix + np.arange(n_units) * n_values, n_units * n_values
+    )
+    flat = np.bincount(cells.ravel(), minlength=n_units * n_values + 1)[:-1]
     return flat.reshape(n_units, n_values)
 
 
@@ -186,6 +189,34 @@ def _alpha_from_parts(observed: float, marginals: FloatArray, dist: FloatArray) 
     return 1.0 - observed / expected
 
 
+def pool_unanimous(counts: npt.ArrayLike) -> IntArray:
+    """A smaller units x values count matrix with the same coincidences, so the same alpha.
+
+    Units with fewer than two labels add nothing to the coincidence matrix and are dropped.
+    A unit whose m labels all take value c adds m(m - 1) / (m - 1) = m to o_cc and nothing
+    anywhere else, so every unanimous unit on c together adds what one unit with all their
+    labels on c adds: they become that one row (a row per value, after the mixed units in
+    their order). Alpha at every level (and under any distance) is a function of the
+    coincidences alone, so it is unchanged; only the order of the floating-point sum over
+    units differs, which moves at most the last bits when some weights 1 / (m - 1) are not
+    exact in binary. ``counts`` must be whole, non-negative numbers.
+    """
+    count_matrix = np.asarray(counts)
+    if count_matrix.ndim != 2:
+        raise AgreementInputError(
+            f"Counts must be 2-D (units x values), got shape {count_matrix.shape}"
+        )
+    labelled = count_matrix.sum(axis=1)
+    pairable = count_matrix[labelled >= 2]
+    unanimous = pairable.max(axis=1, initial=0) == labelled[labelled >= 2]
+    pooled = pairable[unanimous].sum(axis=0)
+    (used,) = np.nonzero(pooled)
+    merged = np.zeros((len(used), count_matrix.shape[1]), dtype=count_matrix.dtype)
+    merged[np.arange(len(used)), used] = pooled[used]
+    result: IntArray = np.concatenate([pairable[~unanimous], merged])
+    return result
+
+
 def _numpy_alpha(codes: IntArray, n_values: int, metric: Metric, values: FloatArray) -> float:
     """Alpha from codes without the package; equals it to rounding (see the tests)."""
     labelled = (codes >= 0).sum(axis=0)
@@ -220,7 +251,8 @@ def alpha_from_counts(
     ``level`` is "nominal", "ordinal" (values in column order), "interval", "ratio" or a
     symmetric zero-diagonal distance matrix over the columns. ``value_domain`` gives the numeric
     value of each column for interval/ratio (default 0..V-1). Returns NaN when alpha is
-    undefined: fewer than two values, no unit with two labels, or no variation.
+    undefined: fewer than two values, no unit with two labels, or no variation. Whole-number
+    counts reach the package pooled (``pool_unanimous``): fewer rows, the same alpha.
     """
     level = as_metric(level)
     count_matrix = np.asarray(counts)
@@ -228,7 +260,7 @@ def alpha_from_counts(
         raise AgreementInputError(
             f"Counts must be 2-D (units x values), got shape {count_matrix.shape}"
         )
-    n_units, n_values = count_matrix.shape
+    n_values = count_matrix.shape[1]
     values = (
         np.arange(n_values, dtype=np.float64)
         if value_domain is None
@@ -238,6 +270,14 @@ def alpha_from_counts(
         raise AgreementInputError(f"value_domain must have one value per column ({n_values})")
     if isinstance(level, np.ndarray):
         _check_distance_matrix(level, n_values)
+    if np.issubdtype(count_matrix.dtype, np.integer):
+        count_matrix = pool_unanimous(count_matrix)
+    return _counts_alpha(count_matrix, level, values)
+
+
+def _counts_alpha(count_matrix: npt.NDArray[Any], level: Metric, values: FloatArray) -> float:
+    """``alpha_from_counts`` once its arguments are checked (and the counts pooled)."""
+    n_units, n_values = count_matrix.shape
     labelled = count_matrix.sum(axis=1)
     if n_values < 2 or not (labelled >= 2).any():
         return math.nan
@@ -279,11 +319,47 @@ def alpha(
     return _point_alpha(codes, len(domain), metric, values)
 
 
-def _point_alpha(codes: IntArray, n_values: int, metric: Metric, values: FloatArray) -> float:
-    """The package on value counts while its units x V x V temporaries stay small, else numpy."""
-    if codes.shape[1] * n_values * n_values <= _PACKAGE_MAX_CELLS:
-        return alpha_from_counts(value_counts_from_codes(codes, n_values), metric, values)
+def _point_alpha(
+    codes: IntArray,
+    n_values: int,
+    metric: Metric,
+    values: FloatArray,
+    pooled: IntArray | None = None,
+) -> float:
+    """The package on pooled value counts while its units x V x V temporaries stay small,
+    else numpy. ``pooled`` is ``_pooled_counts(codes, n_values)`` when the caller has it."""
+    if pooled is None:
+        pooled = _pooled_counts(codes, n_values)
+    if pooled is not None:
+        return _counts_alpha(pooled, metric, values)
     return _numpy_alpha(codes, n_values, metric, values)
+
+
+def _pooled_counts(codes: IntArray, n_values: int) -> IntArray | None:
+    """``pool_unanimous(value_counts_from_codes(codes, n_values))``, row for row, without
+    counting the unanimous units one by one; None when the package's units x V x V
+    temporaries would pass ``_PACKAGE_MAX_CELLS`` even so."""
+    present = codes >= 0
+    labelled = present.sum(axis=0)
+    top = codes.max(axis=0, initial=-1)
+    low = np.where(present, codes, n_values).min(axis=0, initial=n_values)
+    if top.size and int(top.max()) >= n_values:
+        raise AgreementInputError(f"Code {int(top.max())} is out of range for {n_values} values")
+    pairable = labelled >= 2
+    unanimous = pairable & (top == low)
+    mixed = pairable & (top != low)
+    # Whole numbers well below 2**53 as float64 weights: the sums are exact.
+    pooled = np.bincount(top[unanimous], weights=labelled[unanimous], minlength=n_values).astype(
+        np.int64
+    )
+    (used,) = np.nonzero(pooled)
+    n_rows = int(np.count_nonzero(mixed)) + len(used)
+    if n_rows * n_values * n_values > _PACKAGE_MAX_CELLS:
+        return None
+    merged = np.zeros((len(used), n_values), dtype=np.int64)
+    merged[np.arange(len(used)), used] = pooled[used]
+    result: IntArray = np.concatenate([value_counts_from_codes(codes[:, mixed], n_values), merged])
+    return result
 
 
 def coincidence_matrix(data: LabelMatrix, labels: Sequence[Hashable] | None = None) -> FloatArray:

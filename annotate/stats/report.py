@@ -26,6 +26,7 @@ from annotate.stats.agreement import (
     _membership_codes,
     _numpy_alpha,
     _point_alpha,
+    _pooled_counts,
     _resolve_domain,
     encode_labels,
     value_counts_from_codes,
@@ -298,13 +299,17 @@ def summarize(
     targets: list[tuple[str, str, str]] = []  # (field, where the interval goes, which key)
 
     def estimate(
-        codes: IntArray, n_values: int, metric: Metric, target: tuple[str, str, str]
+        codes: IntArray,
+        n_values: int,
+        metric: Metric,
+        target: tuple[str, str, str],
+        pooled: IntArray | None = None,
     ) -> float:
         positions = np.arange(n_values, dtype=np.float64)
         if n_resamples > 0:
             resamplable.append(_resamplable(codes, n_values, metric, positions))
             targets.append(target)
-        return _point_alpha(codes, n_values, metric, positions)
+        return _point_alpha(codes, n_values, metric, positions, pooled)
 
     field_values: dict[str, dict[str, Any]] = {}
     for name, data in fields.items():
@@ -312,20 +317,24 @@ def summarize(
             raise AgreementInputError(f"No labels given for field {name!r}")
         codes, domain = encode_labels(data, labels[name])
         counts = value_counts_from_codes(codes, len(domain))
+        # Pooled once for the field's two or three alphas (see pool_unanimous).
+        pooled = _pooled_counts(codes, len(domain))
         entry: dict[str, Any] = {
-            "alpha": estimate(codes, len(domain), "nominal", (name, "field", "ci")),
+            "alpha": estimate(codes, len(domain), "nominal", (name, "field", "ci"), pooled),
             "n_units": int(((codes >= 0).sum(axis=0) >= 2).sum()),
             "ac1": gwet_from_counts(counts, confidence=confidence),
         }
         metrics: dict[str, Metric] = {"interval": "nominal"}
         if name in credit:
             dist = band_distance(credit[name])
-            entry["banded_alpha"] = estimate(codes, len(domain), dist, (name, "field", "banded_ci"))
+            entry["banded_alpha"] = estimate(
+                codes, len(domain), dist, (name, "field", "banded_ci"), pooled
+            )
             entry["ac2"] = gwet_from_counts(counts, 1.0 - dist, confidence=confidence)
             metrics["banded_interval"] = dist
         if name in ordinal:
             entry["ordinal_alpha"] = estimate(
-                codes, len(domain), "ordinal", (name, "field", "ordinal_ci")
+                codes, len(domain), "ordinal", (name, "field", "ordinal_ci"), pooled
             )
             metrics["ordinal_interval"] = "ordinal"
         if n_resamples > 0:
