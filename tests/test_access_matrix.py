@@ -550,6 +550,8 @@ EXEMPT = {
     "check the role first; no page calls it",
     "sessions.issue_token": "signs a token for a user sign_in already admitted",
     "sessions.sign_out": "ends the caller's own sessions; anyone may sign out",
+    "sessions.token_matches": "a predicate on a token and the user it names, reading nothing; "
+    "the submit's own transaction then reads the user back (accounts.auth.current_actor)",
     "visibility.view_item": "everyone may see an item they are shown; the role decides what "
     "(tests/storage/test_visibility.py)",
     "visibility.item_name": "as view_item: a handle for annotators, the id for leads",

@@ -20,9 +20,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from annotate.accounts.auth import system_actor
-from annotate.app import lead, warm_figures
+from annotate.app import dashboard_figures, lead, warm_figures
 from annotate.app.context import AppContext
-from annotate.app.pages import dashboard, review
+from annotate.app.pages import review
 from annotate.settings import Settings
 from annotate.storage import db
 from annotate.storage.models import Annotation, Campaign
@@ -56,7 +56,7 @@ def warm_campaigns(settings: Settings, engine: Engine) -> int:
     started = 0
     for campaign in campaigns:
         table, key = lead.label_table(ctx, campaign)
-        started += warm_figures.warm(ctx, campaign, key, dashboard.lead_figures(ctx, table))
+        started += warm_figures.warm(ctx, campaign, key, dashboard_figures.lead_figures(ctx, table))
         table, key = lead.label_table(ctx, campaign, adjudications=False)
         started += warm_figures.warm(ctx, campaign, key, review.lead_figures(ctx, table))
     return started

@@ -8,13 +8,12 @@ submit, a large campaign's page is served the figures already computed, with the
 newer ones are computed in the background. On a large campaign's first load a figure not
 computed yet shows as a placeholder and the page reruns itself once it is ready; the point
 figures (no intervals) are asked for first, so the headline comes before the intervals.
-`lead_figures` names what the page shows first, for `annotate serve` to warm at start.
+The figures themselves are named and built in `app/dashboard_figures.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -26,118 +25,21 @@ from annotate.app.attention import ANNOTATOR_PARAM, FIELD_PARAM
 from annotate.app.charts import VERDICT_COLORS, heatmap
 from annotate.app.context import AppContext, fragment, fragment_run
 from annotate.app.controls_view import Drift, controls_view, credit_columns
+from annotate.app.dashboard_figures import (
+    RESAMPLES,
+    RESAMPLES_DEFAULT,
+    annotators,
+    confusion_of,
+    drift_of,
+    fig,
+    items_of,
+    over_time_of,
+    report_of,
+)
 from annotate.app.render import plain
-from annotate.app.warm_figures import Served, Wanted
-from annotate.review.controls import leave_one_out_drift
+from annotate.app.warm_figures import Served
 from annotate.review.figures import CampaignReport, ReportFilters
 from annotate.table import LabelTable
-
-T = TypeVar("T")
-
-RESAMPLES = (0, 200, 1000)
-
-
-# -- figures (kept warm per process: `warm_figures`) ---------------------------------------
-#
-# Each figure is named with its arguments, and its computation built here, so that the page
-# and `lead_figures` (warmed when the server starts) ask for the same figure.
-
-RESAMPLES_DEFAULT = 200
-TIME_DEFAULT = ("day", 100)
-
-
-def _fig(
-    ctx: AppContext,
-    table: LabelTable,
-    served: list[Served[Any]],
-    name: str,
-    args: tuple[Any, ...],
-    key: str,
-    compute: Callable[[], T],
-) -> Served[T]:
-    got = warm_figures.figure(ctx, table.campaign, name, args, key, compute)
-    served.append(got)
-    return got
-
-
-def _report(ctx: AppContext, table: LabelTable, fkey: str, n: int) -> Callable[[], CampaignReport]:
-    filters = ReportFilters.model_validate_json(fkey)
-    return lambda: review.agreement_report(table, actor=ctx.user, filters=filters, n_resamples=n)
-
-
-def _items(ctx: AppContext, table: LabelTable, fkey: str) -> Callable[[], pd.DataFrame]:
-    filters = ReportFilters.model_validate_json(fkey)
-    return lambda: review.item_disagreement(table, actor=ctx.user, filters=filters)
-
-
-def _drift(ctx: AppContext, table: LabelTable) -> Callable[[], Drift]:
-    return lambda: leave_one_out_drift(table, actor=ctx.user)
-
-
-Annotators = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
-
-
-def _annotator_tables(
-    ctx: AppContext, table: LabelTable, fkey: str, field: str
-) -> Callable[[], Annotators]:
-    parsed = ReportFilters.model_validate_json(fkey)
-
-    def compute() -> Annotators:
-        people = review.annotator_table(table, actor=ctx.user, field=field, filters=parsed)
-        models = review.competence(table, actor=ctx.user, field=field)
-        if not models.empty:
-            people = people.join(models)
-        return (
-            people,
-            review.kappa_matrix(table, actor=ctx.user, field=field, filters=parsed),
-            review.label_distribution(table, actor=ctx.user, field=field, filters=parsed),
-        )
-
-    return compute
-
-
-def _confusion(
-    ctx: AppContext, table: LabelTable, fkey: str, field: str, pair: tuple[str, str] | None
-) -> Callable[[], pd.DataFrame]:
-    filters = ReportFilters.model_validate_json(fkey)
-    return lambda: review.confusion(table, actor=ctx.user, field=field, pair=pair, filters=filters)
-
-
-def _over_time(
-    ctx: AppContext, table: LabelTable, fkey: str, per: str, size: int
-) -> Callable[[], pd.DataFrame]:
-    filters = ReportFilters.model_validate_json(fkey)
-    return lambda: review.alpha_over_time(
-        table,
-        actor=ctx.user,
-        by=per,  # type: ignore[arg-type]
-        batch_size=size,
-        filters=filters,
-    )
-
-
-def _annotators(
-    ctx: AppContext, table: LabelTable, served: list[Served[Any]], key: str, fkey: str, field: str
-) -> Served[Annotators]:
-    compute = _annotator_tables(ctx, table, fkey, field)
-    return _fig(ctx, table, served, "annotators", (fkey, field), key, compute)
-
-
-def lead_figures(ctx: AppContext, table: LabelTable) -> list[Wanted]:
-    """The figures the dashboard shows first (no filter, the default controls), cheapest
-    first: what `annotate serve` computes before a lead opens the page."""
-    fkey = lead.filters_key(ReportFilters())
-    field = table.schema.right_action_field
-    return [
-        Wanted("report", (fkey, 0), _report(ctx, table, fkey, 0)),
-        Wanted("items", (fkey,), _items(ctx, table, fkey)),
-        Wanted("annotators", (fkey, field), _annotator_tables(ctx, table, fkey, field)),
-        Wanted("confusion", (fkey, field, None), _confusion(ctx, table, fkey, field, None)),
-        Wanted("drift", (), _drift(ctx, table)),
-        Wanted("over_time", (fkey, *TIME_DEFAULT), _over_time(ctx, table, fkey, *TIME_DEFAULT)),
-        Wanted("report", (fkey, RESAMPLES_DEFAULT), _report(ctx, table, fkey, RESAMPLES_DEFAULT)),
-    ]
-
 
 # -- the page --------------------------------------------------------------------------------
 
@@ -185,21 +87,21 @@ def _sections(ctx: AppContext, table: LabelTable, key: str, served: list[Served[
     # that the worker computes them first) are shown.
     full: Served[CampaignReport] | None
     if n and warm_figures.kept(ctx, table.campaign, "report", (fkey, n)):
-        full = _fig(ctx, table, served, "report", (fkey, n), key, _report(ctx, table, fkey, n))
+        full = fig(ctx, table, served, "report", (fkey, n), key, report_of(ctx, table, fkey, n))
         shown = full
     else:
-        shown = _fig(ctx, table, served, "report", (fkey, 0), key, _report(ctx, table, fkey, 0))
+        shown = fig(ctx, table, served, "report", (fkey, 0), key, report_of(ctx, table, fkey, 0))
         full = None
         if n:
-            full = _fig(ctx, table, served, "report", (fkey, n), key, _report(ctx, table, fkey, n))
+            full = fig(ctx, table, served, "report", (fkey, n), key, report_of(ctx, table, fkey, n))
             shown = full if full.ready else shown
     report = shown.value if shown.ready else None
     if report is not None and report.n_items == 0:
         st.info("No items match." if filters.active else "This campaign has no items yet.")
         return
-    items = _fig(ctx, table, served, "items", (fkey,), key, _items(ctx, table, fkey))
+    items = fig(ctx, table, served, "items", (fkey,), key, items_of(ctx, table, fkey))
     # Leave-one-out alpha per annotator: for the annotator table and the controls section.
-    drift = _fig(ctx, table, served, "drift", (), key, _drift(ctx, table))
+    drift = fig(ctx, table, served, "drift", (), key, drift_of(ctx, table))
     if report is None:
         warm_figures.show_waiting(shown, "the agreement figures")
     else:
@@ -239,7 +141,7 @@ def _headline(
         cols[3].metric("Adjudicated", "…", help="Being computed.")
     cols[4].metric("Judges (reported apart)", len(report.machine_annotators))
     st.markdown("**Where to look first**")
-    people = _annotators(ctx, table, served, key, fkey, table.schema.right_action_field)
+    people = annotators(ctx, table, served, key, fkey, table.schema.right_action_field)
     if not items.ready:
         warm_figures.show_waiting(items, "the items' disagreement")
     elif not people.ready:
@@ -372,7 +274,7 @@ def confusion_view(
     if field is None:
         return
     start = len(served)
-    tables = _annotators(ctx, table, served, key, fkey, field)
+    tables = annotators(ctx, table, served, key, fkey, field)
     if not tables.ready:
         _waiting(ctx, served[start:], tables, "the annotator tables")
         return
@@ -391,14 +293,14 @@ def confusion_view(
         key="dash-conf-pair",
     )
     pair = None if chosen is None else (names[chosen[0]], names[chosen[1]])
-    got = _fig(
+    got = fig(
         ctx,
         table,
         served,
         "confusion",
         (fkey, field, pair),
         key,
-        _confusion(ctx, table, fkey, field, pair),
+        confusion_of(ctx, table, fkey, field, pair),
     )
     if not got.ready:
         _waiting(ctx, served[start:], got, "the confusion table")
@@ -444,7 +346,7 @@ def annotator_view(
     if field is None:
         return
     start = len(served)
-    tables = _annotators(ctx, table, served, key, fkey, field)
+    tables = annotators(ctx, table, served, key, fkey, field)
     if not tables.ready:
         _waiting(ctx, served[start:], tables, "the annotator tables")
         return
@@ -540,14 +442,14 @@ def time_view(
     )
     per, size = by or "day", int(batch)
     start = len(served)
-    got = _fig(
+    got = fig(
         ctx,
         table,
         served,
         "over_time",
         (fkey, per, size),
         key,
-        _over_time(ctx, table, fkey, per, size),
+        over_time_of(ctx, table, fkey, per, size),
     )
     if not got.ready:
         _waiting(ctx, served[start:], got, "alpha over time")
