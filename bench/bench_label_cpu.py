@@ -9,7 +9,9 @@ client sees it, and the ForwardMsgs per answer. `--code DIR` runs the server fro
 checkout (the baseline); `--against DIR` serves a second checkout beside it, each on its own
 copy of the database, and the two take turns labeling (ten rounds), so that both meet the same
 load on a busy machine; `--profile FILE` samples the measured labels of the first with py-spy
-(the thread holding the GIL; collapsed stacks in FILE).
+(the thread holding the GIL; collapsed stacks in FILE). Measuring starts once each server is
+idle after its warm-up labels, so the lead figures `annotate serve` warms at start (a one-time
+cost, not a label's) stay out of the figures.
 
     python bench/bench_label_cpu.py [--items 100000] [--labels 100] [--code DIR] [--against DIR]
 """
@@ -35,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_label_rerun import LABELS, seed_big  # noqa: E402
-from bench_submit_latency import free_port, percentile, proc_cpu  # noqa: E402
+from bench_submit_latency import free_port, percentile, proc_cpu, settle  # noqa: E402
 
 from tests.stclient import StreamlitClient, sign_in  # noqa: E402
 
@@ -176,6 +178,8 @@ def main() -> None:
                 apps.append(clients.enter_context(app))
                 app.rerun(page="label")
                 label(app, pid, WARM_UP)
+            for _, _, pid in servers:
+                print(f"server {pid} idle after {settle(pid):.0f} s (start-up warming done)")
             if args.profile:  # the measured labels only, the first server's
                 spy = spy_on(servers[0][2], args.profile)
             rounds = ROUNDS if len(codes) > 1 else 1
