@@ -153,3 +153,17 @@ def _user(session: Session, name: str, role: str = "annotator") -> User:
     """The user `name`, created (password `correct horse`) on first use."""
     found = session.exec(select(User).where(User.name == name)).first()
     return found if found is not None else make_user(session, name, role=role)
+
+
+def forget_warm(db_url: str) -> None:
+    """After a test of the lead pages: wait for the figure worker, then drop the labels and
+    figures kept for `db_url`, so that the next test starts cold."""
+    from annotate.app import lead, warm_figures
+
+    assert warm_figures.wait_for_figures(30)
+    with lead._WARM_LOCK:
+        for slot in [k for k in lead._WARM if k[0] == db_url]:
+            lead._WARM.pop(slot)
+    with warm_figures._LOCK:
+        for slot in [k for k in warm_figures._FIGURES if k[0] == db_url]:
+            warm_figures._FIGURES.pop(slot)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from lead_helpers import Seeded, seed_campaign
+from lead_helpers import Seeded, forget_warm, seed_campaign
 from streamlit.testing.v1 import AppTest
 
 from annotate import review
@@ -32,13 +32,7 @@ WAITING = "Computing the queue's order"
 @pytest.fixture
 def app_db(db_url: str, monkeypatch: pytest.MonkeyPatch, schema: LabelSchema) -> Iterator[AppDB]:
     yield from app_db_fixture(db_url, monkeypatch, schema)
-    assert warm_figures.wait_for_figures(30)
-    with lead._WARM_LOCK:
-        for slot in [k for k in lead._WARM if k[0] == db_url]:
-            lead._WARM.pop(slot)
-    with warm_figures._LOCK:
-        for slot in [k for k in warm_figures._FIGURES if k[0] == db_url]:
-            warm_figures._FIGURES.pop(slot)
+    forget_warm(db_url)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 from conftest import make_user
-from lead_helpers import Seeded, full_labels, seed_campaign
+from lead_helpers import Seeded, forget_warm, full_labels, seed_campaign
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -35,13 +35,7 @@ def ctx(db_url: str, engine: Engine, seeded: Seeded) -> Iterator[AppContext]:
     yield AppContext(
         settings=get_settings(database_url=db_url), engine=engine, user=seeded.lead, pages={}
     )
-    assert warm_figures.wait_for_figures(30)
-    with lead._WARM_LOCK:
-        for slot in [k for k in lead._WARM if k[0] == db_url]:
-            lead._WARM.pop(slot)
-    with warm_figures._LOCK:
-        for slot in [k for k in warm_figures._FIGURES if k[0] == db_url]:
-            warm_figures._FIGURES.pop(slot)
+    forget_warm(db_url)
 
 
 def _add_label(engine: Engine, seeded: Seeded, schema: LabelSchema, name: str, item: str) -> None:
