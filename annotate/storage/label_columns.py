@@ -53,6 +53,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, select
 
 from annotate.storage.controls import CONTROL_ORIGIN
+from annotate.storage.db import raw_rows
 from annotate.storage.models import Annotation
 
 log = logging.getLogger(__name__)
@@ -138,14 +139,6 @@ _ROW_COLUMNS = (
 )
 
 
-def _raw_rows(session: Session, query: Any) -> list[Any]:
-    result = session.connection().execute(query)
-    try:
-        return list(result.cursor.fetchall())
-    finally:
-        result.close()
-
-
 def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -200,7 +193,7 @@ def read_rows(
     ).where(Annotation.campaign_id == campaign_id)
     if since is not None:
         query = query.where(CHANGE_SEQ >= since)
-    rows = _raw_rows(session, query)
+    rows = raw_rows(session, query)
     cols = [[row[i] for row in rows] for i in range(11)]
     if xmin is not None:
         bound = max(int(xmin), since or 0)

@@ -22,23 +22,11 @@ from sqlmodel import Session, col, select
 from annotate.accounts.auth import require_role
 from annotate.storage import label_columns
 from annotate.storage.controls import control_ids, not_control
+from annotate.storage.db import raw_rows
 from annotate.storage.label_columns import LabelColumns
 from annotate.storage.models import Adjudication, Campaign, Item, User
 from annotate.storage.schemas import campaign_schema
 from annotate.table import LabelTable
-
-
-def _raw_rows(session: Session, query: Any) -> list[Any]:
-    """Every row of `query` as the DBAPI driver returns it: plain tuples, no type processing.
-
-    SQLAlchemy's Row objects and result processors were a second of a 100,000-item release;
-    callers convert the few columns that need it (booleans, timestamps, JSON text).
-    """
-    result = session.connection().execute(query)
-    try:
-        return list(result.cursor.fetchall())
-    finally:
-        result.close()
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -205,7 +193,7 @@ def _items(
     names[0] = "item_id"
     # Sorted by id here: ORDER BY made SQLite sort the whole rows, text and all, on disk.
     # Controls (few, read already) are left out here: NOT EXISTS per row was a tenth of a second.
-    item_rows = _raw_rows(session, select(*item_cols).where(Item.campaign_id == campaign.id))
+    item_rows = raw_rows(session, select(*item_cols).where(Item.campaign_id == campaign.id))
     if controls:
         item_rows = [row for row in item_rows if row[0] not in controls]
     item_rows.sort(key=itemgetter(0))
@@ -242,7 +230,7 @@ def _annotations(session: Session, columns: LabelColumns, controls: set[int]) ->
     wanted = [int(u) for u in np.unique(user_ids)]
     users = {
         user_id: (name, bool(is_machine))
-        for user_id, name, is_machine in _raw_rows(
+        for user_id, name, is_machine in raw_rows(
             session,
             select(User.id, User.name, User.is_machine).where(col(User.id).in_(wanted)),
         )
