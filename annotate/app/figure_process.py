@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -47,6 +48,8 @@ P = ParamSpec("P")
 _BUILDERS: dict[str, Callable[..., Callable[[], Any]]] = {}
 # How often the server checks that the child is still alive while it computes (seconds).
 CHECK_S = 0.5
+# The child's niceness: background work, below the server's (0) where CPU is short.
+NICE = 10
 LABELS_ONLY = ""  # a job's builder that only loads the labels (`prepare`)
 LOG = logging.getLogger("annotate.figures")
 
@@ -240,6 +243,7 @@ def _stop_locked() -> None:
 
 def serve(fd: int) -> None:
     """The child's loop: compute the jobs read from `fd` until the server closes it."""
+    os.nice(NICE)  # where the cores are busy, pages and labeling go first
     conn = Connection(fd)
     try:
         sys.path[:] = conn.recv()
