@@ -138,6 +138,13 @@ class Settings(BaseSettings):
         "campaigns (those labeled most recently) are computed before any lead asks; 0: none.",
     )
 
+    figure_process: bool = Field(
+        default=True,
+        description="Compute the lead figures that are computed in the background in a "
+        "separate process (one, started on first need), so that pages being served keep "
+        "the server's interpreter to themselves; off: in a thread of the server.",
+    )
+
     @field_validator("public_url")
     @classmethod
     def _origin_only(cls, value: str) -> str:

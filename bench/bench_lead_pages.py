@@ -77,9 +77,35 @@ TARGETS = {("dashboard", "first"): 2.0, ("dashboard", "later"): 0.3, ("review", 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process `pid` and its waited-for children so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # exited meanwhile
+        return 0.0
     # After the ")": state is field 0, so utime/stime/cutime/cstime are 11..14.
     return sum(int(f) for f in fields[11:15]) / TICKS
+
+
+def children(pid: int) -> list[int]:
+    """The running child processes of `pid`."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def peak_rss_mb(pid: int) -> tuple[float, float]:
+    """Peak resident memory (MB) of `pid`, and of its running children together."""
+
+    def hwm(p: int) -> float:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    return hwm(pid), sum(hwm(c) for c in children(pid))
 
 
 @dataclass
@@ -102,6 +128,7 @@ class Phase:
     quiet: list[Load] = field(default_factory=list)
     later: list[Load] = field(default_factory=list)
     phase_cpu: float = 0.0  # the server's CPU over the later loads' whole span
+    children_cpu: float = 0.0  # its running children's (the figure process) over that span
     written: int = 0
     load_average: float = 0.0
 
@@ -143,12 +170,19 @@ class Server:
         raise RuntimeError(f"server did not answer within 60 s:\n{self.log.read_text()}")
 
     def cpu(self) -> float:
-        """The server's CPU seconds so far."""
+        """The server's CPU seconds so far (its own process)."""
         return cpu_seconds(self.process.pid)
 
+    def children_cpu(self) -> float:
+        """The CPU seconds so far of the server's running children (the figure process)."""
+        return sum(cpu_seconds(c) for c in children(self.process.pid))
+
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
+        """SIGTERM, then SIGKILL if it lingers; prints the peak memory of the server and of
+        its children (the figure process)."""
         if self.process.poll() is None:
+            server, kids = peak_rss_mb(self.process.pid)
+            print(f"  peak RSS: server {server:.0f} MB, its children {kids:.0f} MB")
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
@@ -263,11 +297,13 @@ def measure(page: str, args: argparse.Namespace, url: str, people: dict[str, int
                 time.sleep(max(0.0, args.every - (time.perf_counter() - started)))
             with Writer(url, people["wanda"], args.item_ids) as writer:
                 cpu, end = server.cpu(), time.perf_counter() + args.seconds
+                kids = server.children_cpu()
                 while time.perf_counter() < end:
                     started = time.perf_counter()
                     phase.later.append(load(client, server, page))
                     time.sleep(max(0.0, args.every - (time.perf_counter() - started)))
                 phase.phase_cpu = server.cpu() - cpu
+                phase.children_cpu = server.children_cpu() - kids
             phase.written = writer.written
         phase.load_average = os.getloadavg()[0]
     except Exception:
@@ -320,7 +356,8 @@ def report(phase: Phase) -> None:
         f"per load p50 {quantile(cpus, 0.5) * 1000:.0f} ms, max {max(cpus) * 1000:.0f} ms; "
         f"server CPU over the phase {phase.phase_cpu:.1f} s "
         f"({phase.phase_cpu / len(later) * 1000:.0f} ms per load, background refreshes "
-        f"included); {quantile([x.sent for x in later], 0.5) / 1e6:.2f} MB sent per load"
+        f"included), its figure process {phase.children_cpu:.1f} s; "
+        f"{quantile([x.sent for x in later], 0.5) / 1e6:.2f} MB sent per load"
         + (
             f" (target p95 < {target * 1000:.0f} ms: "
             f"{'met' if quantile(walls, 0.95) < target else 'MISSED'})"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from annotate.app import warm_figures
+from annotate.app import figure_process, warm_figures
 from annotate.app.context import AppContext, fragment, fragment_run, show_error
 from annotate.app.warm_figures import Served
 from annotate.errors import AnnotateError
@@ -21,41 +21,50 @@ from annotate.review.controls import (
     list_controls,
 )
 from annotate.storage import db
-from annotate.storage.models import Campaign
 from annotate.storage.users import get_user
+from annotate.table import LabelTable
 
 # Annotator -> leave-one-out alpha over their last items and over those before.
 Drift = Mapping[str, tuple[float | None, float | None]]
 
 
 def control_credit(
-    ctx: AppContext, campaign: Campaign, key: str, drift: Drift
+    ctx: AppContext, table: LabelTable, key: str, drift: Drift
 ) -> Served[list[ControlCredit]]:
     """Each annotator's control credit, kept warm (`warm_figures`) with the labels' version
     `key` (control answers and adjudications are in it) and `controls_version` (marks,
     qualification resets, settings), which is read afresh on every call."""
     with ctx.session() as s:
-        version = controls_version(session=s, actor=ctx.user, campaign=campaign)
+        version = controls_version(session=s, actor=ctx.user, campaign=table.campaign)
+    compute = credit_of(ctx, table, dict(drift))
+    return warm_figures.figure(ctx, table.campaign, "controls", version, key, compute)
+
+
+@figure_process.recipe
+def credit_of(
+    ctx: AppContext, table: LabelTable, drift: Drift
+) -> Callable[[], list[ControlCredit]]:
+    """Each annotator's control credit (read from the database) with `drift`."""
 
     def compute() -> list[ControlCredit]:
         with db.session_scope(ctx.engine) as s:
-            return control_report(session=s, actor=ctx.user, campaign=campaign, drift=drift)
+            return control_report(session=s, actor=ctx.user, campaign=table.campaign, drift=drift)
 
-    return warm_figures.figure(ctx, campaign, "controls", version, key, compute)
+    return compute
 
 
 def credit_columns(
-    ctx: AppContext, campaign: Campaign, key: str, drift: Served[Drift], served: list[Served[Any]]
+    ctx: AppContext, table: LabelTable, key: str, drift: Served[Drift], served: list[Served[Any]]
 ) -> pd.DataFrame:
     """Per annotator: control answers, banded credit, its interval, trend and drift, for the
     annotator table (empty when the campaign has no control items, or while `drift` or the
     credit are computing for the first time: the Controls section says so). `drift` is
     `review.leave_one_out_drift` of the labels shown (the dashboard keeps it warm)."""
     with ctx.session() as s:
-        marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
+        marked = list_controls(session=s, actor=ctx.user, campaign=table.campaign)
     if not marked or not drift.ready:
         return pd.DataFrame(index=pd.Index([], name="annotator"))
-    got = control_credit(ctx, campaign, key, drift.value)
+    got = control_credit(ctx, table, key, drift.value)
     served.append(got)
     if not got.ready:
         return pd.DataFrame(index=pd.Index([], name="annotator"))
@@ -91,7 +100,7 @@ def controls_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 @fragment
 def controls_view(
     ctx: AppContext,
-    campaign: Campaign,
+    table: LabelTable,
     key: str,
     drift: Served[Drift],
     served: list[Served[Any]],
@@ -99,6 +108,7 @@ def controls_view(
     """Control credit per annotator with its interval, trend and drift flag (`drift`:
     `review.leave_one_out_drift` of the labels of version `key`)."""
     st.subheader("Controls")
+    campaign = table.campaign
     if not drift.ready:
         warm_figures.show_waiting(drift, "each annotator's drift")
         return
@@ -106,7 +116,7 @@ def controls_view(
     try:
         with ctx.session() as s:
             marked = list_controls(session=s, actor=ctx.user, campaign=campaign)
-        got = control_credit(ctx, campaign, key, drift.value)
+        got = control_credit(ctx, table, key, drift.value)
         served.append(got)
     except AnnotateError as exc:
         show_error(exc)

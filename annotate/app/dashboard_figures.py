@@ -1,6 +1,7 @@
 """The Dashboard's figures: each named with its arguments and its computation built here, so
 that the page (`pages/dashboard.py`) and `lead_figures`, which `annotate serve` warms at start,
-ask for the same figure (`warm_figures` keeps them per process)."""
+ask for the same figure (`warm_figures` keeps them per process). Each builder is a
+`figure_process.recipe`: its figure can be computed in the figure process."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from annotate import review
-from annotate.app import lead, warm_figures
+from annotate.app import figure_process, lead, warm_figures
 from annotate.app.context import AppContext
 from annotate.app.controls_view import Drift
 from annotate.app.warm_figures import Served, Wanted
@@ -40,6 +41,7 @@ def fig(
     return got
 
 
+@figure_process.recipe
 def report_of(
     ctx: AppContext, table: LabelTable, fkey: str, n: int
 ) -> Callable[[], CampaignReport]:
@@ -47,11 +49,13 @@ def report_of(
     return lambda: review.agreement_report(table, actor=ctx.user, filters=filters, n_resamples=n)
 
 
+@figure_process.recipe
 def items_of(ctx: AppContext, table: LabelTable, fkey: str) -> Callable[[], pd.DataFrame]:
     filters = ReportFilters.model_validate_json(fkey)
     return lambda: review.item_disagreement(table, actor=ctx.user, filters=filters)
 
 
+@figure_process.recipe
 def drift_of(ctx: AppContext, table: LabelTable) -> Callable[[], Drift]:
     return lambda: leave_one_out_drift(table, actor=ctx.user)
 
@@ -59,6 +63,7 @@ def drift_of(ctx: AppContext, table: LabelTable) -> Callable[[], Drift]:
 Annotators = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 
+@figure_process.recipe
 def annotator_tables(
     ctx: AppContext, table: LabelTable, fkey: str, field: str
 ) -> Callable[[], Annotators]:
@@ -78,6 +83,7 @@ def annotator_tables(
     return compute
 
 
+@figure_process.recipe
 def confusion_of(
     ctx: AppContext, table: LabelTable, fkey: str, field: str, pair: tuple[str, str] | None
 ) -> Callable[[], pd.DataFrame]:
@@ -85,6 +91,7 @@ def confusion_of(
     return lambda: review.confusion(table, actor=ctx.user, field=field, pair=pair, filters=filters)
 
 
+@figure_process.recipe
 def over_time_of(
     ctx: AppContext, table: LabelTable, fkey: str, per: str, size: int
 ) -> Callable[[], pd.DataFrame]:

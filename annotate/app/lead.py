@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +64,9 @@ def pick_campaign(ctx: AppContext, *, key: str) -> Campaign | None:
 # (`queries.refresh_labels`: milliseconds of reading, a fraction of a second to rebuild the
 # frames at 100,000 items) in a background thread, while the next lead page is served the
 # labels already loaded (and every figure cached from them); the page says how old its figures
-# are. Only a process's first load of a campaign reads it whole (or its stored snapshot).
+# are. Only a process's first load of a campaign reads it whole (or its stored snapshot). That
+# refresh waits until no lead page is being rendered (`rendering`, at most `PAGE_WAIT_S`), so
+# that it does not share the interpreter with a page that is not waiting for it.
 
 
 @dataclass
@@ -71,7 +75,7 @@ class Warm:
 
     version: tuple[Any, ...]
     table: LabelTable
-    loaded_at: float
+    loaded_at: float  # when their load began reading (epoch s): what is read later is no older
     state: LabelState | None = None  # what the next refresh continues from
     load_s: float = 0.0  # how long the last load took
     loading: threading.Thread | None = None
@@ -113,14 +117,46 @@ def _load(
         return refresh_labels(session=s, actor=actor, campaign=campaign, previous=previous)
 
 
+_RENDERING = [0, 0.0, 0]  # pages being rendered, since when (monotonic), pages waiting
+_RENDERED = threading.Condition()
+# The longest a large campaign's refresh is held back while lead pages are being rendered.
+PAGE_WAIT_S = 2.0
+
+
+@contextmanager
+def rendering() -> Iterator[None]:
+    """Around a lead page's run: large campaigns' label refreshes start after it."""
+    with _RENDERED:
+        if _RENDERING[0] == 0:
+            _RENDERING[1] = time.monotonic()
+        _RENDERING[0] += 1
+    try:
+        yield
+    finally:
+        with _RENDERED:
+            _RENDERING[0] -= 1
+            _RENDERED.notify_all()
+
+
+def _after_pages() -> None:
+    with _RENDERED:
+        while _RENDERING[0] and not _RENDERING[2]:
+            left = _RENDERING[1] + PAGE_WAIT_S - time.monotonic()
+            if left <= 0 or not _RENDERED.wait(left):
+                return
+
+
 def _refresh(
     slot: tuple[str, int, bool],
     version: tuple[Any, ...],
     engine: Engine,
     actor: User,
     previous: LabelState | None,
+    later: bool = False,
 ) -> None:
-    started = time.perf_counter()
+    if later:  # no page waits for it: it lets the pages being rendered finish first
+        _after_pages()
+    started, read_at = time.perf_counter(), time.time()
     try:
         table, state = _load(engine, actor, slot[1], previous)
     except Exception as exc:  # kept for the page to show; the next page load tries again
@@ -132,7 +168,7 @@ def _refresh(
     with _WARM_LOCK:
         warm = _WARM.get(slot)
         if warm is not None:
-            warm.version, warm.table, warm.loaded_at = version, table, time.time()
+            warm.version, warm.table, warm.loaded_at = version, table, read_at
             warm.state = state
             warm.load_s = time.perf_counter() - started
             warm.loading, warm.wanted, warm.error = None, None, None
@@ -159,7 +195,7 @@ def label_table(
             warm.wanted = version
             warm.loading = threading.Thread(
                 target=_refresh,
-                args=(slot, version, ctx.engine, ctx.user, warm.state),
+                args=(slot, version, ctx.engine, ctx.user, warm.state, warm.load_s >= FRESH_WAIT_S),
                 name=f"annotate-labels-{campaign.id}",
                 daemon=True,
             )
@@ -187,13 +223,13 @@ def label_table(
 def _first_load(
     ctx: AppContext, campaign: Campaign, slot: tuple[str, int, bool], version: tuple[Any, ...]
 ) -> tuple[LabelTable, str]:
-    started = time.perf_counter()
+    started, read_at = time.perf_counter(), time.time()
     table, state = _load(ctx.engine, ctx.user, campaign.id or 0)
     fresh = Warm(
         version=version,
         table=table,
         state=state,
-        loaded_at=time.time(),
+        loaded_at=read_at,
         load_s=time.perf_counter() - started,
     )
     with _WARM_LOCK:
@@ -290,7 +326,14 @@ def wait_for_labels(
         warm = _WARM.get((ctx.settings.database_url, campaign.id or 0, adjudications))
         thread = warm.loading if warm is not None else None
     if thread is not None:
-        thread.join(timeout_s)
+        with _RENDERED:  # a page waits for it: it does not wait for the pages
+            _RENDERING[2] += 1
+            _RENDERED.notify_all()
+        try:
+            thread.join(timeout_s)
+        finally:
+            with _RENDERED:
+                _RENDERING[2] -= 1
         return not thread.is_alive()
     return True
 

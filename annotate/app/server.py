@@ -404,10 +404,11 @@ def build_app(settings: Settings) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        from annotate.app import warm_start  # the pages it warms import Streamlit's runtime
+        from annotate.app import figure_process, warm_start  # (they import Streamlit's runtime)
 
         warm_start.start(settings, auth.engine)
         yield {"auth": auth}
+        figure_process.stop()
         auth.dispose()
 
     return st.App(

@@ -4,20 +4,20 @@
 warm too. A figure (the agreement report, the items' disagreement, an annotator table...) is
 kept per process under its name and arguments (the campaign, the filters, the field...) with
 the version of the labels it was computed from. When the labels change, the next page load is
-served the figure already computed, at once, and one background worker computes the new one
-from the labels now served, resting as long as it worked between figures (`BACKGROUND_SHARE`)
-so that pages are still served quickly; the page says how old its figures are (`show_age`).
-Without this, every new label made the next page recompute every figure while the lead waited.
+served the figure already computed, at once, and one background worker computes the new one,
+resting as long as it worked between figures (`BACKGROUND_SHARE`); the page says how old its
+figures are (`show_age`). The worker computes a figure made by a `figure_process.recipe` in a
+separate process (`Settings.figure_process`), from that process's labels, which may be newer
+than the page's; other figures (and all with the setting off) in a thread of the server.
 
-In a campaign of fewer than `SMALL_LABELS` labels, a figure whose last computation took under
-`FRESH_WAIT_S` is computed in the page instead, so a small campaign's pages stay exact; so is
-any figure while the lead asked for the newest (`exact`). A figure never computed yet is
-computed in the page too when its campaign has fewer than `SMALL_LABELS` labels; else it is
-handed to the worker, ahead of any recomputation, and the page waits for it only as long as a
-small figure takes (`FRESH_WAIT_S`, and only when nothing else is computing). One not ready by
-then is `Served` not `ready`: the page shows a placeholder in its place (`show_waiting`) and
-`keep_updated` reruns the page once it is computed. `warm` starts the first computations before
-any page asks (`annotate serve` warms its active campaigns).
+In a campaign of fewer than `lead.SMALL_LABELS` labels, a figure whose last computation took
+under `FRESH_WAIT_S` is computed in the page instead, so a small campaign's pages stay exact;
+so is any figure while the lead asked for the newest (`exact`), and a small campaign's first.
+A large campaign's first is handed to the worker, ahead of any recomputation, and the page
+waits for it only as long as a small figure takes (`FRESH_WAIT_S`, and only when nothing else
+is computing). One not ready by then is `Served` not `ready`: the page shows a placeholder
+(`show_waiting`) and `keep_updated` reruns the page once it is computed. `warm` starts the
+first computations before any page asks (`annotate serve` warms its active campaigns).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 
 import streamlit as st
 
-from annotate.app import lead
+from annotate.app import figure_process, lead
 from annotate.app.context import AppContext, fragment
 from annotate.app.render import plain
 from annotate.storage.models import Campaign
@@ -43,9 +43,6 @@ T = TypeVar("T")
 MAX_FIGURES = 96
 # A figure that took less than this is recomputed in the page: its page stays exact.
 FRESH_WAIT_S = 0.3
-# Below this many labels every figure is computed in the page the first time too (its first
-# computation may take longer than it will later: modules to load, caches to fill).
-SMALL_LABELS = 20_000
 EXACT_KEY = "annotate.figures.exact"
 # The share of the time the background worker computes while figures keep changing.
 BACKGROUND_SHARE = 0.5
@@ -147,7 +144,8 @@ def rendering() -> Iterator[None]:
             _PAGES[1] = time.monotonic()
         _PAGES[0] += 1
     try:
-        yield
+        with lead.rendering():  # and labels refresh after it
+            yield
     finally:
         with _IDLE:
             _PAGES[0] -= 1
@@ -256,34 +254,36 @@ def _serve(
     slot = _slot(ctx, campaign, name, args, adjudications)
     as_of = _labels_as_of(ctx, campaign, adjudications)
     labels = lead.label_count(ctx, campaign, adjudications=adjudications)
-    small = labels is None or labels < SMALL_LABELS
+    small = labels is None or labels < lead.SMALL_LABELS
     block = block or small
     done = threading.Event()
+    later = functools.partial(
+        _compute_later, ctx, campaign, slot, key, compute, as_of, adjudications
+    )
     with _LOCK:
         kept = _FIGURES.get(slot)
         if kept is not None:
             _FIGURES.move_to_end(slot)
-            if kept.ready and kept.version == key:
+            # Computed for these labels, or (in the figure process) from labels loaded later.
+            if kept.ready and (kept.version == key or kept.as_of > as_of):
                 return _served(slot, kept)
             # A large campaign's page recomputes nothing after a submit, however quick each
             # figure: a page holds about ten, and together they would cost it seconds.
             if kept.ready and not exact and (kept.compute_s >= FRESH_WAIT_S or not small):
                 if kept.pending is None:
                     kept.pending = key
-                    _submit(lambda: _compute_later(slot, key, compute, as_of), slot)
+                    _submit(later, slot)
                 return _served(slot, kept, stale=True)
             if not kept.ready and not (exact or block):
                 _promote(slot)  # a lead waits for it now: before figures nobody asked for yet
                 if kept.pending is None and time.monotonic() - kept.failed_at >= RETRY_S:
                     kept.pending, kept.asked = key, time.time()  # the error shows meanwhile
-                    job = functools.partial(_compute_later, slot, key, compute, as_of)
-                    _submit(job, slot, priority=WAITED)
+                    _submit(later, slot, priority=WAITED)
                 return _served(slot, kept)
         ahead = 0
         if kept is None and not (exact or block):
             _keep_locked(slot, _Figure("", None, as_of, 0.0, key, ready=False, asked=time.time()))
-            job = functools.partial(_compute_later, slot, key, compute, as_of, done)
-            ahead = _submit(job, slot, priority=WAITED)
+            ahead = _submit(functools.partial(later, done), slot, priority=WAITED)
     if kept is None and not (exact or block):
         # Nothing else computing: wait as long as a small figure takes, so that a small
         # campaign's page is complete at once. Else the page shows where it will be.
@@ -300,16 +300,19 @@ def _serve(
     return Served(value, as_of, stale=False, slot=slot)
 
 
-def _keep(slot: tuple[str, ...], made: _Figure) -> None:
+def _keep(slot: tuple[str, ...], made: _Figure, asked: str | None = None) -> None:
     with _LOCK:
-        _keep_locked(slot, made)
+        _keep_locked(slot, made, asked)
 
 
-def _keep_locked(slot: tuple[str, ...], made: _Figure) -> None:
+def _keep_locked(slot: tuple[str, ...], made: _Figure, asked: str | None = None) -> None:
+    """Keep `made` (computed in the background when it was `asked` for that version)."""
     kept = _FIGURES.get(slot)
     if kept is not None and kept.ready and kept.as_of > made.as_of:
-        return  # a newer figure was kept meanwhile
-    if kept is not None and kept.pending not in (None, made.version):
+        if kept.pending is not None and kept.pending == asked:
+            kept.pending = None  # a newer figure was kept meanwhile: this job is over
+        return
+    if kept is not None and kept.pending not in (None, made.version, asked):
         made.pending = kept.pending  # a newer one is still computing
     _FIGURES[slot] = made
     _FIGURES.move_to_end(slot)
@@ -318,16 +321,19 @@ def _keep_locked(slot: tuple[str, ...], made: _Figure) -> None:
 
 
 def _compute_later(
+    ctx: AppContext,
+    campaign: Campaign,
     slot: tuple[str, ...],
     key: str,
     compute: Callable[[], Any],
     as_of: float,
+    adjudications: bool,
     done: threading.Event | None = None,
 ) -> None:
-    started = time.perf_counter()
+    job = figure_process.job_for(ctx, campaign, key, compute, adjudications)  # None: here
     try:
         try:
-            value = compute()
+            got = figure_process.result(job, compute, key, as_of)
         except Exception as exc:  # kept for the page to show; the next page load tries again
             with _LOCK:
                 kept = _FIGURES.get(slot)
@@ -335,7 +341,7 @@ def _compute_later(
                     kept.pending, kept.error = None, str(exc)
                     kept.failed_at = time.monotonic()
             return
-        _keep(slot, _Figure(key, value, as_of, time.perf_counter() - started))
+        _keep(slot, _Figure(got.key, got.value, got.as_of, got.compute_s), asked=key)
     finally:
         if done is not None:
             done.set()
@@ -366,8 +372,8 @@ def warm(ctx: AppContext, campaign: Campaign, key: str, wanted: Sequence[Wanted]
             if slot in _FIGURES:
                 continue
             _keep_locked(slot, _Figure("", None, as_of, 0.0, key, ready=False, asked=time.time()))
-            job = functools.partial(_compute_later, slot, key, w.compute, as_of)
-            _submit(job, slot, priority=FIRST)
+            job = (ctx, campaign, slot, key, w.compute, as_of, w.adjudications)
+            _submit(functools.partial(_compute_later, *job), slot, priority=FIRST)
         started += 1
     return started
 

@@ -2,22 +2,27 @@
 place and the figure on a later run once the background worker has computed it; small
 campaigns stay exact and complete at once; `annotate serve` computes the lead figures of
 its active campaigns before any lead opens a page. "Large" is made here by lowering
-`warm_figures.SMALL_LABELS` and slowing one computation down, never by mocking the database.
+`lead.SMALL_LABELS` and slowing one computation down, never by mocking the database. The
+figures compute in the server (`figure_process` off) where a test slows a computation down
+by patching it; `test_a_large_dashboard_computed_in_the_figure_process` runs it on.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import make_campaign
 from lead_helpers import Seeded, forget_warm, seed_campaign
+from sqlalchemy import event
 from streamlit.testing.v1 import AppTest
 
 from annotate import review
-from annotate.app import lead, warm_figures, warm_start
+from annotate.app import figure_process, lead, warm_figures, warm_start
 from annotate.app.context import AppContext
 from annotate.review.figures import ReportFilters
 from annotate.schema import LabelSchema
@@ -31,6 +36,7 @@ WAITING = "Computing the queue's order"
 
 @pytest.fixture
 def app_db(db_url: str, monkeypatch: pytest.MonkeyPatch, schema: LabelSchema) -> Iterator[AppDB]:
+    monkeypatch.setenv("ANNOTATE_FIGURE_PROCESS", "0")
     yield from app_db_fixture(db_url, monkeypatch, schema)
     forget_warm(db_url)
 
@@ -39,6 +45,15 @@ def app_db(db_url: str, monkeypatch: pytest.MonkeyPatch, schema: LabelSchema) ->
 def seeded(app_db: AppDB, schema: LabelSchema) -> Seeded:
     with db.session_scope(app_db.engine) as s:
         return seed_campaign(s, schema, name=CAMPAIGN)
+
+
+def as_large(monkeypatch: pytest.MonkeyPatch, app_db: AppDB, seeded: Seeded) -> None:
+    """As for 100,000 items (figures computed in the background), with the campaign's labels
+    loaded already, as `annotate serve` loads them when it starts."""
+    monkeypatch.setattr(lead, "SMALL_LABELS", 0)
+    ctx = AppContext(get_settings(database_url=app_db.url), app_db.engine, seeded.lead)
+    lead.label_table(ctx, seeded.campaign)
+    lead.label_table(ctx, seeded.campaign, adjudications=False)
 
 
 def open_page(app_db: AppDB, module: str) -> AppTest:
@@ -72,7 +87,7 @@ def gated(monkeypatch: pytest.MonkeyPatch, name: str) -> threading.Event:
 def test_a_large_first_figure_shows_a_placeholder_then_the_figure(
     app_db: AppDB, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(warm_figures, "SMALL_LABELS", 0)  # as for 100,000 items
+    as_large(monkeypatch, app_db, seeded)
     go = gated(monkeypatch, "item_disagreement")
     at = open_page(app_db, "review")
     # The run finished while the queue's order was still computing: a placeholder stands in.
@@ -103,7 +118,7 @@ def test_a_small_campaign_is_complete_on_its_first_load(
 def test_a_large_figure_done_within_the_wait_is_shown_at_once(
     app_db: AppDB, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(warm_figures, "SMALL_LABELS", 0)
+    as_large(monkeypatch, app_db, seeded)
     monkeypatch.setattr(warm_figures, "FRESH_WAIT_S", 30.0)  # no figure here takes that long
     at = open_page(app_db, "dashboard")
     text = shown(at)
@@ -114,7 +129,7 @@ def test_a_large_figure_done_within_the_wait_is_shown_at_once(
 def test_a_failed_first_computation_is_shown_and_tried_again(
     app_db: AppDB, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(warm_figures, "SMALL_LABELS", 0)
+    as_large(monkeypatch, app_db, seeded)
     monkeypatch.setattr(warm_figures, "RETRY_S", 0.0)
     real = review.model_suggestions
     calls: list[int] = []
@@ -195,3 +210,48 @@ def test_a_large_campaigns_first_load_shows_the_page_while_its_labels_load(
     assert not at.exception
     text = shown(at)
     assert "Loading the labels" not in text and "Where to look first" in text
+
+
+def test_a_large_dashboard_computed_in_the_figure_process(
+    app_db: AppDB, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANNOTATE_FIGURE_PROCESS", "1")
+    as_large(monkeypatch, app_db, seeded)
+    for module, expected in [("dashboard", "Where to look first"), ("review", "Unanimous items")]:
+        at = open_page(app_db, module)
+        assert warm_figures.wait_for_figures(60)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        text = shown(at)
+        assert "Computing" not in text and "failed" not in text, text
+        assert expected in text
+    child = figure_process.pid()
+    assert child is not None and child != os.getpid()  # computed there, not here
+
+
+def test_the_active_campaigns_are_found_without_reading_every_label(
+    app_db: AppDB, seeded: Seeded, schema: LabelSchema
+) -> None:
+    with db.session_scope(app_db.engine) as s:
+        make_campaign(s, schema, name="nobody-labels")
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        statements.append((sql, params))
+
+    event.listen(app_db.engine, "before_cursor_execute", seen)
+    try:
+        with db.session_scope(app_db.engine) as s:
+            found = warm_start.active_campaigns(session=s, limit=3)
+    finally:
+        event.remove(app_db.engine, "before_cursor_execute", seen)
+    assert [c.name for c in found] == [CAMPAIGN]  # none without labels
+    if app_db.engine.dialect.name == "sqlite":
+        with app_db.engine.connect() as conn:
+            plan = " / ".join(
+                str(row[-1])
+                for sql, params in statements
+                for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+            )
+        assert "SEARCH annotation USING COVERING INDEX ix_annotation_campaign_updated" in plan
+        assert "SCAN annotation" not in plan, plan

@@ -174,7 +174,7 @@ def test_a_large_campaign_recomputes_no_figure_in_the_page_however_quick(
 ) -> None:
     # As for 100,000 items: each figure takes well under FRESH_WAIT_S, but a page holds about
     # ten, so after a submit they are served as kept and recomputed in the background.
-    monkeypatch.setattr(warm_figures, "SMALL_LABELS", 0)
+    monkeypatch.setattr(lead, "SMALL_LABELS", 0)
     monkeypatch.setattr(warm_figures, "BACKGROUND_SHARE", 1.0)
     table, key = lead.label_table(ctx, seeded.campaign)
     first = _computed(ctx, table, key)

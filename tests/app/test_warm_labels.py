@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -130,3 +131,43 @@ def test_a_failed_refresh_keeps_the_loaded_labels_and_says_so(
     state = lead.freshness(ctx, seeded.campaign)
     assert served is first and served_key == key
     assert state is not None and state.error == "disk on fire" and not state.refreshing
+
+
+def test_a_large_campaigns_refresh_waits_for_the_page_being_rendered(
+    ctx: AppContext,
+    engine: Engine,
+    seeded: Seeded,
+    schema: LabelSchema,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lead, "FRESH_WAIT_S", 0.0)  # as for a large campaign: nobody waits
+    _, key = lead.label_table(ctx, seeded.campaign)
+    _add_label(engine, seeded, schema, "dora")
+    with lead.rendering():
+        served, served_key = lead.label_table(ctx, seeded.campaign)  # starts the refresh
+        assert served_key == key
+        # It does not share the interpreter with the page: it waits until the run is over.
+        assert not lead.wait_for_labels(ctx, seeded.campaign, timeout_s=0.0)
+        time.sleep(0.3)
+        assert lead.freshness(ctx, seeded.campaign).refreshing  # type: ignore[union-attr]
+    assert lead.wait_for_labels(ctx, seeded.campaign, timeout_s=30)
+    assert lead.label_table(ctx, seeded.campaign)[1] != key
+
+
+def test_a_page_asking_for_the_newest_labels_does_not_wait_for_itself(
+    ctx: AppContext,
+    engine: Engine,
+    seeded: Seeded,
+    schema: LabelSchema,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lead, "FRESH_WAIT_S", 0.0)
+    monkeypatch.setattr(lead, "PAGE_WAIT_S", 60.0)
+    _, key = lead.label_table(ctx, seeded.campaign)
+    _add_label(engine, seeded, schema, "dora")
+    with lead.rendering():
+        lead.label_table(ctx, seeded.campaign)
+        started = time.monotonic()
+        assert lead.wait_for_labels(ctx, seeded.campaign, timeout_s=30)  # "Show the newest"
+        assert time.monotonic() - started < 10
+        assert lead.label_table(ctx, seeded.campaign)[1] != key

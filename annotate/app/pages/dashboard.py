@@ -113,7 +113,7 @@ def _sections(ctx: AppContext, table: LabelTable, key: str, served: list[Served[
     confusion_view(ctx, table, served, key, fkey, filters)
     annotator_view(ctx, table, served, key, fkey, drift)
     time_view(ctx, table, served, key, fkey)
-    controls_view(ctx, table.campaign, key, drift, served)
+    controls_view(ctx, table, key, drift, served)
 
 
 def _headline(
@@ -369,7 +369,7 @@ def annotator_view(
         shown = pd.concat([shown[first], shown[~first]], ignore_index=True)
     for count in ("n_labeled", "n_gold"):
         shown[count] = shown[count].astype("Int64")
-    controls = credit_columns(ctx, table.campaign, key, drift, served)
+    controls = credit_columns(ctx, table, key, drift, served)
     if not controls.empty:
         shown = shown.merge(controls, left_on="annotator", right_index=True, how="left")
     st.dataframe(

@@ -12,11 +12,13 @@ next", opens the item on the Adjudicate page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
 from annotate import review
-from annotate.app import lead, warm_figures
+from annotate.app import figure_process, lead, warm_figures
 from annotate.app.context import AppContext
 from annotate.app.render import plain
 from annotate.app.warm_figures import Served, Wanted
@@ -141,7 +143,7 @@ def order(
         "queue_items",
         (lead.filters_key(filters),),
         key,
-        lambda: review.item_disagreement(table, actor=ctx.user, filters=filters),
+        queue_items_of(ctx, table, lead.filters_key(filters)),
         adjudications=False,
         spinner="Ordering the queue…",
         block=block,
@@ -159,7 +161,7 @@ def suggestions(
         "suggestions",
         (),
         key,
-        lambda: review.model_suggestions(table, actor=ctx.user),
+        suggestions_of(ctx, table),
         adjudications=False,
         spinner="Fitting the annotator model…",
         block=block,
@@ -169,21 +171,24 @@ def suggestions(
 def lead_figures(ctx: AppContext, table: LabelTable) -> list[Wanted]:
     """The figures the queue shows first (no filter): what `annotate serve` computes before
     a lead opens the page."""
-    filters = ReportFilters()
+    fkey = lead.filters_key(ReportFilters())
     return [
-        Wanted(
-            "queue_items",
-            (lead.filters_key(filters),),
-            lambda: review.item_disagreement(table, actor=ctx.user, filters=filters),
-            adjudications=False,
-        ),
-        Wanted(
-            "suggestions",
-            (),
-            lambda: review.model_suggestions(table, actor=ctx.user),
-            adjudications=False,
-        ),
+        Wanted("queue_items", (fkey,), queue_items_of(ctx, table, fkey), adjudications=False),
+        Wanted("suggestions", (), suggestions_of(ctx, table), adjudications=False),
     ]
+
+
+@figure_process.recipe
+def queue_items_of(ctx: AppContext, table: LabelTable, fkey: str) -> Callable[[], pd.DataFrame]:
+    """Each item's disagreement under the filters `fkey` (`lead.filters_key`)."""
+    filters = ReportFilters.model_validate_json(fkey)
+    return lambda: review.item_disagreement(table, actor=ctx.user, filters=filters)
+
+
+@figure_process.recipe
+def suggestions_of(ctx: AppContext, table: LabelTable) -> Callable[[], pd.DataFrame]:
+    """The annotator model's right action per item."""
+    return lambda: review.model_suggestions(table, actor=ctx.user)
 
 
 def whole_queue(
