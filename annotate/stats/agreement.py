@@ -7,7 +7,6 @@ from collections.abc import Hashable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-import krippendorff
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -25,6 +24,7 @@ from annotate.stats.distances import (
     as_metric,
     masi_distance_matrix,
 )
+from annotate.stats.exact_alpha import package_alpha
 
 # The package materialises units x values x values arrays several times over; past this many
 # cells (64 MiB of float64 each) the numpy path, which never does, takes over.
@@ -289,13 +289,7 @@ def _counts_alpha(count_matrix: npt.NDArray[Any], level: Metric, values: FloatAr
         observed = float((sums / (labelled[labelled >= 2] - 1)).sum())
         return _alpha_from_parts(observed, marginals, dist)
     with np.errstate(divide="ignore", invalid="ignore"):
-        result = float(
-            krippendorff.alpha(
-                value_counts=count_matrix,
-                value_domain=values,
-                level_of_measurement=_package_metric(level, n_values),
-            )
-        )
+        result = package_alpha(count_matrix, _package_metric(level, n_values), values)
     return result if math.isfinite(result) else math.nan
 
 
