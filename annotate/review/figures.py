@@ -166,7 +166,7 @@ class _Grid:
         self, field_name: str, labels: Sequence[Any] | None = None
     ) -> tuple[np.ndarray, list[Any]]:
         """(units x values label counts, the value domain) of one field: what
-        `value_counts_from_codes(*encode_labels(self.matrix(field_name), labels))` gives, from
+        `value_counts_from_codes(*encode_labels(self.encoded(field_name), labels))` gives, from
         the labels' column without placing them in a matrix first."""
         values = self.frame[field_name].to_numpy(dtype=object)
         codes, domain = ag.encode_labels(values[None, :], labels)
@@ -177,13 +177,13 @@ class _Grid:
         )
         return flat.reshape(self.shape[1], n_values), domain
 
-    def matrix(self, field_name: str) -> np.ndarray:
-        """Annotators x units object array of one field; None where missing."""
-        out = np.full(self.shape, None, dtype=object)
-        values = self.frame[field_name].to_numpy(dtype=object)
-        given = pd.notna(values)
-        out[self.rows[given], self.cols[given]] = values[given]
-        return out
+    def encoded(self, field_name: str) -> ag.EncodedLabels:
+        """Annotators x units labels of one field, coded (-1 missing): each label hashed once,
+        none placed in an object matrix."""
+        codes, values = pd.factorize(self.frame[field_name].to_numpy(dtype=object))
+        out = np.full(self.shape, -1, dtype=np.int64)
+        out[self.rows, self.cols] = codes
+        return ag.EncodedLabels(out, list(values))
 
 
 def _labelled_units(table: LabelTable, item_ids: Sequence[int]) -> list[int]:
@@ -279,7 +279,7 @@ def agreement_report(
     units = _labelled_units(table, scope)
     singles = [f for f in schema.choice_fields if f.kind == "single"]
     grid = _Grid(table, units)
-    matrices = {f.name: grid.matrix(f.name) for f in singles}
+    matrices = {f.name: grid.encoded(f.name) for f in singles}
     failure = schema.field(schema.failure_field)
     # One BLAS thread, as the bootstrap already had: the products here are small, and on a
     # busy machine a second thread spins rather than helps (half a CPU second at 100,000
@@ -291,7 +291,7 @@ def agreement_report(
             credit={schema.right_action_field: _credit(schema, schema.right_action_field)},
             # Fields the schema marks as ordered (intent: benign < ambiguous < harmful).
             ordinal=[f.name for f in singles if f.ordered],
-            failure_categories=grid.matrix(failure.name),
+            failure_categories=grid.encoded(failure.name),
             categories=failure.values,
             n_resamples=n_resamples,
             confidence=confidence,
