@@ -242,7 +242,8 @@ def campaign_report(
 ) -> CampaignReport:
     """Load `campaign`'s labels and report their agreement; leads and admins only."""
     require_role(actor, "lead", "see agreement figures", session=session)
-    table = load_labels(session=session, actor=actor, campaign=campaign)
+    needed = filters is not None and filters.active  # only filters read item attributes
+    table = load_labels(session=session, actor=actor, campaign=campaign, with_attributes=needed)
     return agreement_report(
         table,
         actor=actor,

@@ -153,3 +153,20 @@ def test_load_labels_needs_a_lead(session: Session, schema: LabelSchema) -> None
     campaign = make_campaign(session, schema, name="blind")
     with pytest.raises(PermissionDenied):
         load_labels(session=session, actor=make_user(session, "ann"), campaign=campaign)
+
+
+def test_without_attributes_the_items_are_the_ids_of_a_full_load(
+    engine: Any, schema: LabelSchema
+) -> None:
+    """Controls left out as in a full load; the annotations and adjudications are the same."""
+    from annotate.storage import db
+    from tests.control_helpers import control_campaign
+
+    setup = control_campaign(engine, schema, real=6, controls=3)
+    with db.session_scope(engine) as s:
+        full = load_labels(session=s, actor=ADMIN, campaign=setup.campaign)
+        ids = load_labels(session=s, actor=ADMIN, campaign=setup.campaign, with_attributes=False)
+    assert len(full.items) == 6  # the three controls left out
+    pd.testing.assert_frame_equal(ids.items, full.items[["item_id"]])
+    pd.testing.assert_frame_equal(ids.annotations, full.annotations)
+    pd.testing.assert_frame_equal(ids.adjudications, full.adjudications)
