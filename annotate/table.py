@@ -7,7 +7,7 @@ read it, so they never see a session.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,29 @@ class LabelTable:
     items: pd.DataFrame
     annotations: pd.DataFrame
     adjudications: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # field -> (the annotations frame they were taken from, codes, values): see field_codes.
+    _codes: dict[str, tuple[pd.DataFrame, np.ndarray, list[Any]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def field_codes(self, name: str) -> tuple[np.ndarray, list[Any]]:
+        """(codes, values) of one field's column: per annotation row, the index of its value
+        in `values`, or -1 where the value is None or NaN (what `pd.factorize` gives).
+
+        Worked out once per frame (the loader hands over the codes it holds); a new
+        `annotations` frame is encoded afresh.
+        """
+        held = self._codes.get(name)
+        if held is not None and held[0] is self.annotations:
+            return held[1], held[2]
+        codes, values = pd.factorize(self.annotations[name].to_numpy(dtype=object))
+        self.set_field_codes(name, np.asarray(codes, dtype=np.int64), list(values))
+        return self._codes[name][1], self._codes[name][2]
+
+    def set_field_codes(self, name: str, codes: np.ndarray, values: list[Any]) -> None:
+        """Hand over a field's codes into distinct `values` (none of them None or NaN), as
+        `field_codes` would give them, for the current `annotations` frame."""
+        self._codes[name] = (self.annotations, codes, values)
 
     def humans(self) -> pd.DataFrame:
         """Annotations by people (automatic judges are reported apart)."""

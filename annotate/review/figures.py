@@ -161,6 +161,8 @@ class _Grid:
         self.annotators = [str(n) for n in names]
         self.rows, self.cols = rows, cols[keep]
         self.shape = (len(self.annotators), len(units))
+        self.table = table  # and the frame's rows among the table's annotations:
+        self.positions = np.flatnonzero(~table.annotations["is_machine"].to_numpy(bool))[keep]
 
     def counts(
         self, field_name: str, labels: Sequence[Any] | None = None
@@ -180,10 +182,10 @@ class _Grid:
     def encoded(self, field_name: str) -> ag.EncodedLabels:
         """Annotators x units labels of one field, coded (-1 missing): each label hashed once,
         none placed in an object matrix."""
-        codes, values = pd.factorize(self.frame[field_name].to_numpy(dtype=object))
+        codes, values = self.table.field_codes(field_name)
         out = np.full(self.shape, -1, dtype=np.int64)
-        out[self.rows, self.cols] = codes
-        return ag.EncodedLabels(out, list(values))
+        out[self.rows, self.cols] = codes[self.positions]
+        return ag.EncodedLabels(out, values)
 
 
 def _labelled_units(table: LabelTable, item_ids: Sequence[int]) -> list[int]:

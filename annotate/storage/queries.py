@@ -167,7 +167,7 @@ def _load(
     columns = label_columns.current_columns(
         session, campaign.id, fields, previous.columns if previous is not None else None
     )
-    annotations = _annotations(session, columns, controls)
+    annotations, take = _annotations(session, columns, controls)
     table = LabelTable(
         campaign=campaign,
         schema=schema,
@@ -175,6 +175,9 @@ def _load(
         annotations=annotations,
         adjudications=_adjudications(session, campaign),
     )
+    for name, _ in fields:  # the codes held already: the figures need not hash every cell
+        codes, values = label_columns.factorized(columns.codes[name], columns.values[name])
+        table.set_field_codes(name, codes[take], values)
     return table, LabelState(columns=columns, items=items, items_key=items_key)
 
 
@@ -228,9 +231,11 @@ def _items(
     return items.set_index("item_id", drop=False)
 
 
-def _annotations(session: Session, columns: LabelColumns, controls: set[int]) -> pd.DataFrame:
+def _annotations(
+    session: Session, columns: LabelColumns, controls: set[int]
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The annotation frame of `LabelTable` from the columns: control items and control
-    answers left out, sorted by item, then annotator name."""
+    answers left out, sorted by item, then annotator name; and the column rows it took."""
     keep = ~columns.control_answer
     if controls:
         keep &= ~np.isin(columns.item_id, np.fromiter(controls, dtype=np.int64))
@@ -279,7 +284,7 @@ def _annotations(session: Session, columns: LabelColumns, controls: set[int]) ->
         data[name] = pd.Series(values[columns.codes[name][take]], dtype=object)
     # Not copied, so not stacked into one block of object columns either (every array here is
     # new): that copy was half a second at 500,000 rows.
-    return pd.DataFrame(data, copy=False)
+    return pd.DataFrame(data, copy=False), take
 
 
 def _adjudications(session: Session, campaign: Campaign) -> pd.DataFrame:

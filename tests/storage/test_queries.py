@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import ADMIN, make_campaign, make_item, make_user
 from release_helpers import items_by_id
 from sqlalchemy import insert
 from sqlmodel import Session
+from table_helpers import assert_codes_match_cells
 
 from annotate import storage
 from annotate.errors import PermissionDenied
 from annotate.schema import LabelSchema
 from annotate.storage.models import Annotation, utcnow
 from annotate.storage.queries import decode_json, label_cells, load_labels
+from annotate.table import LabelTable
 
 FIELDS = [("right_action", "single"), ("failure_categories", "multi"), ("rationale", "text")]
 
@@ -140,6 +143,23 @@ def test_load_labels_reads_every_stored_shape(session: Session, schema: LabelSch
     assert meta == {"e": "x1", "big": 2**70} and isinstance(meta["big"], int)
     assert table.items.loc[x1, "conversation"] is None
     assert table.items.loc[x1, "prompt"] == make_item().prompt
+    assert_codes_match_cells(table)
+
+
+def test_field_codes_of_a_new_frame_are_worked_out_afresh(
+    session: Session, schema: LabelSchema
+) -> None:
+    table = LabelTable(
+        campaign=make_campaign(session, schema, name="frames"),
+        schema=schema,
+        items=pd.DataFrame(),
+        annotations=pd.DataFrame({"is_machine": [False] * 3, "intent": ["a", None, "b"]}),
+    )
+    table.set_field_codes("intent", np.array([0, -1, 0]), ["held"])
+    assert table.field_codes("intent")[1] == ["held"]  # handed over for this frame
+    table.annotations = pd.DataFrame({"is_machine": [False] * 2, "intent": ["b", float("nan")]})
+    codes, values = table.field_codes("intent")
+    assert codes.tolist() == [0, -1] and values == ["b"]
 
 
 def test_load_labels_of_an_empty_campaign(session: Session, schema: LabelSchema) -> None:
