@@ -15,7 +15,7 @@ def assert_codes_match_cells(table: LabelTable) -> None:
         codes, values = table.field_codes(spec.name)
         column = table.annotations[spec.name].to_numpy(dtype=object)
         want_codes, want_values = pd.factorize(column)
-        assert len(values) == len(set(values)) == len(want_values)
+        assert len(values) == len(set(values)) >= len(want_values)  # some may be no row's
         assert np.array_equal(codes < 0, want_codes < 0)
         assert all(values[c] == column[i] for i, c in enumerate(codes) if c >= 0)
         # The same partition of the rows, value for value.

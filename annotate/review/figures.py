@@ -161,7 +161,8 @@ class _Grid:
         self.annotators = [str(n) for n in names]
         self.rows, self.cols = rows, cols[keep]
         self.shape = (len(self.annotators), len(units))
-        self.table = table  # and the frame's rows among the table's annotations:
+        # The frame's rows among the table's annotations: the table has their label codes.
+        self.table = table
         self.positions = np.flatnonzero(~table.annotations["is_machine"].to_numpy(bool))[keep]
 
     def counts(

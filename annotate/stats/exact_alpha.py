@@ -2,14 +2,14 @@
 
 The package sums each unit's coincidences, ``(c c^T - diag(c)) / (m - 1)`` for a unit with
 value counts ``c`` and ``m`` labels, over the units one after another; then everything else it
-does is on V x V matrices. When every pairable unit's ``m - 1`` is a power of two (two, three,
-five or nine labels a unit: most campaigns), each of those terms is a binary fraction, and so is
-every partial sum while it stays below 2**53 times the finest of them: the package's sum is then
-exact, whatever the order, and the same exact matrix comes from one integer product per label
-count. This module computes it that way and hands the rest to the package's own steps, so the
-result is the package's to the last bit; otherwise (three labels on some unit and four on
-another, or fractional counts) it calls the package as before. At 100,000 mixed units the
-package spent 20 ms a call, here about 2.
+does is on V x V matrices. When every mixed unit's ``m - 1`` is a power of two (two, three,
+five or nine labels; a unanimous unit adds exactly m, whatever m is), each of those terms is a
+binary fraction, and so is every partial sum while it stays below 2**53 times the finest of
+them: the package's sum is then exact, whatever the order, and the same exact matrix comes
+from one integer product per label count. This module computes it that way and hands the rest
+to the package's own steps, so the result is the package's to the last bit; otherwise (a mixed
+unit of four, six or seven labels, or fractional counts) it calls the package as before. At
+100,000 mixed units of five labels and five values the package took 33 ms a call, this 7 ms.
 """
 
 from __future__ import annotations

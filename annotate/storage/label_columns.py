@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -231,17 +230,6 @@ def read_rows(
         codes=field_codes,
         values=field_values,
     )
-
-
-def factorized(codes: np.ndarray, values: list[Any]) -> tuple[np.ndarray, list[Any]]:
-    """A field's codes over its distinct cells as `pd.factorize` codes the cells: -1 for
-    None (and NaN), and equal cells (1, 1.0, True) one value, the first in `values`."""
-    index: dict[Any, int] = {}
-    renumber = np.full(len(values) + 1, -1, dtype=np.int64)
-    for i, value in enumerate(values):
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
-            renumber[i] = index.setdefault(value, len(index))
-    return renumber[codes] if len(codes) else np.empty(0, dtype=np.int64), list(index)
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:

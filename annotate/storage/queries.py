@@ -176,8 +176,7 @@ def _load(
         adjudications=_adjudications(session, campaign),
     )
     for name, _ in fields:  # the codes held already: the figures need not hash every cell
-        codes, values = label_columns.factorized(columns.codes[name], columns.values[name])
-        table.set_field_codes(name, codes[take], values)
+        table.hold_codes(name, columns.codes[name], columns.values[name], take)
     return table, LabelState(columns=columns, items=items, items_key=items_key)
 
 

@@ -155,8 +155,10 @@ def test_field_codes_of_a_new_frame_are_worked_out_afresh(
         items=pd.DataFrame(),
         annotations=pd.DataFrame({"is_machine": [False] * 3, "intent": ["a", None, "b"]}),
     )
-    table.set_field_codes("intent", np.array([0, -1, 0]), ["held"])
-    assert table.field_codes("intent")[1] == ["held"]  # handed over for this frame
+    cells = ["held", None, "unused", 1, True]
+    table.hold_codes("intent", np.array([1, 0, 2, 0, 4]), cells, np.array([3, 0, 1]))
+    codes, values = table.field_codes("intent")  # handed over for this frame
+    assert codes.tolist() == [0, -1, 0] and values == ["held", "unused", 1]  # True is 1
     table.annotations = pd.DataFrame({"is_machine": [False] * 2, "intent": ["b", float("nan")]})
     codes, values = table.field_codes("intent")
     assert codes.tolist() == [0, -1] and values == ["b"]
