@@ -161,8 +161,7 @@ class _Grid:
         self.annotators = [str(n) for n in names]
         self.rows, self.cols = rows, cols[keep]
         self.shape = (len(self.annotators), len(units))
-        # The frame's rows among the table's annotations: the table has their label codes.
-        self.table = table
+        self.table = table  # which holds the label codes, of these rows of its annotations:
         self.positions = np.flatnonzero(~table.annotations["is_machine"].to_numpy(bool))[keep]
 
     def counts(
@@ -181,8 +180,7 @@ class _Grid:
         return flat.reshape(self.shape[1], n_values), domain
 
     def encoded(self, field_name: str) -> ag.EncodedLabels:
-        """Annotators x units labels of one field, coded (-1 missing): each label hashed once,
-        none placed in an object matrix."""
+        """One field's labels, annotators x units, as codes into its values (-1: missing)."""
         codes, values = self.table.field_codes(field_name)
         out = np.full(self.shape, -1, dtype=np.int64)
         out[self.rows, self.cols] = codes[self.positions]
@@ -191,8 +189,10 @@ class _Grid:
 
 def _labelled_units(table: LabelTable, item_ids: Sequence[int]) -> list[int]:
     """The items among `item_ids` that at least one human labeled, in id order."""
-    labelled = set(table.humans()["item_id"].tolist())
-    return sorted(i for i in item_ids if i in labelled)
+    ids = np.asarray(item_ids, dtype=np.int64)
+    labelled = np.isin(ids, table.humans()["item_id"].to_numpy(dtype=np.int64))
+    found: list[int] = np.sort(ids[labelled]).tolist()
+    return found
 
 
 class JudgeFieldAgreement(BaseModel):
