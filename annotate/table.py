@@ -6,8 +6,9 @@ read it, so they never see a session.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,33 @@ class LabelTable:
     items: pd.DataFrame
     annotations: pd.DataFrame
     adjudications: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # field -> (the annotations frame they describe, cell codes, cells, rows): see field_codes.
+    _held: dict[str, tuple[pd.DataFrame, np.ndarray, list[Any], np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def field_codes(self, name: str) -> tuple[np.ndarray, list[Any]]:
+        """(codes, values) of one field's column, as `pd.factorize` gives them up to the order
+        of the values: per annotation row, the index of its value in `values`, -1 where the
+        value is None or NaN. The values are distinct; some may be no row's.
+
+        From the codes the loader handed over (`hold_codes`) while `annotations` is the frame
+        they describe, without hashing every cell; else worked out from the column.
+        """
+        held = self._held.get(name)
+        if held is None or held[0] is not self.annotations:
+            codes, uniques = pd.factorize(self.annotations[name].to_numpy(dtype=object))
+            return np.asarray(codes, dtype=np.int64), list(uniques)
+        _, cell_codes, cells, rows = held
+        renumber, values = _factorized(cells)
+        return renumber[cell_codes[rows]], values
+
+    def hold_codes(
+        self, name: str, cell_codes: np.ndarray, cells: list[Any], rows: np.ndarray
+    ) -> None:
+        """Tell `field_codes` that row i of the current `annotations` frame holds
+        `cells[cell_codes[rows[i]]]` in field `name` (held by reference, not copied)."""
+        self._held[name] = (self.annotations, cell_codes, cells, rows)
 
     def humans(self) -> pd.DataFrame:
         """Annotations by people (automatic judges are reported apart)."""
@@ -76,3 +104,14 @@ def _positions(units: list[int], item_ids: np.ndarray) -> np.ndarray:
         return np.asarray(index.get_indexer(pd.Index(item_ids)), dtype=np.int64)
     last = {u: i for i, u in enumerate(units)}
     return np.fromiter((last.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
+
+
+def _factorized(cells: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    """Distinct cells as `pd.factorize` codes them: per cell its code (-1 for None and NaN;
+    equal cells such as 1, 1.0 and True one code, the first of them its value)."""
+    index: dict[Any, int] = {}
+    renumber = np.full(len(cells), -1, dtype=np.int64)
+    for i, cell in enumerate(cells):
+        if cell is not None and not (isinstance(cell, float) and math.isnan(cell)):
+            renumber[i] = index.setdefault(cell, len(index))
+    return renumber, list(index)

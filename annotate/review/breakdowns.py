@@ -240,7 +240,7 @@ def item_disagreement(
         elif len(domain) <= DENSE_MAX_VALUES:
             scores = _disagreement(counts, metric)
         else:  # many distinct sets: pair by pair, as `disagreement_scores` does them
-            scores = ag.disagreement_scores(grid.matrix(spec.name), metric, domain)
+            scores = ag.disagreement_scores(grid.encoded(spec.name), metric, domain)
         frame[f"d_{spec.name}"] = scores
         if not units:
             counts = np.zeros((0, 1))

@@ -161,12 +161,14 @@ class _Grid:
         self.annotators = [str(n) for n in names]
         self.rows, self.cols = rows, cols[keep]
         self.shape = (len(self.annotators), len(units))
+        self.table = table  # which holds the label codes, of these rows of its annotations:
+        self.positions = np.flatnonzero(~table.annotations["is_machine"].to_numpy(bool))[keep]
 
     def counts(
         self, field_name: str, labels: Sequence[Any] | None = None
     ) -> tuple[np.ndarray, list[Any]]:
         """(units x values label counts, the value domain) of one field: what
-        `value_counts_from_codes(*encode_labels(self.matrix(field_name), labels))` gives, from
+        `value_counts_from_codes(*encode_labels(self.encoded(field_name), labels))` gives, from
         the labels' column without placing them in a matrix first."""
         values = self.frame[field_name].to_numpy(dtype=object)
         codes, domain = ag.encode_labels(values[None, :], labels)
@@ -177,19 +179,20 @@ class _Grid:
         )
         return flat.reshape(self.shape[1], n_values), domain
 
-    def matrix(self, field_name: str) -> np.ndarray:
-        """Annotators x units object array of one field; None where missing."""
-        out = np.full(self.shape, None, dtype=object)
-        values = self.frame[field_name].to_numpy(dtype=object)
-        given = pd.notna(values)
-        out[self.rows[given], self.cols[given]] = values[given]
-        return out
+    def encoded(self, field_name: str) -> ag.EncodedLabels:
+        """One field's labels, annotators x units, as codes into its values (-1: missing)."""
+        codes, values = self.table.field_codes(field_name)
+        out = np.full(self.shape, -1, dtype=np.int64)
+        out[self.rows, self.cols] = codes[self.positions]
+        return ag.EncodedLabels(out, values)
 
 
 def _labelled_units(table: LabelTable, item_ids: Sequence[int]) -> list[int]:
     """The items among `item_ids` that at least one human labeled, in id order."""
-    labelled = set(table.humans()["item_id"].tolist())
-    return sorted(i for i in item_ids if i in labelled)
+    ids = np.asarray(item_ids, dtype=np.int64)
+    labelled = np.isin(ids, table.humans()["item_id"].to_numpy(dtype=np.int64))
+    found: list[int] = np.sort(ids[labelled]).tolist()
+    return found
 
 
 class JudgeFieldAgreement(BaseModel):
@@ -242,7 +245,8 @@ def campaign_report(
 ) -> CampaignReport:
     """Load `campaign`'s labels and report their agreement; leads and admins only."""
     require_role(actor, "lead", "see agreement figures", session=session)
-    table = load_labels(session=session, actor=actor, campaign=campaign)
+    needed = filters is not None and filters.active  # only filters read item attributes
+    table = load_labels(session=session, actor=actor, campaign=campaign, with_attributes=needed)
     return agreement_report(
         table,
         actor=actor,
@@ -279,7 +283,7 @@ def agreement_report(
     units = _labelled_units(table, scope)
     singles = [f for f in schema.choice_fields if f.kind == "single"]
     grid = _Grid(table, units)
-    matrices = {f.name: grid.matrix(f.name) for f in singles}
+    matrices = {f.name: grid.encoded(f.name) for f in singles}
     failure = schema.field(schema.failure_field)
     # One BLAS thread, as the bootstrap already had: the products here are small, and on a
     # busy machine a second thread spins rather than helps (half a CPU second at 100,000
@@ -291,7 +295,7 @@ def agreement_report(
             credit={schema.right_action_field: _credit(schema, schema.right_action_field)},
             # Fields the schema marks as ordered (intent: benign < ambiguous < harmful).
             ordinal=[f.name for f in singles if f.ordered],
-            failure_categories=grid.matrix(failure.name),
+            failure_categories=grid.encoded(failure.name),
             categories=failure.values,
             n_resamples=n_resamples,
             confidence=confidence,

@@ -22,6 +22,7 @@ from annotate.stats.bootstrap import (
     bootstrap_alpha,
 )
 from annotate.stats.distances import (
+    EncodedLabels,
     FloatArray,
     IntArray,
     LabelMatrix,
@@ -34,6 +35,7 @@ from annotate.stats.distances import (
 
 __all__ = [
     "AlphaEstimate",
+    "EncodedLabels",
     "FloatArray",
     "IntArray",
     "LabelMatrix",

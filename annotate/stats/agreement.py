@@ -7,7 +7,6 @@ from collections.abc import Hashable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-import krippendorff
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -15,6 +14,7 @@ import pandas as pd
 from annotate.errors import AgreementInputError
 from annotate.stats.distances import (
     _LEVELS,
+    EncodedLabels,
     FloatArray,
     IntArray,
     LabelMatrix,
@@ -25,6 +25,7 @@ from annotate.stats.distances import (
     as_metric,
     masi_distance_matrix,
 )
+from annotate.stats.exact_alpha import package_alpha
 
 # The package materialises units x values x values arrays several times over; past this many
 # cells (64 MiB of float64 each) the numpy path, which never does, takes over.
@@ -36,6 +37,8 @@ DENSE_MAX_VALUES = 32
 
 
 def _as_object_matrix(data: LabelMatrix) -> npt.NDArray[np.object_]:
+    if isinstance(data, EncodedLabels):
+        return data.to_objects()
     if isinstance(data, pd.DataFrame):
         matrix = data.to_numpy(dtype=object)
     else:
@@ -71,13 +74,19 @@ def encode_labels(
     when given (pass it, so a label absent from this batch does not shift the others), else the
     distinct values present, sorted. Raises AgreementInputError for a value outside ``labels``.
     """
-    matrix = _as_object_matrix(data)
-    try:
-        flat_codes, uniques = pd.factorize(matrix.ravel())
-    except TypeError as error:
-        raise AgreementInputError(
-            f"Labels must be hashable (use frozenset for sets): {error}"
-        ) from None
+    uniques: Any
+    if isinstance(data, EncodedLabels):
+        shape = data.codes.shape
+        flat_codes, uniques = _present_codes(data, ordered=labels is None)
+    else:
+        matrix = _as_object_matrix(data)
+        shape = matrix.shape
+        try:
+            flat_codes, uniques = pd.factorize(matrix.ravel())
+        except TypeError as error:
+            raise AgreementInputError(
+                f"Labels must be hashable (use frozenset for sets): {error}"
+            ) from None
     domain = list(labels) if labels is not None else _sorted_distinct(list(uniques))
     index = {label: i for i, label in enumerate(domain)}
     if len(index) != len(domain):
@@ -90,7 +99,26 @@ def encode_labels(
             known = ", ".join(str(label) for label in domain)
             raise AgreementInputError(f"Label `{value}` is not one of {known}")
         mapping[position] = code
-    return mapping[flat_codes].reshape(matrix.shape), domain
+    return mapping[flat_codes].reshape(shape), domain
+
+
+def _present_codes(data: EncodedLabels, ordered: bool) -> tuple[IntArray, list[Any]]:
+    """What `pd.factorize` gives for the matrix `data` stands for: flat codes over the values
+    present. `ordered`: the values in order of first appearance, as factorize has them (the
+    order matters where sets are sorted, by inclusion); else in the order of `data.values`."""
+    codes = np.asarray(data.codes, dtype=np.int64).ravel()
+    if codes.size and int(codes.max()) >= len(data.values):
+        raise AgreementInputError(
+            f"Code {int(codes.max())} is out of range for {len(data.values)} values"
+        )
+    if ordered:
+        found, first = np.unique(codes, return_index=True)
+        present = found[found >= 0][np.argsort(first[found >= 0], kind="stable")]
+    else:
+        (present,) = np.nonzero(np.bincount(codes + 1, minlength=len(data.values) + 1)[1:])
+    renumber = np.full(len(data.values) + 1, -1, dtype=np.int64)  # the last slot is -1's
+    renumber[present] = np.arange(len(present))
+    return renumber[codes], [data.values[i] for i in present]
 
 
 def value_counts_from_codes(codes: npt.ArrayLike, n_values: int) -> IntArray:
@@ -289,13 +317,7 @@ def _counts_alpha(count_matrix: npt.NDArray[Any], level: Metric, values: FloatAr
         observed = float((sums / (labelled[labelled >= 2] - 1)).sum())
         return _alpha_from_parts(observed, marginals, dist)
     with np.errstate(divide="ignore", invalid="ignore"):
-        result = float(
-            krippendorff.alpha(
-                value_counts=count_matrix,
-                value_domain=values,
-                level_of_measurement=_package_metric(level, n_values),
-            )
-        )
+        result = package_alpha(count_matrix, _package_metric(level, n_values), values)
     return result if math.isfinite(result) else math.nan
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -23,8 +24,30 @@ Metric: TypeAlias = Level | FloatArray
 # What public functions accept for one: a level name, or any square array-like (nested lists).
 MetricLike: TypeAlias = Level | npt.ArrayLike
 
-# annotators x units; a DataFrame, a NumPy array or a list of lists.
-LabelMatrix: TypeAlias = pd.DataFrame | npt.NDArray[Any] | Sequence[Sequence[Any]]
+
+@dataclass(frozen=True)
+class EncodedLabels:
+    """An annotators x units label matrix given as integer codes into `values` (-1: missing).
+
+    What a caller that holds its labels coded passes instead of an object matrix: every
+    function that takes a `LabelMatrix` reads it as the matrix of `values[code]` (None where
+    -1), and those that encode their input skip placing and hashing each label. `values` are
+    distinct (as `pd.factorize` gives them) and never None.
+    """
+
+    codes: IntArray
+    values: Sequence[Any]
+
+    def to_objects(self) -> npt.NDArray[np.object_]:
+        """The annotators x units object matrix these codes stand for."""
+        lookup = np.empty(len(self.values) + 1, dtype=object)  # the last slot, None, is -1's
+        lookup[: len(self.values)] = list(self.values)
+        result: npt.NDArray[np.object_] = lookup[self.codes]
+        return result
+
+
+# annotators x units; a DataFrame, a NumPy array, a list of lists, or already coded.
+LabelMatrix: TypeAlias = pd.DataFrame | npt.NDArray[Any] | Sequence[Sequence[Any]] | EncodedLabels
 
 _LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
 

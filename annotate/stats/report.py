@@ -39,6 +39,7 @@ from annotate.stats.bootstrap import (
     _resamplable,
 )
 from annotate.stats.distances import (
+    EncodedLabels,
     IntArray,
     LabelMatrix,
     Metric,
@@ -242,6 +243,12 @@ class AgreementSummary(BaseModel):
     failure_categories: FailureCategoryAgreement | None = None
 
 
+def _unit_count(data: LabelMatrix) -> int:
+    if isinstance(data, EncodedLabels) and data.codes.ndim == 2:
+        return int(data.codes.shape[1])  # not placed in an object matrix to be counted
+    return int(_as_object_matrix(data).shape[1])
+
+
 def summarize(
     fields: Mapping[str, LabelMatrix],
     labels: Mapping[str, Sequence[str]],
@@ -287,11 +294,11 @@ def summarize(
         raise AgreementInputError(
             f"credit/ordinal name fields that were not given: {sorted(unknown)}"
         )
-    widths = {name: _as_object_matrix(data).shape[1] for name, data in fields.items()}
+    widths = {name: _unit_count(data) for name, data in fields.items()}
     if failure_categories is not None:
         if not categories:
             raise AgreementInputError("failure_categories was given without the list of categories")
-        widths["failure_categories"] = _as_object_matrix(failure_categories).shape[1]
+        widths["failure_categories"] = _unit_count(failure_categories)
     if len(set(widths.values())) > 1:
         raise AgreementInputError(f"All fields must cover the same units, got unit counts {widths}")
     n_units = next(iter(widths.values()), 0)

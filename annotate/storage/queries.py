@@ -107,14 +107,23 @@ def load_labels(
     actor: User,
     campaign: Campaign,
     with_text: bool = False,
+    with_attributes: bool = True,
 ) -> LabelTable:
     """Everyone's labels in `campaign`; leads and admins only (labeling is blind).
 
     Control items and control answers are left out (see `annotate.storage.controls`). The
     annotations come from the campaign's column snapshot and the rows changed since
-    (`annotate.storage.label_columns`).
+    (`annotate.storage.label_columns`). `with_attributes=False` leaves the items frame with
+    its item_id column only, for a caller that needs no item attributes (reading them was
+    half of the load at 100,000 items); `with_text` adds the items' text.
     """
-    table, _ = _load(session=session, actor=actor, campaign=campaign, with_text=with_text)
+    table, _ = _load(
+        session=session,
+        actor=actor,
+        campaign=campaign,
+        with_text=with_text,
+        with_attributes=with_attributes,
+    )
     return table
 
 
@@ -139,6 +148,7 @@ def _load(
     actor: User,
     campaign: Campaign,
     with_text: bool = False,
+    with_attributes: bool = True,
     previous: LabelState | None = None,
 ) -> tuple[LabelTable, LabelState]:
     require_role(actor, "lead", "read other annotators' labels", session=session)
@@ -152,12 +162,12 @@ def _load(
     if previous is not None and previous.items_key == items_key and not with_text:
         items = previous.items
     else:
-        items = _items(session, campaign, with_text, controls)
+        items = _items(session, campaign, with_text, controls, with_attributes)
     fields = tuple((f.name, f.kind) for f in schema.fields)
     columns = label_columns.current_columns(
         session, campaign.id, fields, previous.columns if previous is not None else None
     )
-    annotations = _annotations(session, columns, controls)
+    annotations, take = _annotations(session, columns, controls)
     table = LabelTable(
         campaign=campaign,
         schema=schema,
@@ -165,20 +175,21 @@ def _load(
         annotations=annotations,
         adjudications=_adjudications(session, campaign),
     )
+    for name, _ in fields:  # the codes held already: the figures need not hash every cell
+        table.hold_codes(name, columns.codes[name], columns.values[name], take)
     return table, LabelState(columns=columns, items=items, items_key=items_key)
 
 
 def _items(
-    session: Session, campaign: Campaign, with_text: bool, controls: set[int]
+    session: Session,
+    campaign: Campaign,
+    with_text: bool,
+    controls: set[int],
+    with_attributes: bool = True,
 ) -> pd.DataFrame:
-    item_cols: list[Any] = [
-        Item.id,
-        Item.external_id,
-        Item.model,
-        Item.category,
-        Item.group_id,
-        Item.source,
-    ]
+    item_cols: list[Any] = [Item.id]
+    if with_attributes:
+        item_cols += [Item.external_id, Item.model, Item.category, Item.group_id, Item.source]
     if with_text:
         # JSON columns come back as text (cast, so that psycopg leaves them alone) and are
         # decoded by decode_json below: SQLAlchemy's per-row json.loads was a second of a
@@ -219,9 +230,11 @@ def _items(
     return items.set_index("item_id", drop=False)
 
 
-def _annotations(session: Session, columns: LabelColumns, controls: set[int]) -> pd.DataFrame:
+def _annotations(
+    session: Session, columns: LabelColumns, controls: set[int]
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The annotation frame of `LabelTable` from the columns: control items and control
-    answers left out, sorted by item, then annotator name."""
+    answers left out, sorted by item, then annotator name; and the column rows it took."""
     keep = ~columns.control_answer
     if controls:
         keep &= ~np.isin(columns.item_id, np.fromiter(controls, dtype=np.int64))
@@ -270,7 +283,7 @@ def _annotations(session: Session, columns: LabelColumns, controls: set[int]) ->
         data[name] = pd.Series(values[columns.codes[name][take]], dtype=object)
     # Not copied, so not stacked into one block of object columns either (every array here is
     # new): that copy was half a second at 500,000 rows.
-    return pd.DataFrame(data, copy=False)
+    return pd.DataFrame(data, copy=False), take
 
 
 def _adjudications(session: Session, campaign: Campaign) -> pd.DataFrame:

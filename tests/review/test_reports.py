@@ -229,6 +229,24 @@ def test_report_from_the_database_and_cache_key(session: Session, seeded: Seeded
     assert review.labels_version(session=session, actor=lead, campaign=seeded.campaign) != first
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [None, ReportFilters(), ReportFilters(models=("m1",)), ReportFilters(intents=("benign",))],
+)
+def test_report_from_the_database_is_the_report_of_a_full_load(
+    session: Session, seeded: Seeded, table: LabelTable, filters: ReportFilters | None
+) -> None:
+    """Loaded without item attributes unless a filter reads them: the very same report."""
+    lead = seeded.lead
+    got = review.campaign_report(
+        session=session, actor=lead, campaign=seeded.campaign, filters=filters, n_resamples=20
+    )
+    want = review.agreement_report(table, actor=lead, filters=filters, n_resamples=20)
+    assert got.model_dump_json() == want.model_dump_json()
+    if filters is not None and filters.models:
+        assert got.n_items == 3  # i1..i3 are model m1's
+
+
 def table_labels() -> dict[str, Any]:
     from conftest import full_labels
 

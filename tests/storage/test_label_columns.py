@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+from table_helpers import assert_codes_match_cells
 
 from annotate import storage
 from annotate.intake.labels import LabelRow
@@ -182,6 +183,8 @@ def test_incremental_labels_equal_a_full_read(
                 full = load_labels(session=s, actor=lead, campaign=campaign)
         _assert_same(held, full)
         _assert_same(stored, full)
+        assert_codes_match_cells(held)
+        assert_codes_match_cells(stored)
     report = agreement_report(full, actor=lead, n_resamples=0).to_json_dict()
     assert agreement_report(held, actor=lead, n_resamples=0).to_json_dict() == report
 

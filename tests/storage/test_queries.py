@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import ADMIN, make_campaign, make_item, make_user
 from release_helpers import items_by_id
 from sqlalchemy import insert
 from sqlmodel import Session
+from table_helpers import assert_codes_match_cells
 
 from annotate import storage
 from annotate.errors import PermissionDenied
 from annotate.schema import LabelSchema
 from annotate.storage.models import Annotation, utcnow
 from annotate.storage.queries import decode_json, label_cells, load_labels
+from annotate.table import LabelTable
 
 FIELDS = [("right_action", "single"), ("failure_categories", "multi"), ("rationale", "text")]
 
@@ -140,6 +143,25 @@ def test_load_labels_reads_every_stored_shape(session: Session, schema: LabelSch
     assert meta == {"e": "x1", "big": 2**70} and isinstance(meta["big"], int)
     assert table.items.loc[x1, "conversation"] is None
     assert table.items.loc[x1, "prompt"] == make_item().prompt
+    assert_codes_match_cells(table)
+
+
+def test_field_codes_of_a_new_frame_are_worked_out_afresh(
+    session: Session, schema: LabelSchema
+) -> None:
+    table = LabelTable(
+        campaign=make_campaign(session, schema, name="frames"),
+        schema=schema,
+        items=pd.DataFrame(),
+        annotations=pd.DataFrame({"is_machine": [False] * 3, "intent": ["a", None, "b"]}),
+    )
+    cells = ["held", None, "unused", 1, True]
+    table.hold_codes("intent", np.array([1, 0, 2, 0, 4]), cells, np.array([3, 0, 1]))
+    codes, values = table.field_codes("intent")  # handed over for this frame
+    assert codes.tolist() == [0, -1, 0] and values == ["held", "unused", 1]  # True is 1
+    table.annotations = pd.DataFrame({"is_machine": [False] * 2, "intent": ["b", float("nan")]})
+    codes, values = table.field_codes("intent")
+    assert codes.tolist() == [0, -1] and values == ["b"]
 
 
 def test_load_labels_of_an_empty_campaign(session: Session, schema: LabelSchema) -> None:
@@ -153,3 +175,20 @@ def test_load_labels_needs_a_lead(session: Session, schema: LabelSchema) -> None
     campaign = make_campaign(session, schema, name="blind")
     with pytest.raises(PermissionDenied):
         load_labels(session=session, actor=make_user(session, "ann"), campaign=campaign)
+
+
+def test_without_attributes_the_items_are_the_ids_of_a_full_load(
+    engine: Any, schema: LabelSchema
+) -> None:
+    """Controls left out as in a full load; the annotations and adjudications are the same."""
+    from annotate.storage import db
+    from tests.control_helpers import control_campaign
+
+    setup = control_campaign(engine, schema, real=6, controls=3)
+    with db.session_scope(engine) as s:
+        full = load_labels(session=s, actor=ADMIN, campaign=setup.campaign)
+        ids = load_labels(session=s, actor=ADMIN, campaign=setup.campaign, with_attributes=False)
+    assert len(full.items) == 6  # the three controls left out
+    pd.testing.assert_frame_equal(ids.items, full.items[["item_id"]])
+    pd.testing.assert_frame_equal(ids.annotations, full.annotations)
+    pd.testing.assert_frame_equal(ids.adjudications, full.adjudications)
