@@ -158,8 +158,8 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
             st.caption(header(shown))
         # One element for the whole conversation and its stylesheet (not a chat block per turn,
         # nor the style apart): fewer messages per answer, and fewer for the browser to lay
-        # out before the next item shows. The style comes last: one leading the HTML would be
-        # read as the document's head and dropped by the browser's sanitiser.
+        # out before the next item shows. The style follows the item (test_labeling_flow
+        # checks in Chromium that it applies).
         st.html(item_html(shown) + ITEM_STYLE)
         more = {k: v for k, v in shown.details.items() if k not in visibility.ATTRIBUTES}
         if more:
