@@ -7,6 +7,11 @@ choose within the marked field, an option's letter from the schema chooses it fr
 `/` writes the rationale and Esc leaves it, Ctrl+Enter submits; skip and flag have a letter
 each. Nothing goes to the server until the submit (or the skip): one trigger, `message`,
 which `on_message` puts in the page's inbox for submission.handle_message.
+
+What an answer carries is kept small: the JS and CSS are files of the component's asset
+directory (assets/), which the browser fetches once, and the schema's description is sent
+once per session (`spec_for_browser`), later answers naming it by its id; a browser that does
+not hold that description asks for it again (a message of kind `form`, `wants_form`).
 """
 
 from __future__ import annotations
@@ -17,31 +22,43 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.components.v2.get_bidi_component_manager import get_bidi_component_manager
+from streamlit.components.v2.manifest_scanner import ComponentConfig, ComponentManifest
 
 from annotate import labeling
 from annotate.app.submission import SKIP_REASONS, SUBMIT_KEY
 from annotate.schema import LabelSchema
 
-NAME = "annotate_labelform"
+PACKAGE, COMPONENT = "annotate", "labelform"
+NAME = f"{PACKAGE}.{COMPONENT}"
 KEY = "labelform"
 INBOX = "annotate.label.inbox"
+HELD = "annotate.label.form_held"  # the id of the form description this session's browser has
 TEXT_KEY = "/"
 _ACTION_KEYS = {"skip": "s", "flag": "a"}
 _SPARE = "zxqjkvwyubgpfmhdlnoteicr"
 ASSETS = Path(__file__).with_name("assets")
 
 
+def _declare_assets() -> None:
+    """Tell the running Streamlit where the component's files are, as a `pyproject.toml`
+    manifest (`[tool.streamlit.component]`) would: an installed wheel carries no
+    pyproject.toml, and each AppTest runs its own registry."""
+    manager = get_bidi_component_manager()
+    if manager.get_component_asset_root(NAME) is None:
+        manifest = ComponentManifest(
+            name=PACKAGE,
+            version="0",
+            components=[ComponentConfig(name=COMPONENT, asset_dir=ASSETS.name)],
+        )
+        manager.register_from_manifest(manifest, ASSETS.parent)
+
+
 @lru_cache(maxsize=1)
 def _component() -> Any:
-    return st.components.v2.component(
-        NAME,
-        html="",
-        css=(ASSETS / "labelform.css").read_text(encoding="utf-8"),
-        # One module: the label logic shared with the server's rules, then the form.
-        js="\n".join(
-            (ASSETS / name).read_text(encoding="utf-8") for name in ("labels.js", "labelform.js")
-        ),
-    )
+    # File-backed: the browser fetches labelform.js (which imports labels.js, the label logic
+    # shared with the server's rules) and the stylesheet once; answers carry their URLs only.
+    return st.components.v2.component(NAME, html="", css="labelform.css", js="labelform.js")
 
 
 def _show_when(spec: Any) -> dict[str, Any] | None:
@@ -178,6 +195,25 @@ def on_message() -> None:
         st.session_state[INBOX] = message
 
 
+def wants_form(raw: Any) -> bool:
+    """Whether the form's message asks for the schema's description again (its browser does
+    not hold the one named); the next answer then carries it in full."""
+    if isinstance(raw, dict) and raw.get("kind") == "form":
+        st.session_state.pop(HELD, None)
+        return True
+    return False
+
+
+def spec_for_browser(schema: LabelSchema) -> dict[str, Any]:
+    """The form description to send: in full the first time in this session, then its id."""
+    spec = form_spec(schema)
+    if st.session_state.get(HELD) == spec["id"]:
+        return {"id": spec["id"]}
+    st.session_state[HELD] = spec["id"]
+    return spec
+
+
 def mount(data: dict[str, Any]) -> None:
     """The form, with a stable key: the same instance stays mounted from item to item."""
+    _declare_assets()  # also for a registry of its own (each AppTest)
     _component()(key=KEY, data=data, on_message_change=on_message)

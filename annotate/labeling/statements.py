@@ -179,6 +179,17 @@ def assignment_in_full(lock: bool) -> Any:
 
 
 @cache
+def finish_assignment() -> Any:
+    """Mark an assignment done (parameters b_id, b_now)."""
+    finished = Assignment.__table__.c.finished_at.type  # type: ignore[attr-defined]
+    return (
+        update(Assignment)
+        .where(col(Assignment.id) == bindparam("b_id"))
+        .values(status="done", finished_at=bindparam("b_now", type_=finished))
+    )
+
+
+@cache
 def lease_with_item() -> Any:
     """A lease by id with its item (ORM entities, read as stored now)."""
     return (

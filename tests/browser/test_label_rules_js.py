@@ -40,6 +40,11 @@ def python_view(schema: LabelSchema, values: dict[str, Any], flagged: bool) -> d
     return {"labels": labels, "rules": rules}
 
 
+# labels.js is an ES module (labelform.js imports it): its exports made globals for JS_VIEW.
+IMPORT = """async (source) => {
+  const url = URL.createObjectURL(new Blob([source], {type: "text/javascript"}));
+  Object.assign(globalThis, await import(url));
+}"""
 JS_VIEW = """([spec, cases]) => cases.map(([values, flagged]) => {
   const v = normalized(spec, values, flagged);
   return {labels: v.labels, rules: brokenRules(spec, v.labels)
@@ -58,7 +63,7 @@ def test_the_browser_reads_labels_as_the_server_does(browser: Any, path: Any) ->
         cases.append((random_labels(schema, rng, flagged), flagged))
     page = browser.new_page()
     try:
-        page.add_script_tag(content=(ROOT / "annotate/app/assets/labels.js").read_text())
+        page.evaluate(IMPORT, (ROOT / "annotate/app/assets/labels.js").read_text())
         got = page.evaluate(JS_VIEW, [spec, cases])
     finally:
         page.close()

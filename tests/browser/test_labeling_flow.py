@@ -99,6 +99,9 @@ def test_an_annotators_day(server: Server, guarded: Guarded) -> None:
     sign_in(page, server.url, "alice")
     page.wait_for_selector(".lf[data-state=ready]")
     labeled: dict[str, dict[str, Any]] = {}
+    # The item's turns come with their stylesheet (in the same element, after them).
+    styled = "e => getComputedStyle(e).borderTopStyle"
+    assert page.eval_on_selector(".annotate-turn-assistant", styled) == "solid"
 
     for n, labels in enumerate(ITEMS):
         current = item_on_form(page)
@@ -119,6 +122,7 @@ def test_an_annotators_day(server: Server, guarded: Guarded) -> None:
         submit_and_wait(page)
         labeled[current] = expected
 
+    assert page.eval_on_selector(".annotate-turn-assistant", styled) == "solid"
     # A reload keeps the session (the signed cookie) and the lease (the same item).
     on_screen = item_on_form(page)
     page.reload()

@@ -4,7 +4,10 @@
 // skip) and answers by sending the next item as new `data`. The component stays mounted
 // across items (a stable key), so this module's state survives: keys pressed while the
 // answer is on its way are queued and replayed on whatever form the answer brings.
-// Everything shown is set with textContent, never as HTML. labels.js comes first (same module).
+// Everything shown is set with textContent, never as HTML. Both files are fetched by the
+// browser once (the component's asset directory), not sent with every answer.
+
+import { brokenRules, normalized } from "./labels.js";
 
 const S = {
   inst: null, form: null, item: null, values: {}, focus: null, mode: "nav",
@@ -21,7 +24,7 @@ function el(tag, cls, text) {
   return e;
 }
 
-// Condition language, visibility and rules: labels.js, loaded before this file.
+// Condition language, visibility and rules: labels.js.
 const view = () => normalized(S.form, S.values, S.flagged);
 const visible = (f) => view().shown.has(f.name);
 const fields = () => { const v = view(); return S.form.fields.filter((f) => v.shown.has(f.name)); };
@@ -439,9 +442,14 @@ function feedback(fb) {
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   const host = parentElement.host || parentElement;
+  // The schema's description comes once per session; later answers name it by its id only.
+  if (!data.form.fields && S.form?.id !== data.form.id) {
+    setTriggerValue("message", { kind: "form" }); // not the one we have: ask for it again
+    return undefined;
+  }
   const rebuild = !S.inst || S.inst.root !== parentElement || S.form?.id !== data.form.id;
   S.inst = { root: parentElement, host, trigger: setTriggerValue, box: S.inst?.box };
-  if (rebuild) { S.form = data.form; build(parentElement); }
+  if (rebuild) { if (data.form.fields) S.form = data.form; build(parentElement); }
   const fresh = !S.item || S.item.assignment !== data.item.assignment;
   const seq = data.feedback ? data.feedback.seq : -1;
   if (fresh) {

@@ -1,7 +1,7 @@
 // Labels against the schema, in the browser: the same condition language, visibility and
 // consistency rules as the server (annotate/schema.py), for feedback while choosing. The
 // server checks everything again on submit; this file only has to agree with it. Pure
-// functions of the form spec and the chosen values; labelform.js builds on them.
+// functions of the form spec and the chosen values; labelform.js imports them (an ES module).
 //
 // A condition maps a field to a list of values (a single choice is one of them, a multi
 // choice ticks any of them), to {none_of: [...]} (a value is given and is none of them), or
@@ -27,7 +27,7 @@ function allHold(conds, vals, kinds) {
 // The labels as the server will read them, and the fields shown: in schema order, a field
 // whose `show_when` does not hold is hidden and null; an untouched "pick any" field is an
 // empty list, unless the item is flagged (a partial label, where missing stays missing).
-function normalized(form, values, partial) {
+export function normalized(form, values, partial) {
   const kinds = Object.fromEntries(form.fields.map((f) => [f.name, f.kind]));
   const out = {};
   const shown = new Set();
@@ -48,7 +48,7 @@ function normalized(form, values, partial) {
   return { labels: out, shown };
 }
 
-function brokenRules(form, vals) {
+export function brokenRules(form, vals) {
   const kinds = Object.fromEntries(form.fields.map((f) => [f.name, f.kind]));
   return form.rules.filter((r) => allHold(r.when, vals, kinds) && !allHold(r.expect, vals, kinds))
     .map((r) => ({ rule: r.id, message: fill(r.message, vals) }));

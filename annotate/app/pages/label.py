@@ -95,6 +95,10 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     desk = _desk(ctx, campaign)
     raw = st.session_state.pop(labelform.INBOX, None)
     deferred = st.session_state.pop(DEFERRED, False)
+    if labelform.wants_form(raw):
+        raw = None
+        if deferred:
+            check_session(ctx)  # no submit to check the sign-in
     outcome = None
     before = desk.claim
     if raw is not None:
@@ -152,10 +156,11 @@ def workspace(ctx: AppContext, campaign: Campaign, schema: LabelSchema) -> None:
     with left:
         with st.container(key="item-header"):
             st.caption(header(shown))
-        # One element for the whole conversation (not a chat block per turn): fewer messages
-        # per answer, and fewer for the browser to lay out before the next item shows.
-        st.html(ITEM_STYLE)
-        st.html(item_html(shown))
+        # One element for the whole conversation and its stylesheet (not a chat block per turn,
+        # nor the style apart): fewer messages per answer, and fewer for the browser to lay
+        # out before the next item shows. The style follows the item (test_labeling_flow
+        # checks in Chromium that it applies).
+        st.html(item_html(shown) + ITEM_STYLE)
         more = {k: v for k, v in shown.details.items() if k not in visibility.ATTRIBUTES}
         if more:
             with st.expander("More about this item"):
@@ -186,8 +191,7 @@ def _view(
     return shown
 
 
-# The stylesheet of rendered text (render.STYLE) and of the item's turns, as one style-only
-# element (it takes no space).
+# The stylesheet of rendered text (render.STYLE) and of the item's turns, sent with the item.
 ITEM_STYLE = (
     view.STYLE
     + """<style>
@@ -238,7 +242,7 @@ def form_data(
     elapsed = (utcnow() - claim.assignment.claimed_at).total_seconds()
     fb = desk.feedback
     return {
-        "form": labelform.form_spec(schema),
+        "form": labelform.spec_for_browser(schema),
         "item": {
             "assignment": claim.assignment.id,
             "name": shown.name,
