@@ -95,8 +95,9 @@ class Freshness:
 _WARM: dict[tuple[str, int, bool], Warm] = {}
 _WARM_LOCK = threading.Lock()
 _FIRST_LOADS: dict[tuple[str, int, bool], threading.Lock] = {}
-# A campaign with this many labels or more is loaded the first time in the background when a
-# page can show something else meanwhile (`label_table_or_loading`).
+# A campaign with this many labels or more is large: loaded the first time in the background
+# when a page can show something else meanwhile (`label_table_or_loading`), its reloads not
+# waited for (`label_table`), its figures computed in the background (`warm_figures`).
 SMALL_LABELS = 20_000
 _LOADING: dict[tuple[str, int, bool], tuple[threading.Thread, float]] = {}
 _FAILED: set[tuple[str, int, bool]] = set()
@@ -191,18 +192,21 @@ def label_table(
     slot = (ctx.settings.database_url, campaign.id or 0, adjudications)
     with _WARM_LOCK:
         warm = _WARM.get(slot)
+        # A small campaign reloads in well under FRESH_WAIT_S: its pages wait, and stay exact.
+        # A large one (or a slow reload) is not waited for at all: its page shows the labels
+        # already loaded, and the reload lets the page's run finish first.
+        small = warm is not None and warm.load_s < FRESH_WAIT_S
+        small = small and warm is not None and len(warm.table.annotations) < SMALL_LABELS
         if warm is not None and warm.version != version and warm.loading is None:
             warm.wanted = version
             warm.loading = threading.Thread(
                 target=_refresh,
-                args=(slot, version, ctx.engine, ctx.user, warm.state, warm.load_s >= FRESH_WAIT_S),
+                args=(slot, version, ctx.engine, ctx.user, warm.state, not small),
                 name=f"annotate-labels-{campaign.id}",
                 daemon=True,
             )
             warm.loading.start()
-    if warm is not None and warm.loading is not None and warm.load_s < FRESH_WAIT_S:
-        # A small campaign reloads in well under this: its pages stay exact, not just warm.
-        # A large one is not waited for at all: its page shows the labels already loaded.
+    if warm is not None and warm.loading is not None and small:
         warm.loading.join(FRESH_WAIT_S)
     if warm is None:
         # One first load per campaign: a page arriving while another (or the server's

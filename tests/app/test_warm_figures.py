@@ -149,7 +149,10 @@ def test_a_failed_background_computation_keeps_the_figure_and_says_so(
     table, key = lead.label_table(ctx, seeded.campaign)
     first = _computed(ctx, table, key)
     _add_label(engine, seeded, schema, "dora", "i6")
+    lead.label_table(ctx, seeded.campaign)  # starts loading the new labels
+    assert lead.wait_for_labels(ctx, seeded.campaign, timeout_s=30)  # however busy the machine
     newer, newer_key = lead.label_table(ctx, seeded.campaign)
+    assert newer_key != key
 
     def broken() -> pd.DataFrame:
         raise RuntimeError("disk on fire")
@@ -180,6 +183,7 @@ def test_a_large_campaign_recomputes_no_figure_in_the_page_however_quick(
     first = _computed(ctx, table, key)
     assert first.value is not None
     _add_label(engine, seeded, schema, "dora", "i6")
+    lead.label_table(ctx, seeded.campaign)  # starts loading the new labels (not waited for)
     assert lead.wait_for_labels(ctx, seeded.campaign, timeout_s=30)
     newer, newer_key = lead.label_table(ctx, seeded.campaign)
     assert newer_key != key

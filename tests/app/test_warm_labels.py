@@ -171,3 +171,29 @@ def test_a_page_asking_for_the_newest_labels_does_not_wait_for_itself(
         assert lead.wait_for_labels(ctx, seeded.campaign, timeout_s=30)  # "Show the newest"
         assert time.monotonic() - started < 10
         assert lead.label_table(ctx, seeded.campaign)[1] != key
+
+
+def test_a_large_campaigns_page_does_not_wait_for_its_quick_refresh(
+    ctx: AppContext,
+    engine: Engine,
+    seeded: Seeded,
+    schema: LabelSchema,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, key = lead.label_table(ctx, seeded.campaign)  # a quick load: a small campaign waits
+    monkeypatch.setattr(lead, "SMALL_LABELS", 0)  # as for 100,000 items
+    go = threading.Event()
+    real = lead._load
+
+    def slow(*args: object) -> object:
+        go.wait(10)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lead, "_load", slow)
+    _add_label(engine, seeded, schema, "dora")
+    started = time.monotonic()
+    assert lead.label_table(ctx, seeded.campaign)[1] == key  # the labels already loaded
+    assert time.monotonic() - started < 0.5  # at once, not after lead.FRESH_WAIT_S
+    go.set()
+    assert lead.wait_for_labels(ctx, seeded.campaign, timeout_s=30)
+    assert lead.label_table(ctx, seeded.campaign)[1] != key
