@@ -25,12 +25,14 @@ import statistics
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.environ.get("BENCH_CODE") or str(ROOT))
 
-from sqlalchemy import insert, text  # noqa: E402
+from sqlalchemy import event, insert, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
 from annotate import labeling, storage  # noqa: E402
@@ -86,20 +88,34 @@ def seed(url: str, items: int, annotators: int, overlap: int) -> None:
     engine.dispose()
 
 
+_PIDS: weakref.WeakKeyDictionary[Engine, set[int]] = weakref.WeakKeyDictionary()
+
+
+def track_backends(engine: Engine) -> Engine:
+    """Record the backend process id of every connection `engine` opens from now on."""
+    if engine.dialect.name == "postgresql":
+        pids = _PIDS.setdefault(engine, set())
+
+        @event.listens_for(engine, "connect")
+        def _opened(dbapi_conn: Any, _record: Any) -> None:
+            pids.add(dbapi_conn.info.backend_pid)
+
+    return engine
+
+
 def backend_cpu_ms(engine: Engine) -> float | None:
-    """CPU so far of every backend serving this database (ms), or None if /proc cannot tell."""
-    if engine.dialect.name != "postgresql":
+    """CPU so far of the PostgreSQL backends of `engine`'s own connections (ms; see
+    `track_backends`), or None if /proc cannot tell. Only its own: other clients of the same
+    database (a parallel test run) start and end backends, whose CPU would come and go."""
+    pids = _PIDS.get(engine)
+    if engine.dialect.name != "postgresql" or not pids:
         return None
-    with engine.connect() as conn:
-        pids = conn.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        ).scalars()
-        total = 0
-        for pid in pids:
-            try:
-                total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                return None
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
     return total / 1e6
 
 
@@ -107,7 +123,7 @@ class Claims:
     """One campaign of one size: its engine, annotators and the claims timed so far."""
 
     def __init__(self, url: str, annotators: int) -> None:
-        self.engine = db.make_engine(url)
+        self.engine = track_backends(db.make_engine(url))
         with db.session_scope(self.engine) as s:
             self.campaign = storage.get_campaign(session=s, name="scale")
             self.users = [storage.get_user(session=s, name=f"w{n:02d}") for n in range(annotators)]

@@ -4,7 +4,7 @@ to the same campaign, and the server's CPU only where the backends can be read."
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import select
 
 from annotate.storage import db
@@ -37,4 +37,26 @@ def test_rounds_add_claims_and_labels(db_url: str) -> None:
         else:  # a server on another machine: its backends cannot be read from here
             assert server == [None] * 6 and "server" not in line
     finally:
+        run.engine.dispose()
+
+
+def test_server_cpu_counts_only_the_runs_own_backends(db_url: str) -> None:
+    # Another client of the same database (a parallel test's) works, then leaves: its
+    # backend's CPU must neither count nor vanish from the run's figure (a negative delta).
+    seed(db_url, 4, 1, 1)
+    run = Claims(db_url, 1)
+    other = db.make_engine(db_url)
+    try:
+        if run.engine.dialect.name != "postgresql":
+            assert backend_cpu_ms(run.engine) is None
+            return
+        with other.connect() as conn:
+            conn.execute(text("SELECT count(*) FROM generate_series(1, 3000000)")).one()
+            before = backend_cpu_ms(run.engine)
+        other.dispose()  # its backend exits
+        after = backend_cpu_ms(run.engine)
+        assert before is not None and after is not None
+        assert 0 <= after - before < 50
+    finally:
+        other.dispose()
         run.engine.dispose()
