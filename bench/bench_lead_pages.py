@@ -407,15 +407,20 @@ def main() -> None:
             f"setup: {args.items:,} items x 3 labels in {time.perf_counter() - started:.0f} s "
             f"({built}); load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs"
         )
-        for code in codes:
+        for n, code in enumerate(codes):
             args.code = code
             print(f"code served: {code}")
             for page in args.pages.split(","):
                 # Each server gets its own copy: no run profits from a snapshot or labels
-                # another one left behind.
-                copy = Path(tmp) / "pages.db"
+                # another one left behind. A new name each time: a stopped server may leave
+                # its write-ahead log beside the file, which SQLite would apply to a new copy.
+                copy = Path(tmp) / f"pages-{n}-{page}.db"
                 shutil.copyfile(built, copy)
-                report(measure(page, args, f"sqlite:///{copy}", people))
+                try:
+                    report(measure(page, args, f"sqlite:///{copy}", people))
+                finally:
+                    for leftover in (copy, *copy.parent.glob(copy.name + "-*")):
+                        leftover.unlink(missing_ok=True)
 
 
 def prepare(path: Path, n_items: int) -> tuple[dict[str, int], list[int]]:
