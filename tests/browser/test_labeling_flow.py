@@ -211,3 +211,42 @@ def test_demo_command_serves_the_seed_prompts(tmp_path: Path, guarded: Guarded) 
         assert guarded.blocked == []
     finally:
         demo.stop()
+
+
+def test_the_form_comes_back_after_another_page(server: Server, guarded: Guarded) -> None:
+    # Later answers name the schema's description by its id only: leaving Label for My work and
+    # coming back (the same session, the form mounted again) must still give a whole form.
+    page = guarded.page
+    sign_in(page, server.url, "bob")
+    page.wait_for_selector(".lf[data-state=ready]")
+    labeled: dict[str, dict[str, Any]] = {}
+    for labels in (LABEL_SETS[0], LABEL_SETS[1]):
+        current = item_on_form(page)
+        type_labels(page, labels)
+        submit_and_wait(page)
+        labeled[current] = expected_labels(labels)
+    page.get_by_role("link", name="My work").click()
+    page.wait_for_selector("[class*='st-key-row-']")
+    page.get_by_role("link", name="Label").click()
+    page.wait_for_selector(".lf[data-state=ready]")
+    # The link just clicked has the focus: the form takes the keys, Tab included.
+    current = item_on_form(page)
+    type_labels(page, LABEL_SETS[2])
+    submit_and_wait(page)
+    labeled[current] = expected_labels(LABEL_SETS[2])
+    assert guarded.blocked == []
+
+    ids = item_ids(server.database_url)
+    engine = db.make_engine(server.database_url)
+    try:
+        with Session(engine) as s:
+            bob = s.exec(select(User).where(User.name == "bob")).one()
+            rows = s.exec(
+                select(Annotation, Item)
+                .join(Item, col(Item.id) == Annotation.item_id)
+                .where(Annotation.user_id == bob.id)
+            ).all()
+            stored = {item.external_id: ann.labels for ann, item in rows}
+    finally:
+        engine.dispose()
+    assert stored == {ids[handle]: labels for handle, labels in labeled.items()}

@@ -393,6 +393,11 @@ function onKey(e) {
   if (handle(k)) { e.preventDefault(); e.stopImmediatePropagation(); }
 }
 
+function leftOutside(el) {
+  if (!el || el === document.body || el === document.documentElement) return false;
+  if (S.inst && (el === S.inst.host || S.inst.host.contains(el))) return false;
+  return !(el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName));
+}
 function inside(e) { return S.inst && e.composedPath().includes(S.inst.host); }
 function isForeignInput(e) {  // another widget's text box: its keys are not ours
   const t = e.composedPath()[0];
@@ -450,6 +455,10 @@ export default function (component) {
   const rebuild = !S.inst || S.inst.root !== parentElement || S.form?.id !== data.form.id;
   S.inst = { root: parentElement, host, trigger: setTriggerValue, box: S.inst?.box };
   if (rebuild) { if (data.form.fields) S.form = data.form; build(parentElement); }
+  // Mounted anew (first load, or back from another page): a link or button just clicked keeps
+  // the focus, and Tab would go through the page's links instead of the fields. Take the keys
+  // back, unless the annotator is typing in another widget's text box.
+  if (rebuild && leftOutside(document.activeElement)) document.activeElement.blur();
   const fresh = !S.item || S.item.assignment !== data.item.assignment;
   const seq = data.feedback ? data.feedback.seq : -1;
   if (fresh) {
