@@ -20,6 +20,7 @@ import streamlit as st
 from annotate import review
 from annotate.app import figure_process, lead, warm_figures
 from annotate.app.context import AppContext
+from annotate.app.dashboard_figures import items_of
 from annotate.app.render import plain
 from annotate.app.warm_figures import Served, Wanted
 from annotate.review.figures import ReportFilters
@@ -143,7 +144,7 @@ def order(
         "queue_items",
         (lead.filters_key(filters),),
         key,
-        queue_items_of(ctx, table, lead.filters_key(filters)),
+        items_of(ctx, table, lead.filters_key(filters)),
         adjudications=False,
         spinner="Ordering the queue…",
         block=block,
@@ -173,16 +174,9 @@ def lead_figures(ctx: AppContext, table: LabelTable) -> list[Wanted]:
     a lead opens the page."""
     fkey = lead.filters_key(ReportFilters())
     return [
-        Wanted("queue_items", (fkey,), queue_items_of(ctx, table, fkey), adjudications=False),
+        Wanted("queue_items", (fkey,), items_of(ctx, table, fkey), adjudications=False),
         Wanted("suggestions", (), suggestions_of(ctx, table), adjudications=False),
     ]
-
-
-@figure_process.recipe
-def queue_items_of(ctx: AppContext, table: LabelTable, fkey: str) -> Callable[[], pd.DataFrame]:
-    """Each item's disagreement under the filters `fkey` (`lead.filters_key`)."""
-    filters = ReportFilters.model_validate_json(fkey)
-    return lambda: review.item_disagreement(table, actor=ctx.user, filters=filters)
 
 
 @figure_process.recipe
